@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what the tests need when it is missing: Debian's prometheus (server and
+# promtool) and chromium, helm and pint (Go module proxy), pytest (PyPI).
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TOOLS="$PWD/.test-tools"
+mkdir -p "$TOOLS/bin"
+
+need_apt=()
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  echo "setup: installing Debian packages: ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+# The Debian package starts a system Prometheus; the tests start their own on loopback ports.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
+
+export GOBIN="$TOOLS/bin"
+export GOFLAGS="${GOFLAGS:-} -mod=mod"
+if [ ! -x "$GOBIN/helm" ]; then
+  echo "setup: go install helm"
+  go install helm.sh/helm/v3/cmd/helm@v3.21.4
+fi
+if [ ! -x "$GOBIN/pint" ]; then
+  echo "setup: go install pint"
+  go install github.com/cloudflare/pint/cmd/pint@v0.87.0 || echo "setup: pint could not be installed; its check will say it was skipped"
+fi
+
+if ! python3 -c 'import pytest' >/dev/null 2>&1; then
+  echo "setup: pip install pytest"
+  python3 -m pip install -q 'pytest>=7,<9'
+fi
+echo "setup: tools ready"

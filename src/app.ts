@@ -1,0 +1,104 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Config } from './config/config.js';
+import type { Collector, CollectorDefinition, CollectorDeps } from './core/collector.js';
+import { describeError } from './core/errors.js';
+import { createLogger, type Logger } from './core/logger.js';
+import { Scheduler } from './core/scheduler.js';
+import { SampleStore } from './core/store.js';
+import { healthPlugin } from './http/health.js';
+import { landingPlugin } from './http/landing.js';
+import { metricsPlugin } from './http/metrics.js';
+import { VERSION } from './version.js';
+
+/** Seams for tests and benchmarks; production uses the defaults. */
+export interface AppDeps {
+  readonly logger?: Logger;
+  readonly now?: () => number;
+  readonly processMetrics?: boolean;
+}
+
+/** A built, not yet listening exporter. */
+export interface BuiltApp {
+  readonly app: FastifyInstance;
+  readonly store: SampleStore;
+  readonly scheduler: Scheduler;
+  readonly deps: CollectorDeps;
+  /** Starts background sampling. */
+  start(): void;
+  /** Stops sampling, closes collectors and the HTTP server. */
+  close(): Promise<void>;
+}
+
+/**
+ * A collector whose creation failed (e.g. NVML asked for and missing) keeps retrying its
+ * creation on every sample and fails visibly meanwhile, instead of taking the exporter down.
+ */
+function deferredCollector(def: CollectorDefinition, deps: CollectorDeps, config: Config): Collector {
+  let inner: Collector | undefined;
+  let creating: Promise<Collector> | undefined;
+  return {
+    intervalMs: undefined,
+    async sample(batch, signal) {
+      if (!inner) {
+        creating ??= Promise.resolve(def.create(deps, config.flags)).finally(() => (creating = undefined));
+        inner = await creating;
+      }
+      return inner.sample(batch, signal);
+    },
+    close: async () => inner?.close?.(),
+  };
+}
+
+/** Builds the exporter: store, collectors, scheduler and HTTP routes. Never listens. */
+export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<BuiltApp> {
+  const logger = appDeps.logger ?? createLogger(config.logLevel);
+  const now = appDeps.now ?? Date.now;
+  const store = new SampleStore({ now, processMetrics: appDeps.processMetrics ?? true });
+  const deps: CollectorDeps = { logger, store, now, shared: new Map() };
+  const scheduler = new Scheduler({ store, logger, intervalMs: config.intervalMs, staleAfterMs: config.staleAfterMs, now });
+
+  const build = store.batch('exporter:build');
+  build.info('ds_exporter_build_info', { version: VERSION, node_version: process.version });
+  store.commit(build);
+
+  for (const def of config.collectors) {
+    let collector: Collector;
+    try {
+      collector = await def.create(deps, config.flags);
+    } catch (err) {
+      logger.error('collector could not start; retrying on every sample', { collector: def.name, err: describeError(err) });
+      collector = deferredCollector(def, deps, config);
+    }
+    scheduler.add(def.name, collector);
+  }
+
+  const app = Fastify({ logger: false, return503OnClosing: true });
+  app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status >= 500) logger.error('request failed', { err: describeError(err) });
+    // Never leak stack traces; 4xx messages name what was wrong.
+    void reply.code(status).send({ error: status >= 500 ? 'internal error' : err.message });
+  });
+  await app.register(metricsPlugin, { store });
+  await app.register(healthPlugin, { scheduler, store });
+  await app.register(landingPlugin, {
+    version: VERSION,
+    gpuSource: () => String(deps.shared.get('gpu.source') ?? 'none'),
+    collectors: scheduler.collectorNames,
+  });
+
+  let closed = false;
+  return {
+    app,
+    store,
+    scheduler,
+    deps,
+    start: () => scheduler.start(),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await app.close();
+      await scheduler.stop();
+    },
+  };
+}

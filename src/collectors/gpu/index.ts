@@ -1,0 +1,135 @@
+import type { Flags } from '../../config/flags.js';
+import type { Collector, CollectorDefinition, CollectorDeps } from '../../core/collector.js';
+import { describeError, SourceError } from '../../core/errors.js';
+import type { Batch } from '../../core/store.js';
+import { getSimHost } from '../../sim/shared.js';
+import { simulatedGpuSource } from './simulated.js';
+import type { GpuReading, GpuSource } from './source.js';
+
+type SourceKind = GpuSource['kind'];
+
+/** Opens NVML or nvidia-smi; each throws a SourceError saying why it cannot be used. */
+export type SourceOpener = (flags: Flags, deps: CollectorDeps) => Promise<GpuSource>;
+
+/** Real sources by kind; filled in by the NVML and nvidia-smi modules. */
+export const realSources: Partial<Record<Exclude<SourceKind, 'simulated'>, SourceOpener>> = {};
+
+/**
+ * Picks the GPU source: the one asked for, or with `auto` NVML (library loads and sees
+ * at least one GPU), then nvidia-smi, then the simulator with a loud warning.
+ */
+export async function openGpuSource(flags: Flags, deps: CollectorDeps): Promise<GpuSource> {
+  const wanted = (flags.string('gpu.source') ?? 'auto') as SourceKind | 'auto';
+  if (wanted === 'simulated') return simulatedGpuSource(getSimHost(deps, flags), deps.now);
+  const order: Array<Exclude<SourceKind, 'simulated'>> = wanted === 'auto' ? ['nvml', 'nvidia-smi'] : [wanted];
+  const reasons: string[] = [];
+  for (const kind of order) {
+    const open = realSources[kind];
+    if (!open) {
+      reasons.push(`${kind}: not available in this build`);
+      continue;
+    }
+    try {
+      return await open(flags, deps);
+    } catch (err) {
+      reasons.push(`${kind}: ${describeError(err)}`);
+    }
+  }
+  if (wanted !== 'auto') throw new SourceError(`GPU source ${wanted} cannot be used: ${reasons.join('; ')}`);
+  deps.logger.warn('NO GPU SOURCE FOUND: SERVING SIMULATED GPUs. These values are not real. Pass --gpu.source=nvml or --gpu.source=nvidia-smi to fail instead.', { reasons: reasons.join('; ') });
+  return simulatedGpuSource(getSimHost(deps, flags), deps.now);
+}
+
+interface Accumulators {
+  busy: number;
+  energy: number;
+  lastEnergyReading?: number;
+  lastReadMs?: number;
+}
+
+/**
+ * Maps GPU readings to metrics. Counters the sources cannot give directly (busy time,
+ * energy) are integrated here and kept per UUID, so a GPU that is lost and comes back
+ * continues its counters.
+ */
+export class GpuMetrics {
+  private readonly acc = new Map<string, Accumulators>();
+  constructor(private readonly now: () => number, private readonly intervalMs: number) {}
+
+  write(batch: Batch, readings: readonly GpuReading[], sourceKind: string): void {
+    batch.info('ds_exporter_gpu_source_info', { source: sourceKind });
+    const nowMs = this.now();
+    for (const r of readings) {
+      const d = r.device;
+      const id = { gpu: String(d.index), uuid: d.uuid };
+      batch.info('ds_gpu_info', { ...id, name: d.name, pci_bus_id: d.pciBusId, driver_version: d.driverVersion, mig_mode: d.migMode });
+      batch.gauge('ds_gpu_up', id, r.up ? 1 : 0);
+      let a = this.acc.get(d.uuid);
+      if (!a) this.acc.set(d.uuid, (a = { busy: 0, energy: 0 }));
+      // Integrate over at most two intervals: a gap longer than that (GPU lost) is unknown time, not idle time.
+      const elapsedS = a.lastReadMs === undefined ? 0 : Math.min(nowMs - a.lastReadMs, 2 * this.intervalMs) / 1000;
+      a.lastReadMs = nowMs;
+      if (!r.up) continue;
+      const g = (name: string, v: number | undefined) => {
+        if (v !== undefined) batch.gauge(name, id, v);
+      };
+      g('ds_gpu_utilization_ratio', r.utilization);
+      g('ds_gpu_memory_controller_utilization_ratio', r.memoryControllerUtilization);
+      if (r.busySecondsDelta !== undefined) a.busy += Math.max(0, r.busySecondsDelta);
+      else if (r.utilization !== undefined) a.busy += r.utilization * elapsedS;
+      if (r.busySecondsDelta !== undefined || r.utilization !== undefined) batch.counter('ds_gpu_busy_seconds_total', id, a.busy);
+      g('ds_gpu_memory_used_bytes', r.memoryUsedBytes);
+      g('ds_gpu_memory_free_bytes', r.memoryFreeBytes);
+      g('ds_gpu_memory_total_bytes', r.memoryTotalBytes);
+      if (r.memoryUsedBytes !== undefined && r.memoryTotalBytes) g('ds_gpu_memory_utilization_ratio', r.memoryUsedBytes / r.memoryTotalBytes);
+      g('ds_gpu_power_watts', r.powerWatts);
+      g('ds_gpu_power_limit_watts', r.powerLimitWatts);
+      if (r.energyJoules !== undefined) {
+        if (a.lastEnergyReading !== undefined && r.energyJoules >= a.lastEnergyReading) a.energy += r.energyJoules - a.lastEnergyReading;
+        a.lastEnergyReading = r.energyJoules;
+        batch.counter('ds_gpu_energy_joules_total', id, a.energy);
+      } else if (r.powerWatts !== undefined) {
+        a.energy += r.powerWatts * elapsedS;
+        batch.counter('ds_gpu_energy_joules_total', id, a.energy);
+      }
+      g('ds_gpu_temperature_celsius', r.temperatureCelsius);
+      g('ds_gpu_memory_temperature_celsius', r.memoryTemperatureCelsius);
+      g('ds_gpu_sm_clock_hertz', r.smClockHz);
+      g('ds_gpu_memory_clock_hertz', r.memoryClockHz);
+      for (const [reason, active] of Object.entries(r.throttleReasons ?? {})) {
+        batch.gauge('ds_gpu_clock_throttle_active', { ...id, reason }, active ? 1 : 0);
+      }
+      if (r.pcieTxBytesPerSecond !== undefined) batch.gauge('ds_gpu_pcie_throughput_bytes_per_second', { ...id, direction: 'tx' }, r.pcieTxBytesPerSecond);
+      if (r.pcieRxBytesPerSecond !== undefined) batch.gauge('ds_gpu_pcie_throughput_bytes_per_second', { ...id, direction: 'rx' }, r.pcieRxBytesPerSecond);
+      if (r.nvlinkTxBytes !== undefined) batch.counter('ds_gpu_nvlink_bytes_total', { ...id, direction: 'tx' }, r.nvlinkTxBytes);
+      if (r.nvlinkRxBytes !== undefined) batch.counter('ds_gpu_nvlink_bytes_total', { ...id, direction: 'rx' }, r.nvlinkRxBytes);
+      if (r.eccCorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', { ...id, type: 'corrected' }, r.eccCorrected);
+      if (r.eccUncorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', { ...id, type: 'uncorrected' }, r.eccUncorrected);
+      for (const [xid, n] of r.xidCounts ?? []) batch.counter('ds_gpu_xid_errors_total', { ...id, xid: String(xid) }, n);
+    }
+  }
+}
+
+/** The GPU collector: one source (NVML, nvidia-smi or simulated), one set of metric names. */
+export const gpuCollector: CollectorDefinition = {
+  name: 'gpu',
+  description: 'GPU utilization, memory, power, temperature, clocks, throttling, ECC, XID, PCIe and NVLink',
+  defaultEnabled: true,
+  flags: [
+    { name: 'gpu.source', type: 'enum', choices: ['auto', 'nvml', 'nvidia-smi', 'simulated'], default: 'auto', help: 'Where GPU metrics come from: auto tries NVML, then nvidia-smi, then the simulator (with a loud warning).' },
+    { name: 'nvml.library', type: 'string', default: 'libnvidia-ml.so.1', help: 'Path or name of the NVML shared library.' },
+    { name: 'nvidia-smi.path', type: 'string', default: 'nvidia-smi', help: 'Path of the nvidia-smi executable.' },
+  ],
+  async create(deps: CollectorDeps, flags: Flags): Promise<Collector> {
+    const source = await openGpuSource(flags, deps);
+    const metrics = new GpuMetrics(deps.now, flags.number('sample.interval') ?? 1000);
+    deps.shared.set('gpu.source', source.kind);
+    return {
+      async sample(batch, signal) {
+        const readings = await source.read(signal);
+        metrics.write(batch, readings, source.kind);
+      },
+      close: () => source.close(),
+    };
+  },
+};

@@ -1,0 +1,44 @@
+import type { SimHost } from '../../sim/host.js';
+import type { GpuReading, GpuSource } from './source.js';
+
+/** The GPUs of a simulated host, read like a real source. */
+export function simulatedGpuSource(host: SimHost, now: () => number): GpuSource {
+  const lastBusy = new Map<number, number>();
+  return {
+    kind: 'simulated',
+    async read(): Promise<GpuReading[]> {
+      host.advanceTo(now());
+      return host.gpus.map((g) => {
+        const prev = lastBusy.get(g.index) ?? g.busySeconds;
+        lastBusy.set(g.index, g.busySeconds);
+        return {
+        device: { index: g.index, uuid: g.uuid, name: g.name, pciBusId: g.pciBusId, driverVersion: '590.48.01', migMode: 'Disabled' },
+        up: true,
+        utilization: g.utilization,
+        memoryControllerUtilization: g.memoryControllerUtilization,
+        memoryUsedBytes: g.memoryUsedBytes,
+        memoryTotalBytes: g.memoryTotalBytes,
+        memoryFreeBytes: g.memoryTotalBytes - g.memoryUsedBytes,
+        powerWatts: g.powerWatts,
+        powerLimitWatts: g.powerLimitWatts,
+        energyJoules: g.energyJoules,
+        temperatureCelsius: g.temperatureCelsius,
+        memoryTemperatureCelsius: g.memoryTemperatureCelsius,
+        smClockHz: g.smClockHz,
+        memoryClockHz: g.memoryClockHz,
+        throttleReasons: { ...g.throttle },
+        pcieTxBytesPerSecond: g.pcieTxBytesPerSecond,
+        pcieRxBytesPerSecond: g.pcieRxBytesPerSecond,
+        nvlinkTxBytes: g.nvlinkTxBytes,
+        nvlinkRxBytes: g.nvlinkRxBytes,
+        eccCorrected: g.eccCorrected,
+        eccUncorrected: g.eccUncorrected,
+        xidCounts: new Map(g.xid),
+        // The simulator knows its exact integral: report it like NVML's sample buffer would.
+        busySecondsDelta: g.busySeconds - prev,
+      };
+      });
+    },
+    async close() {},
+  };
+}

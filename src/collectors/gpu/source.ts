@@ -1,0 +1,55 @@
+/** Identity of one GPU (or MIG instance). */
+export interface GpuDevice {
+  readonly index: number;
+  readonly uuid: string;
+  readonly name: string;
+  readonly pciBusId: string;
+  readonly driverVersion: string;
+  /** "Enabled", "Disabled" or "N/A". */
+  readonly migMode: string;
+}
+
+/**
+ * One GPU as read by a source. A field left undefined means the source cannot see it
+ * on this GPU (not supported, no permission, missing symbol): that metric is absent,
+ * never zero.
+ */
+export interface GpuReading {
+  readonly device: GpuDevice;
+  /** False when the GPU is lost or failing; its other fields are then ignored. */
+  readonly up: boolean;
+  readonly utilization?: number;
+  readonly memoryControllerUtilization?: number;
+  /** Busy seconds the source measured itself since its previous read (NVML sample buffer). */
+  readonly busySecondsDelta?: number;
+  readonly memoryUsedBytes?: number;
+  readonly memoryFreeBytes?: number;
+  readonly memoryTotalBytes?: number;
+  readonly powerWatts?: number;
+  readonly powerLimitWatts?: number;
+  /** The device's own energy counter in joules (monotonic since driver load). */
+  readonly energyJoules?: number;
+  readonly temperatureCelsius?: number;
+  readonly memoryTemperatureCelsius?: number;
+  readonly smClockHz?: number;
+  readonly memoryClockHz?: number;
+  /** Clock-event (throttle) reasons and whether each is active. */
+  readonly throttleReasons?: Readonly<Record<string, boolean>>;
+  readonly pcieTxBytesPerSecond?: number;
+  readonly pcieRxBytesPerSecond?: number;
+  /** NVLink byte counters summed over links (monotonic). */
+  readonly nvlinkTxBytes?: number;
+  readonly nvlinkRxBytes?: number;
+  /** Volatile ECC counters (monotonic while the driver is loaded). */
+  readonly eccCorrected?: number;
+  readonly eccUncorrected?: number;
+  /** XID counts by code, cumulative since the source opened. */
+  readonly xidCounts?: ReadonlyMap<number, number>;
+}
+
+/** NVML, nvidia-smi and the simulator behind one narrow interface. */
+export interface GpuSource {
+  readonly kind: 'nvml' | 'nvidia-smi' | 'simulated';
+  read(signal: AbortSignal): Promise<GpuReading[]>;
+  close(): Promise<void>;
+}

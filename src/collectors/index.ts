@@ -1,0 +1,6 @@
+import type { CollectorDefinition } from '../core/collector.js';
+import { gpuCollector } from './gpu/index.js';
+import { simCollector } from './sim/index.js';
+
+/** Every collector kind, by name. Order is the order of `--help`. */
+export const collectorDefinitions: readonly CollectorDefinition[] = [gpuCollector, simCollector];

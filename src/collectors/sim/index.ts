@@ -1,0 +1,69 @@
+import type { CollectorDefinition } from '../../core/collector.js';
+import type { Batch } from '../../core/store.js';
+import type { SimHost } from '../../sim/host.js';
+import { getSimHost } from '../../sim/shared.js';
+
+/** Everything but the GPUs of a simulated host: engine, allocator, training, peers, collectives, pods. */
+export function writeSimHost(batch: Batch, host: SimHost): void {
+  const engine = 'vllm';
+  const model = host.model;
+  batch.gauge('ds_engine_up', { target: 'sim://vllm/metrics', engine }, 1);
+  batch.gauge('ds_serving_throughput_tokens_per_second', { engine, model, phase: 'prompt' }, host.tokensPerSecond.prompt);
+  batch.gauge('ds_serving_throughput_tokens_per_second', { engine, model, phase: 'generation' }, host.tokensPerSecond.generation);
+  for (const [outcome, n] of Object.entries(host.requests)) batch.counter('ds_serving_requests_total', { engine, model, outcome }, Math.floor(n));
+  batch.gauge('ds_serving_requests_running', { engine, model }, host.running);
+  batch.gauge('ds_serving_requests_waiting', { engine, model }, host.waiting);
+  batch.gauge('ds_serving_kv_cache_usage_ratio', { engine, model }, host.kvCache);
+  for (const percentile of ['p50', 'p90', 'p99'] as const) {
+    batch.gauge('ds_serving_time_to_first_token_seconds', { engine, model, percentile }, host.ttft[percentile]);
+    batch.gauge('ds_serving_inter_token_latency_seconds', { engine, model, percentile }, host.itl[percentile]);
+    batch.gauge('ds_serving_e2e_request_latency_seconds', { engine, model, percentile }, host.e2e[percentile]);
+  }
+  for (const g of host.gpus) {
+    const l = { gpu: String(g.index), uuid: g.uuid, pid: String(g.pid), job: g.pod?.container === 'jupyter' ? 'notebook' : 'vllm-serve' };
+    batch.gauge('ds_allocator_reserved_bytes', l, g.allocReserved);
+    batch.gauge('ds_allocator_allocated_bytes', l, g.allocAllocated);
+    batch.gauge('ds_allocator_inactive_split_bytes', l, g.allocInactiveSplit);
+    batch.gauge('ds_allocator_largest_free_block_bytes', l, g.allocLargestFree);
+    batch.gauge('ds_gpu_memory_fragmentation_ratio', l, g.allocReserved > 0 ? (g.allocReserved - g.allocAllocated) / g.allocReserved : 0);
+    batch.counter('ds_allocator_alloc_retries_total', l, g.allocRetries);
+    batch.counter('ds_allocator_ooms_total', l, g.allocOoms);
+    if (g.pod) batch.info('ds_gpu_allocation_info', { gpu: String(g.index), uuid: g.uuid, ...g.pod });
+  }
+  for (let rank = 0; rank < 2; rank++) {
+    const l = { job: host.job, rank: String(rank) };
+    batch.gauge('ds_training_throughput_samples_per_second', l, host.trainingSamplesPerSecond / 2);
+    batch.counter('ds_training_samples_total', l, Math.floor(host.trainingSamples / 2));
+    batch.counter('ds_training_steps_total', l, host.trainingSteps);
+  }
+  for (const p of host.peers) {
+    const l = { peer: p.peer };
+    for (const rtt of host.peerObservations(p, 2)) batch.observe('ds_comm_peer_latency_seconds', l, rtt);
+    batch.gauge('ds_comm_peer_up', l, p.up ? 1 : 0);
+    batch.gauge('ds_comm_peer_loss_ratio', l, 0);
+    batch.gauge('ds_comm_peer_last_rtt_seconds', l, p.lastRttSeconds);
+  }
+  for (const c of host.collectiveObservations()) batch.observe('ds_comm_collective_latency_seconds', { op: c.op, job: host.job }, c.seconds);
+}
+
+/** The simulated rest of the host; on with --simulate. */
+export const simCollector: CollectorDefinition = {
+  name: 'sim',
+  description: 'simulated engine, allocator, training job, peers and collectives (--simulate)',
+  defaultEnabled: false,
+  flags: [
+    { name: 'simulate', type: 'bool', default: false, help: 'Simulate the whole host (GPUs, engine, allocator, peers) for demos and tests; implies --gpu.source=simulated.' },
+    { name: 'simulate.gpus', type: 'int', default: '8', min: 0, max: 1024, help: 'Number of simulated GPUs.' },
+    { name: 'simulate.peers', type: 'int', default: '4', min: 0, max: 5000, help: 'Number of simulated peers.' },
+    { name: 'simulate.seed', type: 'int', default: '1', help: 'Seed of the simulation; the same seed gives the same values.' },
+  ],
+  create(deps, flags) {
+    const host = getSimHost(deps, flags);
+    return {
+      async sample(batch) {
+        host.advanceTo(deps.now());
+        writeSimHost(batch, host);
+      },
+    };
+  },
+};

@@ -1,0 +1,290 @@
+import { gzipSync } from 'node:zlib';
+import client from 'prom-client';
+import { catalog as defaultCatalog, findMetric, type MetricDef } from '../catalog/index.js';
+
+/** Label values by label name. */
+export type Labels = Readonly<Record<string, string>>;
+
+type PromMetric = client.Gauge<string> | client.Counter<string> | client.Histogram<string>;
+
+interface Family {
+  readonly def: MetricDef;
+  readonly metric: PromMetric;
+}
+
+interface Series {
+  readonly family: Family;
+  readonly labels: Labels;
+  /** Last gauge value or counter total. */
+  value: number;
+  /** Histogram observations seen by this process (snapshot only). */
+  count: number;
+  sum: number;
+}
+
+interface Owner {
+  readonly name: string;
+  readonly series: Map<string, Series>;
+  lastCommit: number;
+  staleAfterMs: number;
+}
+
+type Entry =
+  | { kind: 'gauge'; name: string; labels: Labels; value: number }
+  | { kind: 'counter'; name: string; labels: Labels; value: number }
+  | { kind: 'observe'; name: string; labels: Labels; value: number }
+  | { kind: 'keep'; name: string; labels: Labels; value: number };
+
+/**
+ * What one collector wrote during one sample. Nothing reaches the store until the
+ * scheduler commits it after a successful sample, so a failing sample loses nothing
+ * already served and half-written samples are never exposed.
+ */
+export class Batch {
+  /** @internal */ readonly entries: Entry[] = [];
+  constructor(readonly collector: string) {}
+
+  /** Sets a gauge (or an info metric, whose value must be 1). NaN values are dropped. */
+  gauge(name: string, labels: Labels, value: number): this {
+    if (!Number.isNaN(value)) this.entries.push({ kind: 'gauge', name, labels, value });
+    return this;
+  }
+
+  /** Sets an info metric (value 1). */
+  info(name: string, labels: Labels): this {
+    this.entries.push({ kind: 'gauge', name, labels, value: 1 });
+    return this;
+  }
+
+  /** Sets a counter to `total`, a monotonic value the collector keeps; a drop is treated as a reset. */
+  counter(name: string, labels: Labels, total: number): this {
+    if (Number.isFinite(total) && total >= 0) this.entries.push({ kind: 'counter', name, labels, value: total });
+    return this;
+  }
+
+  /** Adds one observation to a histogram. */
+  observe(name: string, labels: Labels, value: number): this {
+    if (Number.isFinite(value)) this.entries.push({ kind: 'observe', name, labels, value });
+    return this;
+  }
+
+  /** Keeps a histogram series alive without a new observation in this sample. */
+  keep(name: string, labels: Labels): this {
+    this.entries.push({ kind: 'keep', name, labels, value: 0 });
+    return this;
+  }
+}
+
+/** A rendered exposition body, cached until the next commit. */
+export interface Rendered {
+  readonly body: Buffer;
+  readonly contentType: string;
+  gzip(): Buffer;
+}
+
+/** JSON view of the current samples (`/api/v1/snapshot`). */
+export interface Snapshot {
+  readonly timestamp: number;
+  readonly metrics: Record<string, Array<{ labels: Labels; value: number; count?: number; sum?: number }>>;
+}
+
+export interface StoreOptions {
+  readonly now?: () => number;
+  readonly catalog?: readonly MetricDef[];
+  /** Register prom-client's process and Node.js metrics (off in unit tests for stable output). */
+  readonly processMetrics?: boolean;
+  /** Re-render at least this often even without commits, so process metrics move. */
+  readonly maxCacheAgeMs?: number;
+}
+
+/**
+ * The sample store: last value per series, owned by the collector that wrote it.
+ * prom-client holds the values and writes the exposition; this class decides which
+ * series exist (snapshot semantics per collector, staleness) and caches the rendering.
+ */
+export class SampleStore {
+  private readonly now: () => number;
+  private readonly defs: Map<string, MetricDef>;
+  private readonly families = new Map<string, Family>();
+  private readonly owners = new Map<string, Owner>();
+  private readonly maxCacheAgeMs: number;
+  readonly textRegistry = new client.Registry();
+  readonly omRegistry = new client.Registry<typeof client.openMetricsContentType>();
+  private generation = 0;
+  private readonly cache = new Map<string, { generation: number; at: number; promise: Promise<Rendered> }>();
+  private snapshotCache?: { generation: number; snapshot: Snapshot };
+
+  constructor(opts: StoreOptions = {}) {
+    this.now = opts.now ?? Date.now;
+    this.defs = new Map((opts.catalog ?? defaultCatalog).map((d) => [d.name, d]));
+    this.maxCacheAgeMs = opts.maxCacheAgeMs ?? 1000;
+    this.omRegistry.setContentType(client.openMetricsContentType);
+    if (opts.processMetrics) {
+      client.collectDefaultMetrics({ register: this.textRegistry });
+      client.collectDefaultMetrics({ register: this.omRegistry });
+    }
+  }
+
+  /** A new empty batch for `collector`. */
+  batch(collector: string): Batch {
+    return new Batch(collector);
+  }
+
+  /** Sets how long the series of `collector` survive without a successful commit. */
+  setStaleAfter(collector: string, ms: number): void {
+    this.owner(collector).staleAfterMs = ms;
+  }
+
+  /**
+   * Applies a successful sample: its series replace all series the collector had;
+   * series it no longer reports disappear at once. Throws (and changes nothing) when
+   * the batch names a metric or label outside the catalog.
+   */
+  commit(batch: Batch): void {
+    const resolved = batch.entries.map((e) => ({ e, family: this.family(e.name, e.kind), key: this.key(e.name, e.labels) }));
+    const owner = this.owner(batch.collector);
+    const seen = new Set<string>();
+    for (const { e, family, key } of resolved) {
+      seen.add(key);
+      let s = owner.series.get(key);
+      if (!s) {
+        s = { family, labels: e.labels, value: 0, count: 0, sum: 0 };
+        owner.series.set(key, s);
+      }
+      switch (e.kind) {
+        case 'gauge':
+          (family.metric as client.Gauge<string>).set(e.labels, e.value);
+          s.value = e.value;
+          break;
+        case 'counter': {
+          const delta = e.value >= s.value ? e.value - s.value : e.value;
+          (family.metric as client.Counter<string>).inc(e.labels, delta);
+          s.value = e.value >= s.value ? e.value : s.value + e.value;
+          break;
+        }
+        case 'observe':
+          (family.metric as client.Histogram<string>).observe(e.labels, e.value);
+          s.count++;
+          s.sum += e.value;
+          break;
+        case 'keep':
+          break;
+      }
+    }
+    for (const [key, s] of owner.series) {
+      if (!seen.has(key)) {
+        s.family.metric.remove(s.labels);
+        owner.series.delete(key);
+      }
+    }
+    owner.lastCommit = this.now();
+    this.generation++;
+  }
+
+  /** Removes every series of collectors whose last commit is older than their stale bound. */
+  expire(): number {
+    const now = this.now();
+    let removed = 0;
+    for (const owner of this.owners.values()) {
+      if (owner.series.size === 0 || now - owner.lastCommit <= owner.staleAfterMs) continue;
+      for (const s of owner.series.values()) s.family.metric.remove(s.labels);
+      removed += owner.series.size;
+      owner.series.clear();
+    }
+    if (removed > 0) this.generation++;
+    return removed;
+  }
+
+  /** Removes all series of one collector now (e.g. when it is closed). */
+  drop(collector: string): void {
+    const owner = this.owners.get(collector);
+    if (!owner || owner.series.size === 0) return;
+    for (const s of owner.series.values()) s.family.metric.remove(s.labels);
+    owner.series.clear();
+    this.generation++;
+  }
+
+  /** Number of series currently held. */
+  get seriesCount(): number {
+    let n = 0;
+    for (const o of this.owners.values()) n += o.series.size;
+    return n;
+  }
+
+  /** The exposition in `format`, rendered at most once per commit and shared by concurrent scrapes. */
+  render(format: 'text' | 'openmetrics' = 'text'): Promise<Rendered> {
+    const now = this.now();
+    const hit = this.cache.get(format);
+    if (hit && hit.generation === this.generation && now - hit.at < this.maxCacheAgeMs) return hit.promise;
+    const registry = format === 'text' ? this.textRegistry : this.omRegistry;
+    const promise = registry.metrics().then((text): Rendered => {
+      const body = Buffer.from(text);
+      let gz: Buffer | undefined;
+      return { body, contentType: registry.contentType, gzip: () => (gz ??= gzipSync(body, { level: 6 })) };
+    });
+    this.cache.set(format, { generation: this.generation, at: now, promise });
+    promise.catch(() => this.cache.delete(format));
+    return promise;
+  }
+
+  /** Current values as JSON, built at most once per commit. */
+  snapshot(): Snapshot {
+    if (this.snapshotCache?.generation === this.generation) return this.snapshotCache.snapshot;
+    const metrics: Record<string, Array<{ labels: Labels; value: number; count?: number; sum?: number }>> = {};
+    for (const owner of this.owners.values()) {
+      for (const s of owner.series.values()) {
+        const list = (metrics[s.family.def.name] ??= []);
+        list.push(s.family.def.type === 'histogram' ? { labels: s.labels, value: s.count ? s.sum / s.count : 0, count: s.count, sum: s.sum } : { labels: s.labels, value: s.value });
+      }
+    }
+    const snapshot = { timestamp: this.now() / 1000, metrics };
+    this.snapshotCache = { generation: this.generation, snapshot };
+    return snapshot;
+  }
+
+  private owner(name: string): Owner {
+    let o = this.owners.get(name);
+    if (!o) {
+      o = { name, series: new Map(), lastCommit: this.now(), staleAfterMs: Infinity };
+      this.owners.set(name, o);
+    }
+    return o;
+  }
+
+  private key(name: string, labels: Labels): string {
+    const def = this.defs.get(name)!;
+    const keys = Object.keys(labels);
+    if (keys.length !== def.labels.length) {
+      throw new Error(`${name}: labels {${keys.join(',')}} do not match the catalog {${def.labels.join(',')}}`);
+    }
+    let k = name;
+    for (const l of def.labels) {
+      const v = labels[l];
+      if (typeof v !== 'string') throw new Error(`${name}: label "${l}" missing or not a string`);
+      k += '\u0000' + v;
+    }
+    return k;
+  }
+
+  private family(name: string, kind: Entry['kind']): Family {
+    let f = this.families.get(name);
+    if (!f) {
+      const def = this.defs.get(name) ?? findMetric(name);
+      if (!def || !this.defs.has(name)) throw new Error(`metric ${name} is not in the catalog`);
+      const opts = { name: def.name, help: def.help, labelNames: [...def.labels], registers: [this.textRegistry, this.omRegistry] as client.Registry[] };
+      const metric =
+        def.type === 'counter' ? new client.Counter(opts)
+        : def.type === 'histogram' ? new client.Histogram({ ...opts, buckets: [...(def.buckets ?? [])] })
+        : new client.Gauge(opts);
+      f = { def, metric };
+      this.families.set(name, f);
+    }
+    const t = f.def.type;
+    const ok =
+      kind === 'gauge' ? t === 'gauge' || t === 'info'
+      : kind === 'counter' ? t === 'counter'
+      : t === 'histogram';
+    if (!ok) throw new Error(`metric ${name} is a ${t}, written as ${kind}`);
+    return f;
+  }
+}

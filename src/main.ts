@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+import { buildApp } from './app.js';
+import { collectorDefinitions } from './collectors/index.js';
+import { allFlags, loadConfig } from './config/config.js';
+import { formatHelp } from './config/flags.js';
+import { ConfigError, describeError } from './core/errors.js';
+import { createLogger } from './core/logger.js';
+import { VERSION } from './version.js';
+
+const HEADER = `ds-exporter ${VERSION}: Prometheus exporter for GPU hosts that serve or train large models.
+
+Usage: ds-exporter [flags]`;
+
+/** The only place that exits the process. */
+async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(formatHelp(allFlags(collectorDefinitions), HEADER));
+    return 0;
+  }
+  if (argv.includes('--version')) {
+    process.stdout.write(`ds-exporter ${VERSION} (node ${process.version})\n`);
+    return 0;
+  }
+  let config;
+  try {
+    config = loadConfig(argv, process.env);
+    if (config.flags.positional.length > 0) throw new ConfigError(`unexpected argument "${config.flags.positional[0]}" (see --help)`);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ds-exporter: error: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  const built = await buildApp(config, { logger });
+  try {
+    await built.app.listen({ host: config.listenHost, port: config.listenPort });
+  } catch (err) {
+    logger.error('cannot listen', { address: `${config.listenHost}:${config.listenPort}`, err: describeError(err) });
+    await built.close();
+    return 1;
+  }
+  built.start();
+  const addr = built.app.server.address();
+  logger.info('ds-exporter listening', {
+    version: VERSION,
+    address: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : String(addr),
+    gpu_source: String(built.deps.shared.get('gpu.source') ?? 'none'),
+    collectors: built.scheduler.collectorNames.join(','),
+  });
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info('shutting down', { signal });
+      const force = setTimeout(() => resolve(1), 10_000);
+      force.unref();
+      built.close().then(
+        () => resolve(0),
+        (err) => {
+          logger.error('shutdown failed', { err: describeError(err) });
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`ds-exporter: fatal: ${describeError(err)}\n`);
+    process.exit(1);
+  },
+);

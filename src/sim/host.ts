@@ -1,0 +1,229 @@
+import { hash01, mulberry32, smoothNoise } from './random.js';
+
+/** One simulated GPU's state at the current simulated time. */
+export interface SimGpu {
+  readonly index: number;
+  readonly uuid: string;
+  readonly name: string;
+  readonly pciBusId: string;
+  readonly memoryTotalBytes: number;
+  readonly powerLimitWatts: number;
+  utilization: number;
+  memoryControllerUtilization: number;
+  memoryUsedBytes: number;
+  powerWatts: number;
+  temperatureCelsius: number;
+  memoryTemperatureCelsius: number;
+  smClockHz: number;
+  memoryClockHz: number;
+  throttle: Record<string, boolean>;
+  busySeconds: number;
+  memoryBusySeconds: number;
+  energyJoules: number;
+  nvlinkTxBytes: number;
+  nvlinkRxBytes: number;
+  pcieTxBytesPerSecond: number;
+  pcieRxBytesPerSecond: number;
+  eccCorrected: number;
+  eccUncorrected: number;
+  xid: Map<number, number>;
+  /** Allocator of the serving process on this GPU. */
+  allocReserved: number;
+  allocAllocated: number;
+  allocInactiveSplit: number;
+  allocLargestFree: number;
+  allocRetries: number;
+  allocOoms: number;
+  readonly pid: number;
+  readonly pod: { namespace: string; pod: string; container: string } | undefined;
+}
+
+export interface SimPeer {
+  readonly peer: string;
+  readonly baseRttSeconds: number;
+  up: boolean;
+  lastRttSeconds: number;
+  sent: number;
+  lost: number;
+}
+
+export interface SimHostOptions {
+  readonly gpus: number;
+  readonly seed: number;
+  readonly peers: number;
+  /** Simulated time origin, ms. */
+  readonly startMs: number;
+}
+
+export const THROTTLE_REASONS = ['gpu_idle', 'sw_power_cap', 'hw_slowdown', 'sw_thermal_slowdown', 'hw_thermal_slowdown', 'hw_power_brake_slowdown', 'sync_boost', 'applications_clocks_setting'] as const;
+
+const STEP_S = 0.1;
+const GIB = 1024 ** 3;
+const H100_MEM = 81559 * 1024 * 1024;
+
+/**
+ * A whole serving host, simulated: GPUs under a serving engine whose load drifts,
+ * a training job, allocator state, peers and collectives. Time advances in fixed
+ * 100 ms steps from the start, so the same seed and the same elapsed time give the
+ * same values; every counter is the integral of its gauge.
+ */
+export class SimHost {
+  readonly gpus: SimGpu[] = [];
+  readonly peers: SimPeer[] = [];
+  private steps = 0;
+  readonly model = 'deepseek-ai/DeepSeek-V3';
+  readonly job = 'sim-train';
+  /** Engine counters. */
+  promptTokens = 0;
+  generationTokens = 0;
+  requests: Record<'success' | 'error' | 'aborted', number> = { success: 0, error: 0, aborted: 0 };
+  running = 0;
+  waiting = 0;
+  kvCache = 0;
+  ttft = { p50: 0, p90: 0, p99: 0 };
+  itl = { p50: 0, p90: 0, p99: 0 };
+  e2e = { p50: 0, p90: 0, p99: 0 };
+  tokensPerSecond = { prompt: 0, generation: 0 };
+  trainingSamples = 0;
+  trainingSteps = 0;
+  trainingSamplesPerSecond = 0;
+  private readonly rand: () => number;
+
+  constructor(readonly opts: SimHostOptions) {
+    this.rand = mulberry32(opts.seed);
+    for (let i = 0; i < opts.gpus; i++) {
+      const hex = Array.from({ length: 4 }, (_, k) => Math.floor(hash01(opts.seed, i, k) * 0x10000).toString(16).padStart(4, '0'));
+      this.gpus.push({
+        index: i,
+        uuid: `GPU-${hex[0]}${hex[1]}-${hex[2]}-4${hex[3].slice(1)}-8000-${String(i).padStart(12, '0')}`,
+        name: 'NVIDIA H100 80GB HBM3 (simulated)',
+        pciBusId: `00000000:${(0x18 + i * 0x10).toString(16).toUpperCase().padStart(2, '0')}:00.0`,
+        memoryTotalBytes: H100_MEM,
+        powerLimitWatts: 700,
+        utilization: 0, memoryControllerUtilization: 0, memoryUsedBytes: 0, powerWatts: 70,
+        temperatureCelsius: 32, memoryTemperatureCelsius: 30, smClockHz: 345e6, memoryClockHz: 2619e6,
+        throttle: Object.fromEntries(THROTTLE_REASONS.map((r) => [r, false])),
+        busySeconds: 0, memoryBusySeconds: 0, energyJoules: 0, nvlinkTxBytes: 0, nvlinkRxBytes: 0,
+        pcieTxBytesPerSecond: 0, pcieRxBytesPerSecond: 0, eccCorrected: 0, eccUncorrected: 0, xid: new Map(i === 0 ? [[31, 0]] : []),
+        allocReserved: 0, allocAllocated: 0, allocInactiveSplit: 0, allocLargestFree: 0, allocRetries: 0, allocOoms: 0,
+        pid: 4100 + i,
+        // The last GPU of a node is allocated to a notebook that forgot it: idle but allocated.
+        pod: { namespace: 'inference', pod: i === opts.gpus - 1 && opts.gpus > 1 ? 'notebook-7f9c' : 'vllm-deepseek-0', container: i === opts.gpus - 1 && opts.gpus > 1 ? 'jupyter' : 'vllm' },
+      });
+    }
+    for (let p = 0; p < opts.peers; p++) {
+      this.peers.push({ peer: `10.0.${Math.floor(p / 250)}.${(p % 250) + 2}:9842`, baseRttSeconds: 80e-6 + hash01(opts.seed, 99, p) * 250e-6, up: true, lastRttSeconds: 0, sent: 0, lost: 0 });
+    }
+  }
+
+  /** Simulated seconds since the start. */
+  get elapsedSeconds(): number {
+    return this.steps * STEP_S;
+  }
+
+  /** Advances the simulation to wall time `nowMs` (never backwards). */
+  advanceTo(nowMs: number): void {
+    const target = Math.floor((nowMs - this.opts.startMs) / (STEP_S * 1000));
+    // Bound catch-up work after a long pause (e.g. a suspended process).
+    if (target - this.steps > 6000) this.steps = target - 6000;
+    while (this.steps < target) {
+      this.steps++;
+      this.step(this.steps * STEP_S);
+    }
+  }
+
+  private load(t: number): number {
+    // Diurnal-ish wave (10 min period) with bursts.
+    return 0.55 + 0.3 * Math.sin((2 * Math.PI * t) / 600) + 0.2 * smoothNoise(this.opts.seed, 1, t / 20);
+  }
+
+  private step(t: number): void {
+    const seed = this.opts.seed;
+    const dt = STEP_S;
+    const load = Math.min(1, Math.max(0.05, this.load(t)));
+    let utilSum = 0;
+    let servingGpus = 0;
+    for (const g of this.gpus) {
+      const idle = g.pod?.container === 'jupyter';
+      const u = idle ? 0 : Math.min(1, Math.max(0, load + 0.08 * smoothNoise(seed, 10 + g.index, t / 3)));
+      g.utilization = u;
+      g.memoryControllerUtilization = u * 0.62;
+      const targetPower = 72 + (g.powerLimitWatts - 90) * u * (0.9 + 0.1 * smoothNoise(seed, 300 + g.index, t));
+      g.powerWatts = targetPower;
+      // Temperature lags power with a 30 s time constant.
+      const targetTemp = 30 + targetPower * 0.085 + (g.index % 3);
+      g.temperatureCelsius += (targetTemp - g.temperatureCelsius) * (dt / 30);
+      g.memoryTemperatureCelsius += (targetTemp + 4 - g.memoryTemperatureCelsius) * (dt / 40);
+      const powerCapped = targetPower > g.powerLimitWatts * 0.93;
+      const hot = g.temperatureCelsius > 86;
+      g.throttle.gpu_idle = u < 0.01;
+      g.throttle.sw_power_cap = powerCapped;
+      g.throttle.sw_thermal_slowdown = hot;
+      g.smClockHz = u < 0.01 ? 345e6 : (powerCapped || hot ? 1590e6 : 1980e6);
+      g.memoryClockHz = 2619e6;
+      g.busySeconds += u * dt;
+      g.memoryBusySeconds += g.memoryControllerUtilization * dt;
+      g.energyJoules += g.powerWatts * dt;
+      g.nvlinkTxBytes += u * 180e9 * dt;
+      g.nvlinkRxBytes += u * 176e9 * dt;
+      g.pcieTxBytesPerSecond = u * 2.1e9;
+      g.pcieRxBytesPerSecond = u * 3.4e9;
+      // Allocator: reserved grows with load, fragmentation drifts between 5 % and 35 %.
+      const reserved = idle ? 1.2 * GIB : (62 + 10 * load) * GIB;
+      const frag = idle ? 0.02 : 0.2 + 0.15 * smoothNoise(seed, 500 + g.index, t / 45);
+      g.allocReserved = Math.round(reserved);
+      g.allocAllocated = Math.round(reserved * (1 - frag));
+      g.allocInactiveSplit = Math.round(reserved * frag * 0.6);
+      g.allocLargestFree = Math.round(reserved * frag * 0.25);
+      g.memoryUsedBytes = Math.min(g.memoryTotalBytes, g.allocReserved + 540 * 1024 * 1024);
+      if (!idle && frag > 0.3 && this.rand() < 0.02) g.allocRetries++;
+      if (this.rand() < 0.0002) g.eccCorrected++;
+      if (!idle) {
+        utilSum += u;
+        servingGpus++;
+      }
+    }
+    // Rare XID 31 (memory page fault in a user application) somewhere on the node.
+    if (this.gpus.length > 0 && this.rand() < 0.0005) {
+      const g = this.gpus[Math.floor(this.rand() * this.gpus.length)];
+      g.xid.set(31, (g.xid.get(31) ?? 0) + 1);
+    }
+    const u = servingGpus ? utilSum / servingGpus : 0;
+    this.tokensPerSecond = { prompt: 9000 * u * servingGpus / 8, generation: 2600 * u * servingGpus / 8 };
+    this.promptTokens += this.tokensPerSecond.prompt * dt;
+    this.generationTokens += this.tokensPerSecond.generation * dt;
+    const rps = 6 * u * Math.max(1, servingGpus) / 8;
+    this.requests.success += rps * dt * 0.985;
+    this.requests.error += rps * dt * 0.01;
+    this.requests.aborted += rps * dt * 0.005;
+    this.running = Math.round(64 * u);
+    this.waiting = Math.max(0, Math.round(40 * (load - 0.75)));
+    this.kvCache = Math.min(0.99, 0.15 + 0.8 * u);
+    const q = 1 + 2 * Math.max(0, load - 0.7);
+    this.ttft = { p50: 0.18 * q, p90: 0.42 * q, p99: 0.9 * q };
+    this.itl = { p50: 0.021 * q, p90: 0.034 * q, p99: 0.061 * q };
+    this.e2e = { p50: 6.5 * q, p90: 14 * q, p99: 29 * q };
+    this.trainingSamplesPerSecond = 512 * (0.85 + 0.15 * smoothNoise(seed, 700, t / 10));
+    this.trainingSamples += this.trainingSamplesPerSecond * dt;
+    this.trainingSteps = Math.floor(this.trainingSamples / 1024);
+    for (const p of this.peers) {
+      p.lastRttSeconds = p.baseRttSeconds * (1 + 0.3 * Math.abs(smoothNoise(seed, 800, t)));
+    }
+  }
+
+  /** `n` RTT observations for a peer this tick (jittered around its current RTT). */
+  peerObservations(p: SimPeer, n: number): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) out.push(p.lastRttSeconds * (0.85 + 0.3 * this.rand()));
+    return out;
+  }
+
+  /** Collective durations for this tick, by op. */
+  collectiveObservations(): Array<{ op: string; seconds: number }> {
+    const out: Array<{ op: string; seconds: number }> = [];
+    for (const [op, base] of [['all_reduce', 0.0042], ['all_gather', 0.0018], ['reduce_scatter', 0.0021]] as const) {
+      for (let i = 0; i < 4; i++) out.push({ op, seconds: base * (0.8 + 0.5 * this.rand()) });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { catalog } from '../src/catalog/index.js';
+import { families, testApp } from './helpers/app.js';
+
+test('--simulate emits every metric of the catalog, and nothing outside it', async () => {
+  let now = 1_700_000_000_000;
+  const built = await testApp(['--simulate', '--simulate.gpus=4'], { now: () => now });
+  await built.scheduler.sampleAll();
+  now += 120_000; // two simulated minutes: counters and lags move
+  await built.scheduler.sampleAll();
+  const res = await built.app.inject({ method: 'GET', url: '/metrics' });
+  assert.equal(res.statusCode, 200);
+  assert.match(res.headers['content-type'] as string, /^text\/plain; version=0.0.4/);
+  const fams = families(res.body);
+  const names = new Set(catalog.map((m) => m.name));
+  for (const m of catalog) {
+    const f = fams.get(m.name) ?? fams.get(m.name.replace(/_total$/, ''));
+    assert.ok(f && f.samples.length > 0, `${m.name} is not produced by --simulate`);
+  }
+  for (const name of fams.keys()) assert.ok(names.has(name), `${name} is emitted but not in the catalog`);
+  await built.close();
+});
+
+test('simulated values are plausible and consistent', async () => {
+  let now = 1_700_000_000_000;
+  const built = await testApp(['--simulate', '--simulate.gpus=8'], { now: () => now });
+  await built.scheduler.sampleAll();
+  const busy0 = built.store.snapshot().metrics.ds_gpu_busy_seconds_total.map((s) => s.value);
+  let utilSum = new Array(8).fill(0);
+  for (let i = 0; i < 60; i++) {
+    now += 1000;
+    await built.scheduler.sampleAll();
+    built.store.snapshot().metrics.ds_gpu_utilization_ratio.forEach((s) => (utilSum[Number(s.labels.gpu)] += s.value));
+  }
+  const snap = built.store.snapshot().metrics;
+  for (const s of snap.ds_gpu_utilization_ratio) assert.ok(s.value >= 0 && s.value <= 1);
+  for (const s of snap.ds_gpu_memory_fragmentation_ratio) assert.ok(s.value >= 0 && s.value < 1);
+  for (const s of snap.ds_gpu_temperature_celsius) assert.ok(s.value > 20 && s.value < 100);
+  for (const s of snap.ds_gpu_power_watts) assert.ok(s.value > 50 && s.value <= 700);
+  // Busy seconds are the integral of utilization: the counter's increase over 60 s is
+  // within sampling error of the sum of the per-second point readings.
+  snap.ds_gpu_busy_seconds_total.forEach((s) => {
+    const g = Number(s.labels.gpu);
+    const inc = s.value - busy0[g];
+    assert.ok(Math.abs(inc - utilSum[g]) < 3, `gpu ${g}: busy increase ${inc} vs summed utilization ${utilSum[g]}`);
+  });
+  await built.close();
+});
+
+test('the same seed gives the same values; another seed does not', async () => {
+  const run = async (seed: number) => {
+    let now = 1_700_000_000_000;
+    const b = await testApp(['--simulate', `--simulate.seed=${seed}`], { now: () => now });
+    await b.scheduler.sampleAll();
+    now += 30_000;
+    await b.scheduler.sampleAll();
+    const m = b.store.snapshot().metrics;
+    await b.close();
+    return JSON.stringify([m.ds_gpu_info, m.ds_gpu_utilization_ratio, m.ds_serving_throughput_tokens_per_second]);
+  };
+  assert.equal(await run(7), await run(7));
+  assert.notEqual(await run(7), await run(8));
+});
+
+test('OpenMetrics when asked, gzip when accepted', async () => {
+  const built = await testApp(['--simulate', '--simulate.gpus=2']);
+  await built.scheduler.sampleAll();
+  const om = await built.app.inject({ url: '/metrics', headers: { accept: 'application/openmetrics-text;version=1.0.0,text/plain;q=0.5' } });
+  assert.match(om.headers['content-type'] as string, /application\/openmetrics-text/);
+  assert.match(om.body, /# EOF/);
+  const gz = await built.app.inject({ url: '/metrics', headers: { 'accept-encoding': 'gzip, deflate' } });
+  assert.equal(gz.headers['content-encoding'], 'gzip');
+  assert.match(gunzipSync(gz.rawPayload).toString(), /ds_gpu_up\{/);
+  await built.close();
+});
+
+test('readyz turns ready after the first full sample; healthz and snapshot answer', async () => {
+  const built = await testApp(['--simulate', '--simulate.gpus=2']);
+  assert.equal((await built.app.inject({ url: '/readyz' })).statusCode, 503);
+  assert.equal((await built.app.inject({ url: '/healthz' })).statusCode, 200);
+  built.start();
+  await built.scheduler.firstRound;
+  assert.equal((await built.app.inject({ url: '/readyz' })).statusCode, 200);
+  const snap = (await built.app.inject({ url: '/api/v1/snapshot' })).json();
+  assert.equal(snap.metrics.ds_gpu_up.length, 2);
+  assert.equal(snap.metrics.ds_exporter_gpu_source_info[0].labels.source, 'simulated');
+  await built.close();
+});
+
+test('without a GPU, auto falls back to the simulator and says so', async () => {
+  const lines: string[] = [];
+  const { buildApp } = await import('../src/app.js');
+  const { loadConfig } = await import('../src/config/config.js');
+  const { createLogger } = await import('../src/core/logger.js');
+  const built = await buildApp(loadConfig(['--nvml.library=/nonexistent/libnvidia-ml.so.1', '--nvidia-smi.path=/nonexistent/nvidia-smi'], {}), { logger: createLogger('info', (l) => lines.push(l)), processMetrics: false });
+  await built.scheduler.sampleAll();
+  const text = (await built.app.inject({ url: '/metrics' })).body;
+  assert.match(text, /ds_exporter_gpu_source_info\{source="simulated"\} 1/);
+  assert.ok(lines.some((l) => /level=warn.*SIMULATED/.test(l)), lines.join('\n'));
+  await built.close();
+});
+
+test('promtool check metrics accepts the ds_ families', { skip: !hasPromtool() && 'promtool not installed (scripts/setup-test-tools.sh installs it)' }, async () => {
+  const built = await testApp(['--simulate', '--simulate.gpus=2']);
+  await built.scheduler.sampleAll();
+  const text = (await built.app.inject({ url: '/metrics' })).body;
+  const dir = mkdtempSync(join(tmpdir(), 'dsx-'));
+  writeFileSync(join(dir, 'm.txt'), text);
+  // promtool exits non-zero on errors; lint findings are printed and must be empty.
+  const out = execFileSync('sh', ['-c', `promtool check metrics < ${join(dir, 'm.txt')} 2>&1; true`]).toString();
+  assert.equal(out.trim(), '', out);
+  await built.close();
+});
+
+function hasPromtool(): boolean {
+  try {
+    execFileSync('promtool', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}

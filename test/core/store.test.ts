@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { gunzipSync } from 'node:zlib';
+import { test } from 'node:test';
+import { SampleStore } from '../../src/core/store.js';
+
+const id = { gpu: '0', uuid: 'GPU-0' };
+
+test('a committed batch is served; an uncommitted one is not', async () => {
+  const s = new SampleStore();
+  const b = s.batch('gpu').gauge('ds_gpu_power_watts', id, 123.5);
+  assert.doesNotMatch((await s.render()).body.toString(), /ds_gpu_power_watts\{/);
+  s.commit(b);
+  assert.match((await s.render()).body.toString(), /ds_gpu_power_watts\{gpu="0",uuid="GPU-0"\} 123.5/);
+});
+
+test('series a collector stops reporting disappear at its next commit', async () => {
+  const s = new SampleStore();
+  s.commit(s.batch('gpu').gauge('ds_gpu_up', id, 1).gauge('ds_gpu_up', { gpu: '1', uuid: 'GPU-1' }, 1));
+  s.commit(s.batch('gpu').gauge('ds_gpu_up', id, 1));
+  const text = (await s.render()).body.toString();
+  assert.match(text, /uuid="GPU-0"/);
+  assert.doesNotMatch(text, /uuid="GPU-1"/);
+});
+
+test('series of a collector that stops committing go stale after its bound, others stay', async () => {
+  let now = 1_000_000;
+  const s = new SampleStore({ now: () => now });
+  s.setStaleAfter('gpu', 5000);
+  s.setStaleAfter('sim', 5000);
+  s.commit(s.batch('gpu').gauge('ds_gpu_up', id, 1));
+  s.commit(s.batch('sim').gauge('ds_engine_up', { target: 't', engine: 'vllm' }, 1));
+  now += 4000;
+  s.commit(s.batch('sim').gauge('ds_engine_up', { target: 't', engine: 'vllm' }, 1));
+  assert.equal(s.expire(), 0);
+  now += 2000;
+  assert.equal(s.expire(), 1);
+  const text = (await s.render()).body.toString();
+  assert.doesNotMatch(text, /ds_gpu_up\{/);
+  assert.match(text, /ds_engine_up\{/);
+});
+
+test('counters follow the collector total; a drop counts as a reset and never goes backwards', async () => {
+  const s = new SampleStore();
+  const l = { engine: 'vllm', model: 'm', outcome: 'success' };
+  s.commit(s.batch('e').counter('ds_serving_requests_total', l, 10));
+  s.commit(s.batch('e').counter('ds_serving_requests_total', l, 15));
+  assert.match((await s.render()).body.toString(), /ds_serving_requests_total\{[^}]*\} 15\n/);
+  s.commit(s.batch('e').counter('ds_serving_requests_total', l, 3));
+  assert.match((await s.render()).body.toString(), /ds_serving_requests_total\{[^}]*\} 18\n/);
+});
+
+test('a counter removed and reported again continues where it was', async () => {
+  const s = new SampleStore();
+  s.commit(s.batch('gpu').counter('ds_gpu_busy_seconds_total', id, 40));
+  s.commit(s.batch('gpu'));
+  assert.doesNotMatch((await s.render()).body.toString(), /ds_gpu_busy_seconds_total\{/);
+  s.commit(s.batch('gpu').counter('ds_gpu_busy_seconds_total', id, 42));
+  assert.match((await s.render()).body.toString(), /ds_gpu_busy_seconds_total\{[^}]*\} 42\n/);
+});
+
+test('a metric or label outside the catalog is refused and nothing of the batch is stored', async () => {
+  const s = new SampleStore();
+  assert.throws(() => s.commit(s.batch('x').gauge('ds_gpu_up', id, 1).gauge('not_in_catalog', {}, 1)), /not in the catalog/);
+  assert.throws(() => s.commit(s.batch('x').gauge('ds_gpu_up', { gpu: '0' }, 1)), /do not match the catalog/);
+  assert.throws(() => s.commit(s.batch('x').gauge('ds_gpu_up', { gpu: '0', pod: 'p' }, 1)), /missing/);
+  assert.throws(() => s.commit(s.batch('x').counter('ds_gpu_up', id, 1)), /is a gauge/);
+  assert.doesNotMatch((await s.render()).body.toString(), /ds_gpu_up\{/);
+});
+
+test('label values are escaped by the exposition library', async () => {
+  const s = new SampleStore();
+  s.commit(s.batch('x').gauge('ds_gpu_up', { gpu: '0', uuid: 'a"b\\c\nd' }, 1));
+  assert.match((await s.render()).body.toString(), /uuid="a\\"b\\\\c\\nd"/);
+});
+
+test('rendering is cached per commit, shared by concurrent scrapes, and gzip matches the body', async () => {
+  const s = new SampleStore({ maxCacheAgeMs: 60_000 });
+  s.commit(s.batch('x').gauge('ds_gpu_up', id, 1));
+  const [a, b] = await Promise.all([s.render(), s.render()]);
+  assert.equal(a, b);
+  assert.deepEqual(gunzipSync(a.gzip()), a.body);
+  assert.equal(a.gzip(), a.gzip());
+  s.commit(s.batch('x').gauge('ds_gpu_up', id, 0));
+  const c = await s.render();
+  assert.notEqual(c, a);
+  assert.match(c.body.toString(), /ds_gpu_up\{[^}]*\} 0/);
+});
+
+test('OpenMetrics rendering ends with # EOF and names counters without _total in TYPE', async () => {
+  const s = new SampleStore();
+  s.commit(s.batch('e').counter('ds_serving_requests_total', { engine: 'vllm', model: 'm', outcome: 'success' }, 2));
+  const r = await s.render('openmetrics');
+  assert.match(r.contentType, /application\/openmetrics-text/);
+  assert.match(r.body.toString(), /# TYPE ds_serving_requests counter/);
+  assert.match(r.body.toString(), /# EOF\n?$/);
+});
+
+test('the snapshot holds current values and histogram counts', () => {
+  const s = new SampleStore();
+  s.commit(s.batch('p').gauge('ds_comm_peer_up', { peer: 'a:1' }, 1).observe('ds_comm_peer_latency_seconds', { peer: 'a:1' }, 0.002).observe('ds_comm_peer_latency_seconds', { peer: 'a:1' }, 0.004));
+  const snap = s.snapshot();
+  assert.deepEqual(snap.metrics.ds_comm_peer_up, [{ labels: { peer: 'a:1' }, value: 1 }]);
+  assert.equal(snap.metrics.ds_comm_peer_latency_seconds[0].count, 2);
+  assert.ok(Math.abs(snap.metrics.ds_comm_peer_latency_seconds[0].value - 0.003) < 1e-12);
+});
