@@ -17,6 +17,7 @@ export interface SimGpu {
   smClockHz: number;
   memoryClockHz: number;
   throttle: Record<string, boolean>;
+  throttleSeconds: Record<string, number>;
   busySeconds: number;
   memoryBusySeconds: number;
   energyJoules: number;
@@ -103,6 +104,7 @@ export class SimHost {
         utilization: 0, memoryControllerUtilization: 0, memoryUsedBytes: 0, powerWatts: 70,
         temperatureCelsius: 32, memoryTemperatureCelsius: 30, smClockHz: 345e6, memoryClockHz: 2619e6,
         throttle: Object.fromEntries(THROTTLE_REASONS.map((r) => [r, false])),
+        throttleSeconds: Object.fromEntries(THROTTLE_REASONS.map((r) => [r, 0])),
         busySeconds: 0, memoryBusySeconds: 0, energyJoules: 0, nvlinkTxBytes: 0, nvlinkRxBytes: 0,
         pcieTxBytesPerSecond: 0, pcieRxBytesPerSecond: 0, eccCorrected: 0, eccUncorrected: 0, xid: new Map(i === 0 ? [[31, 0]] : []),
         allocReserved: 0, allocAllocated: 0, allocInactiveSplit: 0, allocLargestFree: 0, allocRetries: 0, allocOoms: 0,
@@ -159,6 +161,7 @@ export class SimHost {
       g.throttle.gpu_idle = u < 0.01;
       g.throttle.sw_power_cap = powerCapped;
       g.throttle.sw_thermal_slowdown = hot;
+      for (const r of THROTTLE_REASONS) if (g.throttle[r]) g.throttleSeconds[r] += dt;
       g.smClockHz = u < 0.01 ? 345e6 : (powerCapped || hot ? 1590e6 : 1980e6);
       g.memoryClockHz = 2619e6;
       g.busySeconds += u * dt;

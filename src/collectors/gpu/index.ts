@@ -42,6 +42,8 @@ export async function openGpuSource(flags: Flags, deps: CollectorDeps): Promise<
 
 interface Accumulators {
   busy: number;
+  memoryBusy: number;
+  throttle: Map<string, number>;
   energy: number;
   lastEnergyReading?: number;
   lastReadMs?: number;
@@ -65,7 +67,7 @@ export class GpuMetrics {
       batch.info('ds_gpu_info', { ...id, name: d.name, pci_bus_id: d.pciBusId, driver_version: d.driverVersion, mig_mode: d.migMode });
       batch.gauge('ds_gpu_up', id, r.up ? 1 : 0);
       let a = this.acc.get(d.uuid);
-      if (!a) this.acc.set(d.uuid, (a = { busy: 0, energy: 0 }));
+      if (!a) this.acc.set(d.uuid, (a = { busy: 0, memoryBusy: 0, energy: 0, throttle: new Map() }));
       // Integrate over at most two intervals: a gap longer than that (GPU lost) is unknown time, not idle time.
       const elapsedS = a.lastReadMs === undefined ? 0 : Math.min(nowMs - a.lastReadMs, 2 * this.intervalMs) / 1000;
       a.lastReadMs = nowMs;
@@ -77,7 +79,13 @@ export class GpuMetrics {
       g('ds_gpu_memory_controller_utilization_ratio', r.memoryControllerUtilization);
       if (r.busySecondsDelta !== undefined) a.busy += Math.max(0, r.busySecondsDelta);
       else if (r.utilization !== undefined) a.busy += r.utilization * elapsedS;
-      if (r.busySecondsDelta !== undefined || r.utilization !== undefined) batch.counter('ds_gpu_busy_seconds_total', id, a.busy);
+      if (r.busySecondsDelta !== undefined || r.utilization !== undefined) {
+        batch.counter('ds_gpu_busy_seconds_total', id, a.busy);
+        batch.gauge('ds_gpu_utilization_method', { ...id, method: r.utilizationMethod ?? (r.busySecondsDelta !== undefined ? 'samples' : 'point') }, 1);
+      }
+      if (r.memoryBusySecondsDelta !== undefined) a.memoryBusy += Math.max(0, r.memoryBusySecondsDelta);
+      else if (r.memoryControllerUtilization !== undefined) a.memoryBusy += r.memoryControllerUtilization * elapsedS;
+      if (r.memoryBusySecondsDelta !== undefined || r.memoryControllerUtilization !== undefined) batch.counter('ds_gpu_memory_busy_seconds_total', id, a.memoryBusy);
       g('ds_gpu_memory_used_bytes', r.memoryUsedBytes);
       g('ds_gpu_memory_free_bytes', r.memoryFreeBytes);
       g('ds_gpu_memory_total_bytes', r.memoryTotalBytes);
@@ -98,6 +106,15 @@ export class GpuMetrics {
       g('ds_gpu_memory_clock_hertz', r.memoryClockHz);
       for (const [reason, active] of Object.entries(r.throttleReasons ?? {})) {
         batch.gauge('ds_gpu_clock_throttle_active', { ...id, reason }, active ? 1 : 0);
+        // Without a driver counter, integrate the active flag over the interval.
+        if (r.throttleSeconds?.[reason] === undefined) {
+          const t = (a.throttle.get(reason) ?? 0) + (active ? elapsedS : 0);
+          a.throttle.set(reason, t);
+          batch.counter('ds_gpu_throttle_seconds_total', { ...id, reason }, t);
+        }
+      }
+      for (const [reason, seconds] of Object.entries(r.throttleSeconds ?? {})) {
+        batch.counter('ds_gpu_throttle_seconds_total', { ...id, reason }, seconds);
       }
       if (r.pcieTxBytesPerSecond !== undefined) batch.gauge('ds_gpu_pcie_throughput_bytes_per_second', { ...id, direction: 'tx' }, r.pcieTxBytesPerSecond);
       if (r.pcieRxBytesPerSecond !== undefined) batch.gauge('ds_gpu_pcie_throughput_bytes_per_second', { ...id, direction: 'rx' }, r.pcieRxBytesPerSecond);

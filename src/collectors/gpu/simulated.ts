@@ -4,6 +4,7 @@ import type { GpuReading, GpuSource } from './source.js';
 /** The GPUs of a simulated host, read like a real source. */
 export function simulatedGpuSource(host: SimHost, now: () => number): GpuSource {
   const lastBusy = new Map<number, number>();
+  const lastMemBusy = new Map<number, number>();
   return {
     kind: 'simulated',
     async read(): Promise<GpuReading[]> {
@@ -11,6 +12,8 @@ export function simulatedGpuSource(host: SimHost, now: () => number): GpuSource 
       return host.gpus.map((g) => {
         const prev = lastBusy.get(g.index) ?? g.busySeconds;
         lastBusy.set(g.index, g.busySeconds);
+        const prevMem = lastMemBusy.get(g.index) ?? g.memoryBusySeconds;
+        lastMemBusy.set(g.index, g.memoryBusySeconds);
         return {
         device: { index: g.index, uuid: g.uuid, name: g.name, pciBusId: g.pciBusId, driverVersion: '590.48.01', migMode: 'Disabled' },
         up: true,
@@ -36,6 +39,9 @@ export function simulatedGpuSource(host: SimHost, now: () => number): GpuSource 
         xidCounts: new Map(g.xid),
         // The simulator knows its exact integral: report it like NVML's sample buffer would.
         busySecondsDelta: g.busySeconds - prev,
+        memoryBusySecondsDelta: g.memoryBusySeconds - prevMem,
+        utilizationMethod: 'samples',
+        throttleSeconds: { ...g.throttleSeconds },
       };
       });
     },

@@ -22,6 +22,12 @@ export interface GpuReading {
   readonly memoryControllerUtilization?: number;
   /** Busy seconds the source measured itself since its previous read (NVML sample buffer). */
   readonly busySecondsDelta?: number;
+  /** Memory-controller busy seconds since the previous read, when the source measures it. */
+  readonly memoryBusySecondsDelta?: number;
+  /** "samples" when the busy deltas come from the driver's sample buffer, else "point". */
+  readonly utilizationMethod?: 'samples' | 'point';
+  /** Cumulative seconds each throttle reason was active, when the driver counts it. */
+  readonly throttleSeconds?: Readonly<Record<string, number>>;
   readonly memoryUsedBytes?: number;
   readonly memoryFreeBytes?: number;
   readonly memoryTotalBytes?: number;
