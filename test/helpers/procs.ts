@@ -1,0 +1,134 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+/** True when `cmd --version` runs. */
+export function has(cmd: string): boolean {
+  try {
+    execFileSync(cmd, ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `fn` until it returns a truthy value or `ms` pass. */
+export async function waitFor<T>(fn: () => Promise<T | undefined | false>, ms: number, what: string): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+export interface Proc {
+  readonly child: ChildProcess;
+  readonly url: string;
+  output(): string;
+  stop(): Promise<number | null>;
+}
+
+function track(child: ChildProcess): () => string {
+  let out = '';
+  const add = (d: Buffer) => {
+    out += d.toString();
+    if (out.length > 200_000) out = out.slice(-100_000);
+  };
+  child.stdout?.on('data', add);
+  child.stderr?.on('data', add);
+  return () => out;
+}
+
+function stopper(child: ChildProcess): () => Promise<number | null> {
+  return () =>
+    new Promise((res) => {
+      if (child.exitCode !== null || child.signalCode !== null) return res(child.exitCode);
+      const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+      child.once('exit', (code) => {
+        clearTimeout(kill);
+        res(code);
+      });
+      child.kill('SIGTERM');
+    });
+}
+
+/** Starts the real exporter (`src/main.ts` under tsx) on a free loopback port and waits until ready. */
+export async function startExporter(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Proc> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/main.ts'), `--web.listen-address=127.0.0.1:${port}`, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output = track(child);
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(async () => child.exitCode === null && (await fetch(`${url}/readyz`)).ok, 30_000, `exporter on ${url} (${output()})`);
+  return { child, url, output, stop: stopper(child) };
+}
+
+/** Starts a real Prometheus scraping `targets` every second, with optional rule files. */
+export async function startPrometheus(targets: string[], opts: { ruleFiles?: string[]; scrapeInterval?: string } = {}): Promise<Proc & { query(expr: string): Promise<PromResult[]> }> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'dsx-prom-'));
+  const interval = opts.scrapeInterval ?? '1s';
+  const config = [
+    'global:',
+    `  scrape_interval: ${interval}`,
+    `  evaluation_interval: ${interval}`,
+    ...(opts.ruleFiles?.length ? ['rule_files:', ...opts.ruleFiles.map((f) => `  - ${JSON.stringify(f)}`)] : []),
+    'scrape_configs:',
+    '  - job_name: ds-exporter',
+    '    static_configs:',
+    `      - targets: [${targets.map((t) => JSON.stringify(t.replace(/^https?:\/\//, ''))).join(', ')}]`,
+  ].join('\n');
+  writeFileSync(join(dir, 'prometheus.yml'), config + '\n');
+  const child = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = track(child);
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(async () => child.exitCode === null && (await fetch(`${url}/-/ready`)).ok, 30_000, `prometheus on ${url} (${output()})`);
+  const stop = stopper(child);
+  return {
+    child,
+    url,
+    output,
+    stop: async () => {
+      const code = await stop();
+      rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+    async query(expr: string) {
+      const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(expr)}`);
+      const body = (await res.json()) as { status: string; error?: string; data?: { result: PromResult[] } };
+      if (body.status !== 'success') throw new Error(`query ${expr}: ${body.error}`);
+      return body.data!.result;
+    },
+  };
+}
+
+export interface PromResult {
+  metric: Record<string, string>;
+  value: [number, string];
+}
