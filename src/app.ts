@@ -53,7 +53,8 @@ function deferredCollector(def: CollectorDefinition, deps: CollectorDeps, config
 export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<BuiltApp> {
   const logger = appDeps.logger ?? createLogger(config.logLevel);
   const now = appDeps.now ?? Date.now;
-  const store = new SampleStore({ now, processMetrics: appDeps.processMetrics ?? true });
+  // A burst of scrapes renders at most once per sample interval; Prometheus-rate scrapes always get a fresh render.
+  const store = new SampleStore({ now, processMetrics: appDeps.processMetrics ?? true, minRenderIntervalMs: config.intervalMs });
   const deps: CollectorDeps = { logger, store, now, shared: new Map() };
   const scheduler = new Scheduler({ store, logger, intervalMs: config.intervalMs, staleAfterMs: config.staleAfterMs, now });
 

@@ -13,10 +13,17 @@ interface Family {
 }
 
 interface Series {
+  readonly key: string;
   readonly family: Family;
   readonly labels: Labels;
   /** Last gauge value or counter total. */
   value: number;
+  /** The value prom-client holds (synced lazily, at render time). */
+  synced: number;
+  /** Queued for the next sync. */
+  dirty: boolean;
+  /** Commit id that last wrote the series. */
+  seen: number;
   /** Histogram observations seen by this process (snapshot only). */
   count: number;
   sum: number;
@@ -95,6 +102,11 @@ export interface StoreOptions {
   readonly processMetrics?: boolean;
   /** Re-render at least this often even without commits, so process metrics move. */
   readonly maxCacheAgeMs?: number;
+  /**
+   * Serve a rendering younger than this even when a commit happened since, so a burst of
+   * scrapes renders at most once per interval (0: always fresh).
+   */
+  readonly minRenderIntervalMs?: number;
 }
 
 /**
@@ -108,6 +120,11 @@ export class SampleStore {
   private readonly families = new Map<string, Family>();
   private readonly owners = new Map<string, Owner>();
   private readonly maxCacheAgeMs: number;
+  private readonly minRenderIntervalMs: number;
+  private commitId = 0;
+  /** Gauges and counters changed since the last render; prom-client is updated from them lazily. */
+  private dirty: Series[] = [];
+  private removals: Series[] = [];
   readonly textRegistry = new client.Registry();
   readonly omRegistry = new client.Registry<typeof client.openMetricsContentType>();
   private generation = 0;
@@ -118,6 +135,7 @@ export class SampleStore {
     this.now = opts.now ?? Date.now;
     this.defs = new Map((opts.catalog ?? defaultCatalog).map((d) => [d.name, d]));
     this.maxCacheAgeMs = opts.maxCacheAgeMs ?? 1000;
+    this.minRenderIntervalMs = opts.minRenderIntervalMs ?? 0;
     this.omRegistry.setContentType(client.openMetricsContentType);
     if (opts.processMetrics) {
       client.collectDefaultMetrics({ register: this.textRegistry });
@@ -141,29 +159,36 @@ export class SampleStore {
    * the batch names a metric or label outside the catalog.
    */
   commit(batch: Batch): void {
-    const resolved = batch.entries.map((e) => ({ e, family: this.family(e.name, e.kind), key: this.key(e.name, e.labels) }));
+    const entries = batch.entries;
+    const keys = new Array<string>(entries.length);
+    const fams = new Array<Family>(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      fams[i] = this.family(entries[i].name, entries[i].kind);
+      keys[i] = this.key(entries[i].name, entries[i].labels);
+    }
     const owner = this.owner(batch.collector);
-    const seen = new Set<string>();
-    for (const { e, family, key } of resolved) {
-      seen.add(key);
-      let s = owner.series.get(key);
+    const id = ++this.commitId;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
+      let s = owner.series.get(keys[i]);
       if (!s) {
-        s = { family, labels: e.labels, value: 0, count: 0, sum: 0 };
-        owner.series.set(key, s);
+        s = { key: keys[i], family: fams[i], labels: e.labels, value: NaN, synced: 0, dirty: false, seen: id, count: 0, sum: 0 };
+        owner.series.set(keys[i], s);
       }
+      s.seen = id;
       switch (e.kind) {
         case 'gauge':
-          (family.metric as client.Gauge<string>).set(e.labels, e.value);
-          s.value = e.value;
+          if (s.value !== e.value) this.markDirty(s, e.value);
           break;
         case 'counter': {
-          const delta = e.value >= s.value ? e.value - s.value : e.value;
-          (family.metric as client.Counter<string>).inc(e.labels, delta);
-          s.value = e.value >= s.value ? e.value : s.value + e.value;
+          const prev = Number.isNaN(s.value) ? 0 : s.value;
+          // A total below the previous one is a reset of the source: count it as new increments.
+          const next = e.value >= prev ? e.value : prev + e.value;
+          if (next !== s.value) this.markDirty(s, next);
           break;
         }
         case 'observe':
-          (family.metric as client.Histogram<string>).observe(e.labels, e.value);
+          (s.family.metric as client.Histogram<string>).observe(e.labels, e.value);
           s.count++;
           s.sum += e.value;
           break;
@@ -171,14 +196,48 @@ export class SampleStore {
           break;
       }
     }
-    for (const [key, s] of owner.series) {
-      if (!seen.has(key)) {
-        s.family.metric.remove(s.labels);
-        owner.series.delete(key);
+    for (const s of owner.series.values()) {
+      if (s.seen !== id) {
+        this.retire(s);
+        owner.series.delete(s.key);
       }
     }
     owner.lastCommit = this.now();
     this.generation++;
+  }
+
+  /** Removes a series: histograms at once (observations go straight to prom-client), the rest at the next sync. */
+  private retire(s: Series): void {
+    if (s.family.def.type === 'histogram') s.family.metric.remove(s.labels);
+    else this.removals.push(s);
+  }
+
+  private markDirty(s: Series, value: number): void {
+    s.value = value;
+    if (!s.dirty) {
+      s.dirty = true;
+      this.dirty.push(s);
+    }
+  }
+
+  /** Brings prom-client up to date with the series changed since the last render. */
+  private sync(): void {
+    for (const s of this.removals) {
+      s.family.metric.remove(s.labels);
+      s.dirty = false;
+    }
+    this.removals = [];
+    for (const s of this.dirty) {
+      if (!s.dirty) continue; // removed since
+      s.dirty = false;
+      if (s.family.def.type === 'counter') {
+        (s.family.metric as client.Counter<string>).inc(s.labels, s.value - s.synced);
+      } else {
+        (s.family.metric as client.Gauge<string>).set(s.labels, s.value);
+      }
+      s.synced = s.value;
+    }
+    this.dirty = [];
   }
 
   /** Removes every series of collectors whose last commit is older than their stale bound. */
@@ -187,7 +246,7 @@ export class SampleStore {
     let removed = 0;
     for (const owner of this.owners.values()) {
       if (owner.series.size === 0 || now - owner.lastCommit <= owner.staleAfterMs) continue;
-      for (const s of owner.series.values()) s.family.metric.remove(s.labels);
+      for (const s of owner.series.values()) this.retire(s);
       removed += owner.series.size;
       owner.series.clear();
     }
@@ -199,7 +258,7 @@ export class SampleStore {
   drop(collector: string): void {
     const owner = this.owners.get(collector);
     if (!owner || owner.series.size === 0) return;
-    for (const s of owner.series.values()) s.family.metric.remove(s.labels);
+    for (const s of owner.series.values()) this.retire(s);
     owner.series.clear();
     this.generation++;
   }
@@ -215,7 +274,8 @@ export class SampleStore {
   render(format: 'text' | 'openmetrics' = 'text'): Promise<Rendered> {
     const now = this.now();
     const hit = this.cache.get(format);
-    if (hit && hit.generation === this.generation && now - hit.at < this.maxCacheAgeMs) return hit.promise;
+    if (hit && now - hit.at < this.maxCacheAgeMs && (hit.generation === this.generation || now - hit.at < this.minRenderIntervalMs)) return hit.promise;
+    this.sync();
     const registry = format === 'text' ? this.textRegistry : this.omRegistry;
     const promise = registry.metrics().then((text): Rendered => {
       const body = Buffer.from(text);

@@ -103,3 +103,26 @@ test('the snapshot holds current values and histogram counts', () => {
   assert.equal(snap.metrics.ds_comm_peer_latency_seconds[0].count, 2);
   assert.ok(Math.abs(snap.metrics.ds_comm_peer_latency_seconds[0].value - 0.003) < 1e-12);
 });
+
+test('a histogram series that disappears and comes back keeps only its new observations', async () => {
+  const s = new SampleStore();
+  const l = { peer: 'a:1' };
+  s.commit(s.batch('p').observe('ds_comm_peer_latency_seconds', l, 0.001));
+  await s.render();
+  s.commit(s.batch('p'));
+  s.commit(s.batch('p').observe('ds_comm_peer_latency_seconds', l, 0.002));
+  assert.match((await s.render()).body.toString(), /ds_comm_peer_latency_seconds_count\{peer="a:1"\} 1\n/);
+});
+
+test('with a minimum render interval, a burst of scrapes renders once and then catches up', async () => {
+  let now = 0;
+  const s = new SampleStore({ now: () => now, minRenderIntervalMs: 500 });
+  const id = { gpu: '0', uuid: 'U' };
+  s.commit(s.batch('g').gauge('ds_gpu_up', id, 1));
+  const first = await s.render();
+  s.commit(s.batch('g').gauge('ds_gpu_up', id, 0));
+  now += 100;
+  assert.equal(await s.render(), first, 'a render younger than the interval is served');
+  now += 500;
+  assert.match((await s.render()).body.toString(), /ds_gpu_up\{gpu="0",uuid="U"\} 0/);
+});

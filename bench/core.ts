@@ -1,0 +1,48 @@
+import { freePortSync } from './port.js';
+import { cpuSeconds, load, quantile, rssBytes, sleep, startBuiltExporter } from './lib.js';
+
+export interface CoreRow {
+  gpus: number;
+  series: number;
+  idleCpuPercent: number;
+  cpuMsPerTick: number;
+  p50Ms: number;
+  p99Ms: number;
+  gzipP99Ms: number;
+  scrapesPerSecond: number;
+  rssMb: number;
+}
+
+/**
+ * /metrics latency and throughput under 10 keep-alive connections, idle CPU with 1 s
+ * sampling and no scrapes, CPU per sample tick, and RSS, for a simulated host of `gpus`.
+ */
+export async function benchCore(gpus: number, opts: { idleMs: number; loadMs: number }): Promise<CoreRow> {
+  const port = freePortSync();
+  const ex = await startBuiltExporter(port, ['--simulate', `--simulate.gpus=${gpus}`, '--simulate.peers=16', '--sample.interval=1s']);
+  const pid = ex.child.pid!;
+  try {
+    await sleep(2000); // let the first ticks and JIT settle
+    const body = await (await fetch(`${ex.url}/metrics`)).text();
+    const series = body.split('\n').filter((l) => l && !l.startsWith('#')).length;
+    const c0 = cpuSeconds(pid);
+    await sleep(opts.idleMs);
+    const idleCpu = cpuSeconds(pid) - c0;
+    const ticks = opts.idleMs / 1000;
+    const plain = await load(ex.url, '/metrics', 10, opts.loadMs);
+    const gz = await load(ex.url, '/metrics', 10, opts.loadMs / 2, { 'accept-encoding': 'gzip' });
+    return {
+      gpus,
+      series,
+      idleCpuPercent: (100 * idleCpu) / (opts.idleMs / 1000),
+      cpuMsPerTick: (1000 * idleCpu) / ticks,
+      p50Ms: quantile(plain.latencies, 0.5),
+      p99Ms: quantile(plain.latencies, 0.99),
+      gzipP99Ms: quantile(gz.latencies, 0.99),
+      scrapesPerSecond: plain.latencies.length / plain.seconds,
+      rssMb: rssBytes(pid) / 2 ** 20,
+    };
+  } finally {
+    await ex.stop();
+  }
+}
