@@ -8,6 +8,8 @@ import { SampleStore } from './core/store.js';
 import { healthPlugin } from './http/health.js';
 import { landingPlugin } from './http/landing.js';
 import { metricsPlugin } from './http/metrics.js';
+import { securityPlugin } from './http/security.js';
+import { loadWebConfig } from './http/webconfig.js';
 import { VERSION } from './version.js';
 
 /** Seams for tests and benchmarks; production uses the defaults. */
@@ -51,6 +53,9 @@ function deferredCollector(def: CollectorDefinition, deps: CollectorDeps, config
 
 /** Builds the exporter: store, collectors, scheduler and HTTP routes. Never listens. */
 export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<BuiltApp> {
+  // A wrong web config is a ConfigError before anything starts.
+  const webConfigPath = config.flags.string('web.config.file');
+  const webConfig = webConfigPath ? loadWebConfig(webConfigPath) : undefined;
   const logger = appDeps.logger ?? createLogger(config.logLevel);
   const now = appDeps.now ?? Date.now;
   // A burst of scrapes renders at most once per sample interval; Prometheus-rate scrapes always get a fresh render.
@@ -73,13 +78,25 @@ export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<B
     scheduler.add(def.name, collector);
   }
 
-  const app = Fastify({ logger: false, return503OnClosing: true });
+  const tls = webConfig?.tls;
+  const requestTimeout = config.flags.number('web.request-timeout') ?? 30_000;
+  const app = Fastify({
+    logger: false,
+    return503OnClosing: true,
+    requestTimeout,
+    keepAliveTimeout: 65_000,
+    bodyLimit: 1 << 20,
+    ...(tls ? { https: { cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.requestCert, rejectUnauthorized: tls.rejectUnauthorized, minVersion: tls.minVersion, maxVersion: tls.maxVersion } } : {}),
+  });
+  // Slow-header clients (slowloris) are cut off well before the request timeout.
+  app.server.headersTimeout = Math.min(10_000, requestTimeout);
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status >= 500) logger.error('request failed', { err: describeError(err) });
     // Never leak stack traces; 4xx messages name what was wrong.
     void reply.code(status).send({ error: status >= 500 ? 'internal error' : err.message });
   });
+  await app.register(securityPlugin, { logger, maxRequests: config.flags.number('web.max-requests') ?? 40, webConfig, webConfigPath });
   await app.register(metricsPlugin, { store });
   await app.register(healthPlugin, { scheduler, store });
   await app.register(landingPlugin, {

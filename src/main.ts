@@ -33,7 +33,16 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  const built = await buildApp(config, { logger });
+  let built;
+  try {
+    built = await buildApp(config, { logger });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ds-exporter: error: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
   try {
     await built.app.listen({ host: config.listenHost, port: config.listenPort });
   } catch (err) {

@@ -7,7 +7,9 @@ import { type FlagDef, type Flags, parseFlags } from './flags.js';
 /** Flags of the exporter itself; collectors bring their own. */
 export const coreFlags: readonly FlagDef[] = [
   { name: 'web.listen-address', type: 'string', default: ':9842', help: 'Address to listen on for HTTP: [host]:port.' },
-  { name: 'web.config.file', type: 'string', help: 'Path of an exporter-toolkit web config file (TLS, basic auth).' },
+  { name: 'web.config.file', type: 'string', help: 'Path of an exporter-toolkit web config file (TLS, mTLS, bcrypt basic auth, headers); re-read when it changes.' },
+  { name: 'web.max-requests', type: 'int', default: '40', min: 0, max: 100000, help: 'Concurrent HTTP requests served at most; more get 503 (0: no limit).' },
+  { name: 'web.request-timeout', type: 'duration', default: '30s', min: 1000, help: 'Longest time a client may take to send a whole request (slow clients are cut off).' },
   { name: 'sample.interval', type: 'duration', default: '1s', min: 100, max: 3_600_000, help: 'How often collectors sample, in the background.' },
   { name: 'sample.stale-after', type: 'duration', default: '10s', min: 1000, help: 'Series of a collector that stopped succeeding are removed after this long (at least 3 of its intervals).' },
   { name: 'log.level', type: 'enum', choices: ['debug', 'info', 'warn', 'error'], default: 'info', help: 'Minimum level of log lines.' },

@@ -76,7 +76,7 @@ function stopper(child: ChildProcess): () => Promise<number | null> {
 }
 
 /** Starts the real exporter (`src/main.ts` under tsx) on a free loopback port and waits until ready. */
-export async function startExporter(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Proc> {
+export async function startExporter(args: string[], env: NodeJS.ProcessEnv = {}, opts: { readyUrl?: (port: number) => Promise<boolean> } = {}): Promise<Proc> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/main.ts'), `--web.listen-address=127.0.0.1:${port}`, ...args], {
     cwd: ROOT,
@@ -85,12 +85,13 @@ export async function startExporter(args: string[], env: NodeJS.ProcessEnv = {})
   });
   const output = track(child);
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(async () => child.exitCode === null && (await fetch(`${url}/readyz`)).ok, 30_000, `exporter on ${url} (${output()})`);
+  const ready = opts.readyUrl ?? (async () => (await fetch(`${url}/readyz`)).ok);
+  await waitFor(async () => child.exitCode === null && (await ready(port)), 30_000, `exporter on ${url} (${output()})`);
   return { child, url, output, stop: stopper(child) };
 }
 
 /** Starts a real Prometheus scraping `targets` every second, with optional rule files. */
-export async function startPrometheus(targets: string[], opts: { ruleFiles?: string[]; scrapeInterval?: string } = {}): Promise<Proc & { query(expr: string): Promise<PromResult[]> }> {
+export async function startPrometheus(targets: string[], opts: { ruleFiles?: string[]; scrapeInterval?: string; jobExtra?: string[] } = {}): Promise<Proc & { query(expr: string): Promise<PromResult[]> }> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'dsx-prom-'));
   const interval = opts.scrapeInterval ?? '1s';
@@ -101,6 +102,7 @@ export async function startPrometheus(targets: string[], opts: { ruleFiles?: str
     ...(opts.ruleFiles?.length ? ['rule_files:', ...opts.ruleFiles.map((f) => `  - ${JSON.stringify(f)}`)] : []),
     'scrape_configs:',
     '  - job_name: ds-exporter',
+    ...(opts.jobExtra ?? []).map((l) => `    ${l}`),
     '    static_configs:',
     `      - targets: [${targets.map((t) => JSON.stringify(t.replace(/^https?:\/\//, ''))).join(', ')}]`,
   ].join('\n');
