@@ -17,6 +17,8 @@ export interface AppDeps {
   readonly logger?: Logger;
   readonly now?: () => number;
   readonly processMetrics?: boolean;
+  /** Overrides the render coalescing window (default: one sample interval). */
+  readonly minRenderIntervalMs?: number;
 }
 
 /** A built, not yet listening exporter. */
@@ -59,7 +61,7 @@ export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<B
   const logger = appDeps.logger ?? createLogger(config.logLevel);
   const now = appDeps.now ?? Date.now;
   // A burst of scrapes renders at most once per sample interval; Prometheus-rate scrapes always get a fresh render.
-  const store = new SampleStore({ now, processMetrics: appDeps.processMetrics ?? true, minRenderIntervalMs: config.intervalMs });
+  const store = new SampleStore({ now, processMetrics: appDeps.processMetrics ?? true, minRenderIntervalMs: appDeps.minRenderIntervalMs ?? config.intervalMs });
   const deps: CollectorDeps = { logger, store, now, shared: new Map() };
   const scheduler = new Scheduler({ store, logger, intervalMs: config.intervalMs, staleAfterMs: config.staleAfterMs, now });
 

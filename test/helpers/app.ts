@@ -5,7 +5,7 @@ import { silentLogger } from '../../src/core/logger.js';
 /** A built exporter for `app.inject()` tests, with a controllable clock. */
 export async function testApp(argv: string[], opts: { now?: () => number } = {}): Promise<BuiltApp> {
   const config = loadConfig(argv, {});
-  return buildApp(config, { logger: silentLogger, now: opts.now, processMetrics: false });
+  return buildApp(config, { logger: silentLogger, now: opts.now, processMetrics: false, minRenderIntervalMs: 0 });
 }
 
 /** Parses Prometheus text exposition into family names → sample lines (test-side helper). */

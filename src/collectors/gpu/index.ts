@@ -145,6 +145,8 @@ export const gpuCollector: CollectorDefinition = {
       async sample(batch, signal) {
         const readings = await source.read(signal);
         metrics.write(batch, readings, source.kind);
+        // Other collectors (kubelet attribution) match devices to GPUs by UUID.
+        deps.shared.set('gpu.devices', readings.map((r) => ({ index: r.device.index, uuid: r.device.uuid })));
       },
       close: () => source.close(),
     };

@@ -1,0 +1,66 @@
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { CollectorDefinition } from '../../core/collector.js';
+import { SourceError } from '../../core/errors.js';
+import { type DeviceAllocation, gpuAllocations, type KnownGpu } from './match.js';
+
+const PROTO = fileURLToPath(new URL('../../../assets/kubelet/podresources.proto', import.meta.url));
+
+interface ListResponse {
+  pod_resources?: Array<{ name?: string; namespace?: string; containers?: Array<{ name?: string; devices?: Array<{ resource_name?: string; device_ids?: string[] }> }> }>;
+}
+
+type ListerClient = grpc.Client & {
+  List(req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: ListResponse) => void): grpc.ClientUnaryCall;
+};
+
+/** Flattens a List response into one row per container device. Pure. */
+export function flattenList(res: ListResponse): DeviceAllocation[] {
+  const out: DeviceAllocation[] = [];
+  for (const p of res.pod_resources ?? []) {
+    for (const c of p.containers ?? []) {
+      for (const d of c.devices ?? []) {
+        for (const id of d.device_ids ?? []) {
+          out.push({ namespace: p.namespace ?? '', pod: p.name ?? '', container: c.name ?? '', resourceName: d.resource_name ?? '', deviceId: id });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Which pod holds which GPU, from the kubelet's pod-resources API over its unix socket. */
+export const kubeletCollector: CollectorDefinition = {
+  name: 'kubelet',
+  description: 'GPU-to-pod attribution from the kubelet pod-resources API (ds_gpu_allocation_info)',
+  defaultEnabled: false,
+  flags: [
+    { name: 'kubelet.pod-resources-socket', type: 'string', default: '/var/lib/kubelet/pod-resources/kubelet.sock', help: 'Unix socket of the kubelet pod-resources API.' },
+    { name: 'kubelet.resource-names', type: 'list', help: 'Extra resource names that hold GPUs, besides nvidia.com/gpu and nvidia.com/mig-*.' },
+    { name: 'kubelet.interval', type: 'duration', default: '5s', min: 100, help: 'How often to ask the kubelet which pod holds which GPU.' },
+    { name: 'kubelet.timeout', type: 'duration', default: '2s', min: 100, help: 'Timeout of one List call.' },
+  ],
+  create(deps, flags) {
+    const socket = flags.string('kubelet.pod-resources-socket') ?? '/var/lib/kubelet/pod-resources/kubelet.sock';
+    const extra = flags.list('kubelet.resource-names');
+    const timeoutMs = flags.number('kubelet.timeout') ?? 2000;
+    const def = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, defaults: true });
+    const pkg = grpc.loadPackageDefinition(def) as unknown as { v1: { PodResourcesLister: new (addr: string, creds: grpc.ChannelCredentials, opts?: object) => ListerClient } };
+    const client = new pkg.v1.PodResourcesLister(`unix://${socket}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 16 << 20 });
+    return {
+      intervalMs: flags.number('kubelet.interval') ?? 5000,
+      async sample(batch, signal) {
+        const res = await new Promise<ListResponse>((resolve, reject) => {
+          const call = client.List({}, { deadline: Date.now() + timeoutMs }, (err, r) => (err ? reject(new SourceError(`kubelet pod-resources List on ${socket}: ${err.details || err.message}`, { cause: err })) : resolve(r)));
+          signal.addEventListener('abort', () => call.cancel(), { once: true });
+        });
+        const gpus = (deps.shared.get('gpu.devices') as KnownGpu[] | undefined) ?? [];
+        for (const a of gpuAllocations(flattenList(res), gpus, extra)) batch.info('ds_gpu_allocation_info', { ...a });
+      },
+      async close() {
+        client.close();
+      },
+    };
+  },
+};
