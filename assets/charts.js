@@ -1,6 +1,13 @@
 // What each chart of the landing page plots, and how it is drawn with uPlot.
 import { bytes, duration, percent, tokens } from './format.js';
 
+/** Axis steps that land on round binary sizes: 1, 2, 5, 10, 20, 50 … of KiB, MiB, GiB, TiB. */
+function binaryIncrements() {
+  const out = [];
+  for (const unit of [1, 2 ** 10, 2 ** 20, 2 ** 30, 2 ** 40]) for (const m of [1, 2, 5, 10, 20, 50, 100, 200, 500]) out.push(m * unit);
+  return out;
+}
+
 const short = (model) => (model ? model.split('/').pop() : '');
 
 /**
@@ -22,6 +29,9 @@ export const CHARTS = [
     metric: 'ds_gpu_memory_used_bytes',
     key: (l) => `GPU ${l.gpu}`,
     format: bytes,
+    incrs: binaryIncrements(),
+    // The y axis reaches the largest GPU's capacity, so "used" reads against "total".
+    ceiling: 'ds_gpu_memory_total_bytes',
     empty: 'No GPU is reporting memory (no GPU source is running).',
   },
   {
@@ -60,7 +70,7 @@ export const CHARTS = [
 /** Distinct on a light and a dark background. */
 export const PALETTE = ['#3b82f6', '#f59e0b', '#10b981', '#ef4444', '#8b5cf6', '#06b6d4', '#ec4899', '#84cc16', '#f97316', '#64748b', '#14b8a6', '#a855f7'];
 
-export const PLOT_HEIGHT = 200;
+export const PLOT_HEIGHT = 210;
 
 /** Colors of axes and grid, from the page's CSS variables (light or dark). */
 export function theme() {
@@ -69,15 +79,22 @@ export function theme() {
   return { axis: v('--muted'), grid: v('--grid'), font: `11px ${v('--font-sans') || 'system-ui, sans-serif'}` };
 }
 
-const timeOfDay = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const pad = (n) => String(n).padStart(2, '0');
+const timeOfDay = (t) => {
+  const d = new Date(t * 1000);
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+};
 
-/** A uPlot instance for `def` with one series per key, `width` px wide, in `el`. */
-export function createPlot(def, keys, data, width, el) {
+/**
+ * A uPlot instance for `def` with one series per key, `width` px wide, in `el`.
+ * `ceiling()` gives the current upper bound of the y axis for charts that have one.
+ */
+export function createPlot(def, keys, data, width, el, ceiling = () => 0) {
   const th = theme();
   const axis = { stroke: th.axis, font: th.font, grid: { stroke: th.grid, width: 1 }, ticks: { stroke: th.grid, width: 1, size: 4 } };
   const y = def.range
     ? { range: () => def.range }
-    : { range: (_u, _min, max) => [0, max > 0 ? max * 1.15 : 1] };
+    : { range: (_u, _min, max) => [0, Math.max(ceiling(), max > 0 ? max * 1.15 : 1)] };
   return new uPlot(
     {
       width,
@@ -87,8 +104,8 @@ export function createPlot(def, keys, data, width, el) {
       legend: { live: true },
       scales: { x: { time: true }, y },
       axes: [
-        { ...axis, space: 70 },
-        { ...axis, size: 62, space: 36, values: (_u, splits) => splits.map((s) => def.format(s)) },
+        { ...axis, space: 80, values: (_u, splits) => splits.map(timeOfDay) },
+        { ...axis, size: 64, space: 28, ...(def.incrs ? { incrs: def.incrs } : {}), values: (_u, splits) => splits.map((s) => def.format(s)) },
       ],
       series: [
         { label: 'time', value: (_u, t) => (t == null ? '—' : timeOfDay(t)) },

@@ -21,6 +21,7 @@ const charts = CHARTS.map((def) => {
     mean: def.derive === 'mean' ? new HistogramMean() : null,
     plot: null,
     signature: '',
+    ceiling: 0,
   };
 });
 
@@ -59,7 +60,7 @@ function render(chart, present) {
   const data = history.data();
   if (!chart.plot || chart.signature !== signature) {
     destroy(chart);
-    chart.plot = createPlot(chart.def, keys, data, plotWidth(chart), chart.box);
+    chart.plot = createPlot(chart.def, keys, data, plotWidth(chart), chart.box, () => chart.ceiling);
     chart.signature = signature;
   } else {
     chart.plot.setData(data);
@@ -106,8 +107,8 @@ function updateTiles(m) {
   const prompt = tput.filter((s) => s.labels.phase === 'prompt');
   const kv = m.ds_serving_kv_cache_usage_ratio ?? [];
   if (tput.length) {
-    const kvText = kv.length ? ` · KV cache ${percent(Math.max(...kv.map((s) => s.value)))}` : '';
-    setTile('tokens', tokens(sum(gen)), `prompt ${tokens(sum(prompt))}${kvText}`);
+    const kvText = kv.length ? ` · KV ${percent(Math.max(...kv.map((s) => s.value)))}` : '';
+    setTile('tokens', tokens(sum(gen)), `prompt ${tokens(sum(prompt)).replace(' tok/s', '')}${kvText}`);
   } else setTile('tokens', '—', 'no engine');
 
   const up = m.ds_comm_peer_up ?? [];
@@ -164,6 +165,7 @@ async function poll() {
     updateTiles(m);
     for (const chart of charts) {
       const samples = m[chart.def.metric] ?? [];
+      if (chart.def.ceiling) chart.ceiling = Math.max(0, ...(m[chart.def.ceiling] ?? []).map((s) => s.value));
       chart.history.push(snap.timestamp, valuesOf(chart, samples));
       render(chart, samples.length > 0);
     }
