@@ -104,7 +104,7 @@ export function createPlot(def, keys, data, width, el, ceiling = () => 0) {
       legend: { live: true },
       scales: { x: { time: true }, y },
       axes: [
-        { ...axis, space: 80, values: (_u, splits) => splits.map(timeOfDay) },
+        { ...axis, space: 64, values: (_u, splits) => splits.map(timeOfDay) },
         { ...axis, size: 64, space: 28, ...(def.incrs ? { incrs: def.incrs } : {}), values: (_u, splits) => splits.map((s) => def.format(s)) },
       ],
       series: [
