@@ -201,6 +201,15 @@ test('charts of absent sources show an empty state instead of a blank plot', { s
     assert.match((await page.textContent('#chart-throughput .empty')) ?? '', /--engine\.target/);
     assert.equal(await page.textContent('[data-tile="tokens"] .value'), '—');
     assert.ok(await page.isVisible('#sim-banner'));
+
+    // Switching the color scheme redraws the charts in the other theme's colors.
+    const axisDark = await page.evaluate(() => getComputedStyle(document.documentElement).getPropertyValue('--muted').trim());
+    await page.emulateMedia({ colorScheme: 'light' });
+    assert.notEqual(await page.evaluate(() => getComputedStyle(document.documentElement).getPropertyValue('--muted').trim()), axisDark);
+    await page.waitForTimeout(1500);
+    assert.equal(await page.locator('#chart-gpu-util canvas').count(), 1);
+    assert.equal(await page.locator('#chart-gpu-util .uplot').count(), 1, 'the old plot was replaced, not duplicated');
+    assert.equal((await cardState(page))['throughput'].state, 'empty');
     assert.deepEqual(seen.errors, []);
     assert.deepEqual(await seen.csp(), []);
   } finally {
