@@ -101,7 +101,7 @@ export function renderLanding(info: LandingInfo, host: string): string {
   const cards = CHARTS.map(
     (c) => `<article class="card" id="chart-${c.id}" data-chart="${c.id}" data-state="loading">
 <header><h2>${esc(c.title)}</h2><p class="sub"><code>${c.metric}</code> · ${esc(c.what)}</p></header>
-<div class="plot"></div><p class="empty" hidden></p></article>`,
+<div class="plot" role="img" aria-label="${esc(c.title)}: live chart of ${c.metric}"></div><p class="empty" hidden></p></article>`,
   ).join('\n');
   return `<!doctype html>
 <html lang="en">
