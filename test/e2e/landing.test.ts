@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { BuiltApp } from '../../src/app.js';
 import { VERSION } from '../../src/version.js';
@@ -12,7 +13,7 @@ import { testApp } from '../helpers/app.js';
 const CHROMIUM = '/usr/bin/chromium';
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (scripts/setup-test-tools.sh installs Debian's chromium)`;
 const CHART_IDS = ['gpu-util', 'gpu-mem', 'frag', 'throughput', 'peer-rtt', 'collective'];
-const SCREENSHOT = join(import.meta.dirname, '../../docs/landing.png');
+const SCREENSHOT = fileURLToPath(new URL('../../docs/landing.png', import.meta.url));
 
 let browser: Browser;
 
@@ -149,7 +150,7 @@ test('the landing page renders, draws every chart from the live snapshot and kee
     assert.deepEqual(await seen.csp(), [], 'no CSP violations');
 
     const update = process.env.UPDATE_SCREENSHOT === '1' || !existsSync(SCREENSHOT);
-    const shot = update ? SCREENSHOT : join(mkdtempSync(join(tmpdir(), 'ds-landing-')), 'landing.png');
+    const shot = update ? SCREENSHOT : join(tmpdir(), 'ds-exporter-landing.png');
     await page.screenshot({ path: shot, fullPage: true });
     if (!update) process.stdout.write(`# screenshot written to ${shot} (UPDATE_SCREENSHOT=1 replaces docs/landing.png)\n`);
 
