@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import type { FastifyPluginAsync } from 'fastify';
 
 /** What the landing page shows about this exporter. */
@@ -36,6 +37,7 @@ export const LANDING_SECURITY_HEADERS: Readonly<Record<string, string>> = {
 
 interface Asset {
   readonly body: Buffer;
+  readonly gzip: Buffer;
   readonly type: string;
   readonly etag: string;
 }
@@ -55,13 +57,14 @@ function loadAsset(path: string): Asset {
   }
   const ext = /\.[a-z]+$/.exec(path)?.[0] ?? '';
   const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`;
-  return { body, type: TYPES[ext] ?? 'application/octet-stream', etag };
+  return { body, gzip: gzipSync(body, { level: 9 }), type: TYPES[ext] ?? 'application/octet-stream', etag };
 }
 
 /**
  * The files under `/assets/`: the page's own script, modules and stylesheet, and uPlot's
  * distribution files resolved from node_modules (served by the exporter, never a CDN).
- * A fixed table read once at startup, so no request path ever reaches the filesystem.
+ * A fixed table read (and gzipped) once at startup, so no request path ever reaches the
+ * filesystem.
  */
 function loadAssets(dir: string): Map<string, Asset> {
   const require = createRequire(import.meta.url);
@@ -174,8 +177,10 @@ export const landingPlugin: FastifyPluginAsync<LandingInfo> = async (app, info) 
     const asset = assets.get(req.params['*']);
     if (!asset) return reply.code(404).type('text/plain; charset=utf-8').send('not found\n');
     // Revalidated on every load, so an upgraded exporter never serves a stale script.
-    reply.header('cache-control', 'no-cache').header('etag', asset.etag);
+    reply.header('cache-control', 'no-cache').header('etag', asset.etag).header('vary', 'Accept-Encoding');
     if (req.headers['if-none-match'] === asset.etag) return reply.code(304).send();
-    return reply.type(asset.type).send(asset.body);
+    reply.type(asset.type);
+    if (/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) return reply.header('content-encoding', 'gzip').send(asset.gzip);
+    return reply.send(asset.body);
   });
 };

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
 import { LANDING_SECURITY_HEADERS, renderLanding } from '../../src/http/landing.js';
 import { VERSION } from '../../src/version.js';
 import { testApp } from '../helpers/app.js';
@@ -52,6 +53,10 @@ test('assets: the page files and uPlot from node_modules, with security headers 
   assert.equal(js.statusCode, 200);
   assert.match(js.headers['content-type'] as string, /^text\/javascript/);
   assert.ok(js.rawPayload.equals(uplotJs), 'byte-identical to the installed uPlot');
+  const gz = await built.app.inject({ url: '/assets/uplot/uPlot.iife.min.js', headers: { 'accept-encoding': 'gzip, br' } });
+  assert.equal(gz.headers['content-encoding'], 'gzip');
+  assert.ok(gunzipSync(gz.rawPayload).equals(uplotJs), 'gzip when accepted');
+  assert.ok(gz.rawPayload.length < uplotJs.length / 2);
   const css = await built.app.inject({ url: '/assets/uplot/uPlot.min.css' });
   assert.match(css.headers['content-type'] as string, /^text\/css/);
   assert.ok(css.rawPayload.equals(readFileSync(require.resolve('uplot/dist/uPlot.min.css'))));
