@@ -7,7 +7,7 @@ export type FamilyType =
 
 const TYPES: ReadonlySet<string> = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped', 'unknown', 'info', 'stateset', 'gaugehistogram']);
 
-/** Label values by label name; a prototype-less object so any valid label name is a plain key. */
+/** Label values by label name; nothing is inherited from `Object.prototype`, so any valid label name is a plain own key. */
 export type SampleLabels = Record<string, string>;
 
 /** One sample line. */
@@ -92,19 +92,25 @@ function isSpace(c: number): boolean {
   return c === 32 || c === 9;
 }
 
-interface RawSample {
-  name: string;
-  labels: SampleLabels;
-  value: number;
-  timestampMs?: number;
-  line: number;
+/** The series identity of the line parsed last (name and label text as written). */
+let lastKey = '';
+
+/** Label objects inherit from an empty prototype-less object: no `Object.prototype` keys, yet V8 keeps them in fast mode. */
+const LABELS_PROTO: object = Object.create(null) as object;
+
+/** A new, empty label set. */
+export function newLabels(): SampleLabels {
+  return Object.create(LABELS_PROTO) as SampleLabels;
+}
+
+let failLine = 0;
+function fail(why: string): never {
+  throw new ExpositionError(why, failLine);
 }
 
 /** Parses one sample line; `om` selects OpenMetrics timestamps (seconds) over text ones (ms). */
-function parseSampleLine(line: string, lineNo: number, om: boolean): RawSample {
-  const fail = (why: string): never => {
-    throw new ExpositionError(why, lineNo);
-  };
+function parseSampleLine(line: string, lineNo: number, om: boolean): Sample {
+  failLine = lineNo;
   const n = line.length;
   let i = 0;
   while (i < n && isSpace(line.charCodeAt(i))) i++;
@@ -112,8 +118,9 @@ function parseSampleLine(line: string, lineNo: number, om: boolean): RawSample {
   if (i >= n || !isNameStart(line.charCodeAt(i))) fail('expected a metric name');
   while (i < n && isNameChar(line.charCodeAt(i))) i++;
   const name = line.slice(nameStart, i);
-  const labels: SampleLabels = Object.create(null) as SampleLabels;
+  const labels = newLabels();
   const afterName = i;
+  let labelsEnd = i;
   while (i < n && isSpace(line.charCodeAt(i))) i++;
   let hadLabels = false;
   if (i < n && line.charCodeAt(i) === 123 /* { */) {
@@ -124,6 +131,7 @@ function parseSampleLine(line: string, lineNo: number, om: boolean): RawSample {
       if (i >= n) fail('unterminated label set');
       if (line.charCodeAt(i) === 125 /* } */) {
         i++;
+        labelsEnd = i;
         break;
       }
       const ls = i;
@@ -192,7 +200,9 @@ function parseSampleLine(line: string, lineNo: number, om: boolean): RawSample {
   }
   if (i < n && line.charCodeAt(i) !== 35) fail('unexpected text after the value');
   // An exemplar is accepted and dropped: nothing here uses it.
-  return { name, labels, value: value as number, timestampMs, line: lineNo };
+  // The series identity as written; label order differences are rare enough to count as distinct.
+  lastKey = hadLabels ? line.slice(nameStart, labelsEnd) : name;
+  return timestampMs === undefined ? { name, labels, value: value as number } : { name, labels, value: value as number, timestampMs };
 }
 
 /** Suffixes by which a sample belongs to a differently named family, and the family types that allow them. */
@@ -240,7 +250,8 @@ export function parseExposition(text: string, opts: ParseOptions = {}): Expositi
   else om = /(^|\n)# EOF\r?\n?\s*$/.test(text.length > 64 ? text.slice(-64) : text);
 
   const meta = new Map<string, { type?: FamilyType; help?: string; unit?: string }>();
-  const raw: RawSample[] = [];
+  const raw: Sample[] = [];
+  const keys: string[] = [];
   let lineNo = 0;
   let pos = 0;
   let sawEof = false;
@@ -282,6 +293,7 @@ export function parseExposition(text: string, opts: ParseOptions = {}): Expositi
     }
     if (raw.length >= maxSeries) throw new ExpositionError(`more than ${maxSeries} samples`, lineNo, 'too_many_series');
     raw.push(parseSampleLine(line, lineNo, om));
+    keys.push(lastKey);
   }
 
   const families = new Map<string, Family>();
@@ -309,10 +321,14 @@ export function parseExposition(text: string, opts: ParseOptions = {}): Expositi
     }
     return f;
   };
-  for (const r of raw) {
-    const family = familyFor(r.name);
-    const key = seriesKey(r.name, r.labels);
-    const sample: Sample = r.timestampMs === undefined ? { name: r.name, labels: r.labels, value: r.value } : { name: r.name, labels: r.labels, value: r.value, timestampMs: r.timestampMs };
+  let lastName = '';
+  let lastFamily: Family | undefined;
+  for (let j = 0; j < raw.length; j++) {
+    const sample = raw[j];
+    const family = sample.name === lastName ? lastFamily! : familyFor(sample.name);
+    lastName = sample.name;
+    lastFamily = family;
+    const key = keys[j];
     const prev = seen.get(key);
     if (prev) {
       duplicates++;
@@ -363,7 +379,7 @@ export function histogramSeries(exp: Exposition, base: string): HistogramSeries[
     else if (s.name === base + '_count' || s.name === base + '_gcount') kind = 'count';
     else if (s.name === base + '_sum' || s.name === base + '_gsum') kind = 'sum';
     else continue;
-    const labels: SampleLabels = Object.create(null) as SampleLabels;
+    const labels = newLabels();
     for (const k of Object.keys(s.labels)) if (k !== 'le') labels[k] = s.labels[k];
     const key = seriesKey('', labels);
     let g = groups.get(key);

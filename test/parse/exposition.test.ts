@@ -115,7 +115,9 @@ test('hostile label names and values stay plain data', () => {
   assert.equal(l.constructor, 'x');
   assert.equal(l.v, '"}{,=\n');
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
-  assert.equal(Object.getPrototypeOf(l), null);
+  // Nothing inherited from Object.prototype.
+  assert.equal(Object.getPrototypeOf(Object.getPrototypeOf(l)), null);
+  assert.equal(one('m{a="1"} 1\n', 'm').samples[0].labels.toString, undefined);
 });
 
 test('real engine payloads parse: vLLM, SGLang, Triton, TensorRT-LLM backend', () => {
