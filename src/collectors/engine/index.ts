@@ -35,7 +35,7 @@ export const engineCollector: CollectorDefinition = {
   create(deps: CollectorDeps, flags: Flags): Collector {
     const targets = parseTargets(flags.list('engine.target'));
     const timeoutMs = effectiveTimeoutMs(flags);
-    if (timeoutMs < (flags.number('engine.timeout') ?? 2000)) {
+    if (flags.explicit.has('engine.timeout') && timeoutMs < (flags.number('engine.timeout') ?? 2000)) {
       deps.logger.info('engine scrape timeout capped below the sample interval', { timeout_ms: timeoutMs });
     }
     if (targets.length === 0) deps.logger.warn('engine collector enabled without --engine.target: it scrapes nothing');
