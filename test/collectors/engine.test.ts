@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
@@ -390,6 +393,41 @@ test('connections are kept alive between samples', async () => {
     }
     assert.equal(srv.hits.get('/k'), 4);
     assert.equal(connections, 1);
+  } finally {
+    await b.close();
+    await srv.close();
+  }
+});
+
+function hasPromtool(): boolean {
+  try {
+    execFileSync('promtool', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('promtool check metrics accepts an engine-fed exposition', { skip: !hasPromtool() && 'promtool not installed (scripts/setup-test-tools.sh installs it)' }, async () => {
+  let now = T0;
+  const rules: Grow[] = [
+    { name: 'vllm:prompt_tokens_total', perSecond: 10 },
+    { name: 'vllm:time_to_first_token_seconds_bucket', leFrom: 0.5, perSecond: 10 },
+    { name: 'vllm:time_to_first_token_seconds_count', perSecond: 10 },
+  ];
+  const srv = await engineServer({ '/v': { body: () => grown(fixture('vllm.txt'), rules, (now - T0) / 1000) }, '/bad': { status: 503 } });
+  const b = await exporter([`--engine.target=${srv.url('/v')},${srv.url('/bad')}`], () => now);
+  try {
+    await b.scheduler.sampleAll();
+    now += 1000;
+    await b.scheduler.sampleAll();
+    const text = (await b.app.inject({ url: '/metrics' })).body;
+    assert.match(text, /ds_serving_time_to_first_token_seconds\{/);
+    assert.match(text, /ds_engine_scrape_errors_total\{/);
+    const dir = mkdtempSync(join(tmpdir(), 'dsx-engine-'));
+    writeFileSync(join(dir, 'm.txt'), text);
+    const out = execFileSync('sh', ['-c', `promtool check metrics < ${join(dir, 'm.txt')} 2>&1; true`]).toString();
+    assert.equal(out.trim(), '', out);
   } finally {
     await b.close();
     await srv.close();
