@@ -172,3 +172,33 @@ test('the collector turns on when targets are given, unless switched off explici
   assert.ok(!names(['--engine.target=http://127.0.0.1:1/metrics', '--no-collector.engine']).includes('engine'));
   assert.throws(() => loadConfig(['--engine.target=bogus=http://x'], {}), ConfigError);
 });
+
+test('fuzz: hostile engine values never throw and never produce a negative rate, an Inf or a ratio outside 0..1', async () => {
+  const { EngineCollector } = await import('../../src/collectors/engine/collector.js');
+  const { SampleStore } = await import('../../src/core/store.js');
+  const { silentLogger } = await import('../../src/core/logger.js');
+  const names = ['vllm:prompt_tokens_total', 'vllm:generation_tokens_total', 'vllm:request_success_total', 'vllm:num_requests_running', 'vllm:kv_cache_usage_perc', 'vllm:time_to_first_token_seconds_bucket', 'vllm:time_to_first_token_seconds_count', 'vllm:e2e_request_latency_seconds_bucket'];
+  const value = fc.oneof(fc.constantFrom('NaN', '+Inf', '-Inf', '0', '-1', '1e308', '-0'), fc.double({ noNaN: true, noDefaultInfinity: true }).map(String));
+  const line = fc.tuple(fc.constantFrom(...names), fc.constantFrom('m', 'n', ''), fc.constantFrom('0.1', '1', '+Inf', 'NaN', '-Inf', 'x', '-1'), fc.constantFrom('stop', 'abort', 'error'), value).map(([n, m, le, reason, v]) => `${n}{model_name="${m}",le="${le}",finished_reason="${reason}"} ${v}`);
+  const payload = fc.array(line, { maxLength: 25 }).map((ls) => ls.join('\n') + '\n');
+  await fc.assert(
+    fc.asyncProperty(fc.array(payload, { minLength: 2, maxLength: 4 }), async (payloads) => {
+      let now = 1_000_000;
+      let i = 0;
+      const store = new SampleStore({ now: () => now });
+      const c = new EngineCollector({ targets: [{ url: 'http://127.0.0.1:1/metrics', label: 't' }], timeoutMs: 100, maxBytes: 1e6, maxSeries: 1000, logger: silentLogger, now: () => now, fetch: async () => payloads[i++] });
+      for (let k = 0; k < payloads.length; k++) {
+        const batch = store.batch('engine');
+        await c.sample(batch, new AbortController().signal);
+        store.commit(batch);
+        now += 1000;
+        const m = store.snapshot().metrics;
+        for (const s of m.ds_serving_throughput_tokens_per_second ?? []) assert.ok(Number.isFinite(s.value) && s.value >= 0, `rate ${s.value}`);
+        for (const s of m.ds_serving_kv_cache_usage_ratio ?? []) assert.ok(s.value >= 0 && s.value <= 1, `kv ${s.value}`);
+        for (const name of ['ds_serving_time_to_first_token_seconds', 'ds_serving_e2e_request_latency_seconds']) for (const s of m[name] ?? []) assert.ok(Number.isFinite(s.value), `${name} ${s.value}`);
+        for (const s of m.ds_serving_requests_total ?? []) assert.ok(Number.isFinite(s.value) && s.value >= 0);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});

@@ -25,8 +25,8 @@ interface TargetState {
   status?: string;
   /** The last successful reading and when it was taken; dropped on failure so no window spans an outage. */
   prev?: { at: number; models: Map<string, ModelReading> };
-  /** Last raw request counters by model and outcome, kept across outages for the running totals. */
-  readonly lastRequests: Map<string, number>;
+  /** Last raw request counters by model and outcome (and the sample that saw them), kept across outages for the running totals. */
+  readonly lastRequests: Map<string, { raw: number; seen: number }>;
   readonly errors: Map<ScrapeFailure, number>;
 }
 
@@ -44,6 +44,8 @@ interface Contribution {
 
 const PERCENTILES = [['p50', 0.5], ['p90', 0.9], ['p99', 0.99]] as const;
 const SEP = '\u0000';
+/** Samples after which the request state of a model that disappeared is forgotten (an hour at 1 s). */
+const FORGET_AFTER = 3600;
 
 /**
  * Scrapes every engine target concurrently each sample and normalizes what it finds.
@@ -55,8 +57,9 @@ const SEP = '\u0000';
  */
 export class EngineCollector implements Collector {
   private readonly states: TargetState[];
-  /** Running request totals by engine, model and outcome. */
-  private readonly totals = new Map<string, number>();
+  /** Running request totals by engine, model and outcome, with the sample that last moved them. */
+  private readonly totals = new Map<string, { value: number; seen: number }>();
+  private tick = 0;
   private readonly fetch: typeof fetchPayload;
 
   constructor(private readonly opts: EngineCollectorOptions) {
@@ -117,10 +120,14 @@ export class EngineCollector implements Collector {
         for (const [outcome, raw] of cur.requests) {
           const rk = model + SEP + outcome;
           const last = s.lastRequests.get(rk);
-          const inc = last === undefined ? raw : counterIncrease(last, raw);
-          s.lastRequests.set(rk, raw);
+          const inc = counterIncrease(last?.raw ?? 0, raw);
+          s.lastRequests.set(rk, { raw, seen: this.tick });
           const tk = key + SEP + outcome;
-          this.totals.set(tk, (this.totals.get(tk) ?? 0) + inc);
+          const total = this.totals.get(tk);
+          if (total) {
+            total.value += inc;
+            total.seen = this.tick;
+          } else this.totals.set(tk, { value: inc, seen: this.tick });
           touched.add(tk);
         }
       }
@@ -131,12 +138,25 @@ export class EngineCollector implements Collector {
     }
     for (const tk of touched) {
       const [engine, model, outcome] = tk.split(SEP);
-      batch.counter('ds_serving_requests_total', { engine, model, outcome }, this.totals.get(tk)!);
+      batch.counter('ds_serving_requests_total', { engine, model, outcome }, this.totals.get(tk)!.value);
     }
     for (const [key, list] of groups) {
       const [engine, model] = key.split(SEP);
       writeGroup(batch, { engine, model }, list);
     }
+    if (++this.tick % 64 === 0) this.forget();
+  }
+
+  /**
+   * Drops request totals of models not seen for FORGET_AFTER samples, so an engine that
+   * keeps inventing model names cannot grow this state without bound. A model that comes
+   * back later starts again from the engine's own count.
+   */
+  private forget(): void {
+    const before = this.tick - FORGET_AFTER;
+    for (const [k, t] of this.totals) if (t.seen < before) this.totals.delete(k);
+    // A target that is down keeps its last counts, so its return is not counted twice.
+    for (const s of this.states) if (s.prev) for (const [k, r] of s.lastRequests) if (r.seen < before) s.lastRequests.delete(k);
   }
 
   private markDown(s: TargetState, err: unknown): void {
@@ -181,24 +201,27 @@ function percentileOf(q: number, hists: Array<Hist | undefined>): number | undef
   return worst;
 }
 
+/** Sets a gauge only for a finite value: a broken engine reading is absent, never Inf. */
+function put(batch: Batch, name: string, labels: Record<string, string>, v: number | undefined): void {
+  if (v !== undefined && Number.isFinite(v)) batch.gauge(name, labels, v);
+}
+
 function writeGroup(batch: Batch, em: { engine: string; model: string }, list: Contribution[]): void {
   const prompt = sumOf(list.map((c) => c.promptRate));
   const generation = sumOf(list.map((c) => c.generationRate));
-  if (prompt !== undefined) batch.gauge('ds_serving_throughput_tokens_per_second', { ...em, phase: 'prompt' }, prompt);
-  if (generation !== undefined) batch.gauge('ds_serving_throughput_tokens_per_second', { ...em, phase: 'generation' }, generation);
-  const running = sumOf(list.map((c) => c.running));
-  const waiting = sumOf(list.map((c) => c.waiting));
-  if (running !== undefined) batch.gauge('ds_serving_requests_running', em, running);
-  if (waiting !== undefined) batch.gauge('ds_serving_requests_waiting', em, waiting);
+  put(batch, 'ds_serving_throughput_tokens_per_second', { ...em, phase: 'prompt' }, prompt);
+  put(batch, 'ds_serving_throughput_tokens_per_second', { ...em, phase: 'generation' }, generation);
+  put(batch, 'ds_serving_requests_running', em, sumOf(list.map((c) => c.running)));
+  put(batch, 'ds_serving_requests_waiting', em, sumOf(list.map((c) => c.waiting)));
   const kvs = list.map((c) => c.kv).filter((v): v is number => v !== undefined);
-  if (kvs.length) batch.gauge('ds_serving_kv_cache_usage_ratio', em, Math.max(...kvs));
+  if (kvs.length) put(batch, 'ds_serving_kv_cache_usage_ratio', em, Math.max(...kvs));
   for (const [percentile, q] of PERCENTILES) {
     const l = { ...em, percentile };
     const ttft = percentileOf(q, list.map((c) => c.ttft));
     const itl = percentileOf(q, list.map((c) => c.itl));
     const e2e = percentileOf(q, list.map((c) => c.e2e));
-    if (ttft !== undefined) batch.gauge('ds_serving_time_to_first_token_seconds', l, ttft);
-    if (itl !== undefined) batch.gauge('ds_serving_inter_token_latency_seconds', l, itl);
-    if (e2e !== undefined) batch.gauge('ds_serving_e2e_request_latency_seconds', l, e2e);
+    put(batch, 'ds_serving_time_to_first_token_seconds', l, ttft);
+    put(batch, 'ds_serving_inter_token_latency_seconds', l, itl);
+    put(batch, 'ds_serving_e2e_request_latency_seconds', l, e2e);
   }
 }

@@ -4,9 +4,13 @@ export interface Hist {
   readonly counts: readonly number[];
 }
 
-/** Increase of a counter between two readings; a drop means the engine restarted and counts from zero. */
+/**
+ * Increase of a counter between two readings; a drop means the engine restarted and
+ * counts from zero. Never negative, never NaN (a broken engine value counts as no increase).
+ */
 export function counterIncrease(prev: number, cur: number): number {
-  return cur >= prev ? cur - prev : cur;
+  const inc = cur >= prev ? cur - prev : cur;
+  return Number.isFinite(inc) && inc > 0 ? inc : 0;
 }
 
 function sameBounds(a: Hist, b: Hist): boolean {
