@@ -137,6 +137,12 @@ test('TGI, trtllm-serve and llama.cpp payloads', () => {
   assert.deepEqual({ ...ll.models.get('unknown')!, requests: undefined }, { promptTokens: 10, generationTokens: 20, running: 1, waiting: 2, kvCacheRatio: 0.3, requests: undefined });
 });
 
+test('a summary where a histogram was expected gives no percentile; a histogram without +Inf still does', () => {
+  const r = read('# TYPE vllm:time_to_first_token_seconds summary\nvllm:time_to_first_token_seconds{model_name="m",quantile="0.5"} 0.2\nvllm:time_to_first_token_seconds_count{model_name="m"} 4\nvllm:time_to_first_token_seconds_sum{model_name="m"} 1\n# TYPE vllm:e2e_request_latency_seconds histogram\nvllm:e2e_request_latency_seconds_bucket{model_name="m",le="1"} 2\nvllm:e2e_request_latency_seconds_count{model_name="m"} 3\nvllm:num_requests_running{model_name="m"} 1\n').models.get('m')!;
+  assert.equal(r.ttft, undefined);
+  assert.deepEqual(r.e2e, { bounds: [1, Infinity], counts: [2, 3] });
+});
+
 test('KV cache given in percent is converted to a ratio; nonsense is dropped', () => {
   assert.equal(read('vllm:kv_cache_usage_perc{model_name="m"} 87.5\n').models.get('m')!.kvCacheRatio, 0.875);
   assert.equal(read('vllm:kv_cache_usage_perc{model_name="m"} 1000\nvllm:num_requests_running{model_name="m"} 1\n').models.get('m')!.kvCacheRatio, undefined);
