@@ -246,3 +246,36 @@ test('fuzz: generated valid expositions round-trip (text and OpenMetrics, LF and
     { numRuns: 10_000 },
   );
 });
+
+test('fuzz: generated histograms round-trip through histogramSeries, with or without +Inf', () => {
+  const hist = fc.record({
+    name: metricName,
+    labels: fc.uniqueArray(fc.tuple(labelName, labelValue), { maxLength: 3, selector: (t) => t[0] }),
+    bounds: fc.uniqueArray(fc.double({ min: -1e6, max: 1e6, noNaN: true }), { minLength: 1, maxLength: 8, comparator: 'SameValueZero' }).map((b) => b.map((x) => x + 0).sort((x, y) => x - y)),
+    increments: fc.array(fc.nat({ max: 1000 }), { minLength: 9, maxLength: 9 }),
+    withInf: fc.boolean(),
+    om: fc.boolean(),
+  });
+  fc.assert(
+    fc.property(hist, (h) => {
+      const counts: number[] = [];
+      let c = 0;
+      h.bounds.forEach((_, i) => counts.push((c += h.increments[i])));
+      const total = c + h.increments[8];
+      const ls = h.labels.map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
+      const lines = [`# TYPE ${h.name} histogram`];
+      h.bounds.forEach((b, i) => lines.push(`${h.name}_bucket{${[...ls, `le="${b}"`].join(',')}} ${counts[i]}`));
+      if (h.withInf) lines.push(`${h.name}_bucket{${[...ls, 'le="+Inf"'].join(',')}} ${total}`);
+      lines.push(`${h.name}_count${ls.length ? `{${ls.join(',')}}` : ''} ${total}`);
+      lines.push(`${h.name}_sum${ls.length ? `{${ls.join(',')}}` : ''} 12.5`);
+      if (h.om) lines.push('# EOF');
+      const [s, ...rest] = histogramSeries(parseExposition(lines.join('\n') + '\n'), h.name);
+      assert.equal(rest.length, 0);
+      assert.deepEqual({ ...s.labels }, Object.fromEntries(h.labels));
+      assert.deepEqual(s.bounds, [...h.bounds, Infinity]);
+      assert.deepEqual(s.counts, [...counts, total]);
+      assert.equal(s.sum, 12.5);
+    }),
+    { numRuns: 3000 },
+  );
+});
