@@ -110,7 +110,8 @@ async function refusedUrl(): Promise<string> {
 }
 
 async function exporter(argv: string[], now: () => number, lines: string[] = []): Promise<BuiltApp> {
-  return buildApp(loadConfig(['--no-collector.gpu', ...argv], {}), { logger: createLogger('info', (l) => lines.push(l)), now, processMetrics: false });
+  // Tests drive samples by hand; the interval only sets the timeouts, generous for a loaded machine.
+  return buildApp(loadConfig(['--no-collector.gpu', '--sample.interval=10s', '--engine.timeout=5s', ...argv], {}), { logger: createLogger('info', (l) => lines.push(l)), now, processMetrics: false });
 }
 
 type Snap = Record<string, Array<{ labels: Labels; value: number }>>;
@@ -273,7 +274,7 @@ test('failing targets go down with a reason, logged once; the others and the exp
   const srv = await engineServer({
     '/good': { body: () => grown(fixture('vllm.txt'), [{ name: 'vllm:prompt_tokens_total', perSecond: 50 }], (now - T0) / 1000) },
     '/500': { status: 500, body: () => 'internal error' },
-    '/slow': { delayMs: 5000, body: () => fixture('vllm.txt') },
+    '/slow': { delayMs: 20_000, body: () => fixture('vllm.txt') },
     '/huge': { hugeBytes: 50 * 1024 * 1024 },
     '/garbage': { body: () => 'vllm:prompt_tokens_total{model_name="m" 12\n\u0000\u0001{{{' },
     '/nothing': { body: () => 'process_open_fds 3\n' },
@@ -281,7 +282,7 @@ test('failing targets go down with a reason, logged once; the others and the exp
   const refused = await refusedUrl();
   const lines: string[] = [];
   const targets = ['/good', '/500', '/slow', '/huge', '/garbage', '/nothing'].map((p) => srv.url(p));
-  const b = await exporter([`--engine.target=${[...targets, refused].join(',')}`, '--engine.timeout=900ms', '--sample.interval=2s', '--engine.max-bytes=4194304'], () => now, lines);
+  const b = await exporter([`--engine.target=${[...targets, refused].join(',')}`, '--engine.timeout=3s', '--sample.interval=5s', '--engine.max-bytes=4194304'], () => now, lines);
   try {
     const rss0 = process.memoryUsage().rss;
     const t0 = performance.now();
@@ -290,7 +291,7 @@ test('failing targets go down with a reason, logged once; the others and the exp
       now += 1000;
     }
     const perSample = (performance.now() - t0) / 3;
-    assert.ok(perSample < 2000, `a sample took ${perSample} ms: one slow target must not hold the others`);
+    assert.ok(perSample < 5000, `a sample took ${perSample} ms: one slow target must not hold the others`);
     assert.ok(process.memoryUsage().rss - rss0 < 300 * 1024 * 1024, 'the 50 MB body was not held in memory');
     const s = snap(b);
     const up = (url: string) => value(s, 'ds_engine_up', { target: url });
@@ -308,7 +309,7 @@ test('failing targets go down with a reason, logged once; the others and the exp
     const warns = lines.filter((l) => /level=warn/.test(l) && /engine target down/.test(l));
     assert.equal(warns.length, 5, warns.join('\n'));
     assert.ok(warns.some((l) => /reason=http_status/.test(l) && /HTTP 500/.test(l)));
-    assert.ok(warns.some((l) => /reason=timeout/.test(l) && /timeout after 900 ms/.test(l)));
+    assert.ok(warns.some((l) => /reason=timeout/.test(l) && /timeout after 3000 ms/.test(l)));
     assert.ok(warns.some((l) => /reason=too_large/.test(l) && /larger than 4194304 bytes/.test(l)));
     assert.ok(warns.some((l) => /reason=refused/.test(l)));
     assert.ok(warns.some((l) => /reason=parse/.test(l) && /line 1/.test(l)));
