@@ -143,6 +143,13 @@ test('a summary where a histogram was expected gives no percentile; a histogram 
   assert.deepEqual(r.e2e, { bounds: [1, Infinity], counts: [2, 3] });
 });
 
+test('series split by another label (vLLM data-parallel engine cores) add up; KV usage takes the fullest', () => {
+  const r = read('vllm:num_requests_running{model_name="m",engine="0"} 3\nvllm:num_requests_running{model_name="m",engine="1"} 4\nvllm:kv_cache_usage_perc{model_name="m",engine="0"} 0.5\nvllm:kv_cache_usage_perc{model_name="m",engine="1"} 0.75\nvllm:prompt_tokens_total{model_name="m",engine="0"} 10\nvllm:prompt_tokens_total{model_name="m",engine="1"} 5\n').models.get('m')!;
+  assert.equal(r.running, 7);
+  assert.equal(r.kvCacheRatio, 0.75);
+  assert.equal(r.promptTokens, 15);
+});
+
 test('KV cache given in percent is converted to a ratio; nonsense is dropped', () => {
   assert.equal(read('vllm:kv_cache_usage_perc{model_name="m"} 87.5\n').models.get('m')!.kvCacheRatio, 0.875);
   assert.equal(read('vllm:kv_cache_usage_perc{model_name="m"} 1000\nvllm:num_requests_running{model_name="m"} 1\n').models.get('m')!.kvCacheRatio, undefined);

@@ -202,8 +202,11 @@ function matches(labels: SampleLabels, where: Source['where']): boolean {
   return true;
 }
 
-/** Sum of the plain samples (not _created, _bucket, ...) of a source, by model. */
-function valuesByModel(exp: Exposition, src: Source, modelLabel: string | undefined, label?: string): Map<string, number> | undefined {
+/**
+ * The plain samples (not _created, _bucket, ...) of a source by model, summed over other
+ * labels (e.g. vLLM's per-engine-core `engine` label), or their maximum with `max`.
+ */
+function valuesByModel(exp: Exposition, src: Source, modelLabel: string | undefined, label?: string, combine: 'sum' | 'max' = 'sum'): Map<string, number> | undefined {
   const f = findFamily(exp, src.name);
   if (!f || f.type === 'histogram' || f.type === 'summary') return undefined;
   const out = new Map<string, number>();
@@ -212,7 +215,9 @@ function valuesByModel(exp: Exposition, src: Source, modelLabel: string | undefi
     if (!matches(s.labels, src.where) || !Number.isFinite(s.value)) continue;
     const model = (modelLabel && s.labels[modelLabel]) || 'unknown';
     const key = label === undefined ? model : model + '\u0000' + (s.labels[label] ?? '');
-    out.set(key, (out.get(key) ?? 0) + s.value * (src.scale ?? 1));
+    const v = s.value * (src.scale ?? 1);
+    const prev = out.get(key);
+    out.set(key, prev === undefined ? v : combine === 'max' ? Math.max(prev, v) : prev + v);
   }
   return out.size ? out : undefined;
 }
@@ -253,10 +258,10 @@ export function extractReading(exp: Exposition, engine: EngineKind | 'unknown'):
     return r;
   };
   /** For each model, the first source that has it. */
-  const firstPerModel = (sources: readonly Source[] | undefined, set: (r: ModelReading, v: number) => void) => {
+  const firstPerModel = (sources: readonly Source[] | undefined, set: (r: ModelReading, v: number) => void, combine: 'sum' | 'max' = 'sum') => {
     const done = new Set<string>();
     for (const src of sources ?? []) {
-      const vals = valuesByModel(exp, src, a.modelLabel);
+      const vals = valuesByModel(exp, src, a.modelLabel, undefined, combine);
       if (!vals) continue;
       for (const [m, v] of vals) {
         if (done.has(m)) continue;
@@ -296,7 +301,7 @@ export function extractReading(exp: Exposition, engine: EngineKind | 'unknown'):
     // A ratio above 1 can only be a percentage; anything beyond 100 is nonsense and dropped.
     const ratio = v > 1 && v <= 100 ? v / 100 : v;
     if (ratio >= 0 && ratio <= 1) r.kvCacheRatio = ratio;
-  });
+  }, 'max');
   firstHistPerModel(a.ttft, (r, h) => (r.ttft = h));
   firstHistPerModel(a.itl, (r, h) => (r.itl = h));
   firstHistPerModel(a.e2e, (r, h) => (r.e2e = h));
