@@ -6,6 +6,7 @@ const Q = ['engine', 'model', 'percentile'] as const;
 /** Inference engine and training throughput, normalized across engines. */
 export const servingMetrics: readonly MetricDef[] = [
   { name: 'ds_engine_up', type: 'gauge', unit: '', source: 'engine', labels: ['target', 'engine'], help: '1 when the engine target answered with a parseable payload.' },
+  { name: 'ds_engine_scrape_errors_total', type: 'counter', unit: '', source: 'engine', labels: ['target', 'reason'], help: 'Failed scrapes of an engine target by reason (timeout, refused, network, http_status, too_large, parse).' },
   { name: 'ds_serving_throughput_tokens_per_second', type: 'gauge', unit: 'tokens_per_second', source: 'engine', labels: ['engine', 'model', 'phase'], help: 'Tokens per second over the last sample window, from counter deltas (phase=prompt|generation).' },
   { name: 'ds_serving_requests_total', type: 'counter', unit: '', source: 'engine', labels: ['engine', 'model', 'outcome'], help: 'Finished requests by outcome, following the engine counter across its resets.' },
   { name: 'ds_serving_requests_running', type: 'gauge', unit: '', source: 'engine', labels: EM, help: 'Requests being processed.' },

@@ -56,7 +56,11 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, defs
     flags = flags.with({ 'gpu.source': 'simulated', 'collector.sim': true });
   }
   const { host, port } = parseListenAddress(flags.string('web.listen-address') ?? ':9842');
-  const collectors = defs.filter((d) => flags.bool(`collector.${d.name}`));
+  const collectors = defs.filter((d) => {
+    const sw = `collector.${d.name}`;
+    if (flags.explicit.has(sw)) return flags.bool(sw);
+    return flags.bool(sw) || (d.autoEnable?.(flags) ?? false);
+  });
   return {
     flags,
     listenHost: host,

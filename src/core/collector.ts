@@ -32,5 +32,10 @@ export interface CollectorDefinition {
   readonly defaultEnabled: boolean;
   /** Flags this collector owns (`--<name>.*`). */
   readonly flags?: readonly FlagDef[];
+  /**
+   * Turns a collector that is off by default on when its own flags ask for it (e.g.
+   * targets given), unless `--no-collector.<name>` is explicit. May throw ConfigError.
+   */
+  autoEnable?(flags: Flags): boolean;
   create(deps: CollectorDeps, flags: Flags): Promise<Collector> | Collector;
 }

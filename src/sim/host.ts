@@ -87,6 +87,10 @@ export class SimHost {
   tokensPerSecond = { prompt: 0, generation: 0 };
   trainingSamples = 0;
   trainingSteps = 0;
+  /** Engine scrapes that timed out: a rare hiccup, about one every 15 simulated minutes. */
+  get engineScrapeTimeouts(): number {
+    return Math.floor((this.steps * STEP_S) / 900);
+  }
   trainingSamplesPerSecond = 0;
   private readonly rand: () => number;
 

@@ -8,6 +8,7 @@ export function writeSimHost(batch: Batch, host: SimHost): void {
   const engine = 'vllm';
   const model = host.model;
   batch.gauge('ds_engine_up', { target: 'sim://vllm/metrics', engine }, 1);
+  batch.counter('ds_engine_scrape_errors_total', { target: 'sim://vllm/metrics', reason: 'timeout' }, host.engineScrapeTimeouts);
   batch.gauge('ds_serving_throughput_tokens_per_second', { engine, model, phase: 'prompt' }, host.tokensPerSecond.prompt);
   batch.gauge('ds_serving_throughput_tokens_per_second', { engine, model, phase: 'generation' }, host.tokensPerSecond.generation);
   for (const [outcome, n] of Object.entries(host.requests)) batch.counter('ds_serving_requests_total', { engine, model, outcome }, Math.floor(n));

@@ -1,0 +1,342 @@
+import { histogramSeries, type Exposition, type Family, type SampleLabels } from '../../parse/exposition.js';
+import { scaleHist, type Hist } from './window.js';
+
+/** Engines recognized from their payload (the `engine` label value). */
+export const ENGINE_KINDS = ['vllm', 'sglang', 'tgi', 'triton', 'trtllm', 'llamacpp'] as const;
+export type EngineKind = (typeof ENGINE_KINDS)[number];
+
+/** A metric of an engine; `where` keeps only samples with these label values. */
+export interface Source {
+  readonly name: string;
+  readonly where?: Readonly<Record<string, string>>;
+  /** Factor to the exported unit (ms histograms: 0.001; percent gauges: 0.01). */
+  readonly scale?: number;
+}
+
+/** Where each normalized value comes from, per engine; the first source holding a model wins. */
+export interface EngineAliases {
+  /** Label holding the model; absent: the engine exposes none and the model is `unknown`. */
+  readonly modelLabel?: string;
+  /** Family-name prefixes that identify the engine. */
+  readonly detect: readonly string[];
+  readonly promptTokens?: readonly Source[];
+  readonly generationTokens?: readonly Source[];
+  /** Histograms whose `_sum` counts tokens (engines without token counters). */
+  readonly promptTokensHistSum?: readonly Source[];
+  readonly generationTokensHistSum?: readonly Source[];
+  /** Finished-request counters with a finish-reason label, mapped by `outcomeOf`. */
+  readonly requestsByReason?: readonly Source[];
+  readonly reasonLabel?: string;
+  /** Finished-request counters of one fixed outcome. */
+  readonly requestsSuccess?: readonly Source[];
+  readonly requestsError?: readonly Source[];
+  readonly requestsAborted?: readonly Source[];
+  /** All finished requests; success is this minus errors and aborts. */
+  readonly requestsAll?: readonly Source[];
+  readonly running?: readonly Source[];
+  readonly waiting?: readonly Source[];
+  /** KV-cache usage as a 0..1 ratio after `scale`. */
+  readonly kvCache?: readonly Source[];
+  /** KV-cache usage as used/total blocks (both sources required). */
+  readonly kvCacheUsedTotal?: { readonly used: Source; readonly total: Source };
+  readonly ttft?: readonly Source[];
+  readonly itl?: readonly Source[];
+  readonly e2e?: readonly Source[];
+}
+
+const p = (name: string, extra: Partial<Source> = {}): Source => ({ name, ...extra });
+
+/**
+ * The alias table. Names vary across engine versions; newer names come first. A name
+ * with an engine prefix is also matched with the other separator (`sglang:` and
+ * `sglang_`), and counters with and without `_total`.
+ */
+export const ALIASES: Readonly<Record<EngineKind, EngineAliases>> = {
+  vllm: {
+    modelLabel: 'model_name',
+    detect: ['vllm:', 'vllm_'],
+    promptTokens: [p('vllm:prompt_tokens_total')],
+    generationTokens: [p('vllm:generation_tokens_total')],
+    requestsByReason: [p('vllm:request_success_total')],
+    reasonLabel: 'finished_reason',
+    running: [p('vllm:num_requests_running')],
+    waiting: [p('vllm:num_requests_waiting')],
+    kvCache: [p('vllm:kv_cache_usage_perc'), p('vllm:gpu_cache_usage_perc')],
+    ttft: [p('vllm:time_to_first_token_seconds')],
+    itl: [p('vllm:inter_token_latency_seconds'), p('vllm:time_per_output_token_seconds')],
+    e2e: [p('vllm:e2e_request_latency_seconds')],
+  },
+  sglang: {
+    modelLabel: 'model_name',
+    detect: ['sglang:', 'sglang_'],
+    promptTokens: [p('sglang:prompt_tokens_total')],
+    generationTokens: [p('sglang:generation_tokens_total')],
+    requestsAll: [p('sglang:num_requests_total')],
+    requestsAborted: [p('sglang:num_aborted_requests_total')],
+    running: [p('sglang:num_running_reqs')],
+    waiting: [p('sglang:num_queue_reqs')],
+    kvCache: [p('sglang:token_usage')],
+    ttft: [p('sglang:time_to_first_token_seconds')],
+    itl: [p('sglang:inter_token_latency_seconds'), p('sglang:time_per_output_token_seconds')],
+    e2e: [p('sglang:e2e_request_latency_seconds')],
+  },
+  tgi: {
+    detect: ['tgi_'],
+    promptTokensHistSum: [p('tgi_request_input_length')],
+    generationTokensHistSum: [p('tgi_request_generated_tokens')],
+    requestsSuccess: [p('tgi_request_success')],
+    requestsError: [p('tgi_request_failure')],
+    running: [p('tgi_batch_current_size')],
+    waiting: [p('tgi_queue_size')],
+    itl: [p('tgi_request_mean_time_per_token_duration')],
+    e2e: [p('tgi_request_duration')],
+  },
+  triton: {
+    modelLabel: 'model',
+    detect: ['nv_inference_', 'nv_trt_llm_'],
+    requestsSuccess: [p('nv_inference_request_success')],
+    requestsError: [p('nv_inference_request_failure')],
+    running: [p('nv_trt_llm_request_metrics', { where: { request_type: 'active' } })],
+    waiting: [p('nv_trt_llm_request_metrics', { where: { request_type: 'waiting' } }), p('nv_inference_pending_request_count')],
+    kvCacheUsedTotal: {
+      used: p('nv_trt_llm_kv_cache_block_metrics', { where: { kv_cache_block_type: 'used' } }),
+      total: p('nv_trt_llm_kv_cache_block_metrics', { where: { kv_cache_block_type: 'max' } }),
+    },
+    kvCache: [p('nv_trt_llm_kv_cache_block_metrics', { where: { kv_cache_block_type: 'fraction' } })],
+    ttft: [p('nv_inference_first_response_histogram_ms', { scale: 0.001 })],
+  },
+  trtllm: {
+    modelLabel: 'model_name',
+    detect: ['trtllm_', 'trtllm:'],
+    promptTokens: [p('trtllm_prompt_tokens_total')],
+    generationTokens: [p('trtllm_generation_tokens_total')],
+    requestsByReason: [p('trtllm_request_success_total')],
+    reasonLabel: 'finished_reason',
+    running: [p('trtllm_num_requests_running')],
+    waiting: [p('trtllm_num_requests_waiting')],
+    kvCache: [p('trtllm_kv_cache_utilization'), p('trtllm_kv_cache_usage_perc')],
+    ttft: [p('trtllm_time_to_first_token_seconds')],
+    itl: [p('trtllm_inter_token_latency_seconds'), p('trtllm_time_per_output_token_seconds')],
+    e2e: [p('trtllm_e2e_request_latency_seconds')],
+  },
+  llamacpp: {
+    detect: ['llamacpp:', 'llamacpp_'],
+    promptTokens: [p('llamacpp:prompt_tokens_total')],
+    generationTokens: [p('llamacpp:tokens_predicted_total')],
+    running: [p('llamacpp:requests_processing')],
+    waiting: [p('llamacpp:requests_deferred')],
+    kvCache: [p('llamacpp:kv_cache_usage_ratio')],
+  },
+};
+
+/** What one payload says about one model, in cumulative form (the window is computed later). */
+export interface ModelReading {
+  promptTokens?: number;
+  generationTokens?: number;
+  /** Finished requests by outcome, cumulative as the engine counts them. */
+  readonly requests: Map<string, number>;
+  running?: number;
+  waiting?: number;
+  kvCacheRatio?: number;
+  ttft?: Hist;
+  itl?: Hist;
+  e2e?: Hist;
+}
+
+/** What one payload says, by model. */
+export interface EngineReading {
+  readonly engine: EngineKind | 'unknown';
+  readonly models: Map<string, ModelReading>;
+}
+
+/** Maps an engine's finish reason to an outcome: success, aborted or error. */
+export function outcomeOf(reason: string | undefined): 'success' | 'aborted' | 'error' {
+  const r = (reason ?? '').toLowerCase();
+  if (/abort|cancel/.test(r)) return 'aborted';
+  if (/error|fail/.test(r)) return 'error';
+  return 'success';
+}
+
+/** The engine whose prefixes name the most families; `unknown` when none does. */
+export function detectEngine(exp: Exposition): EngineKind | 'unknown' {
+  let best: EngineKind | 'unknown' = 'unknown';
+  let bestCount = 0;
+  for (const kind of ENGINE_KINDS) {
+    const prefixes = ALIASES[kind].detect;
+    let n = 0;
+    for (const name of exp.families.keys()) if (prefixes.some((pre) => name.startsWith(pre))) n++;
+    if (n > bestCount) {
+      best = kind;
+      bestCount = n;
+    }
+  }
+  return best;
+}
+
+const PREFIX_RE = /^(vllm|sglang|llamacpp|trtllm|tgi)[:_](.*)$/;
+
+/** Names under which `name` may appear: both prefix separators, with and without `_total`. */
+export function nameVariants(name: string): string[] {
+  const m = PREFIX_RE.exec(name);
+  const base = m ? [`${m[1]}:${m[2]}`, `${m[1]}_${m[2]}`] : [name];
+  if (m && base[1] === name) base.reverse();
+  const out: string[] = [];
+  for (const b of base) {
+    out.push(b);
+    out.push(b.endsWith('_total') ? b.slice(0, -6) : b + '_total');
+  }
+  return out;
+}
+
+function findFamily(exp: Exposition, name: string): Family | undefined {
+  for (const n of nameVariants(name)) {
+    const f = exp.families.get(n);
+    if (f && f.samples.length > 0) return f;
+  }
+  return undefined;
+}
+
+function matches(labels: SampleLabels, where: Source['where']): boolean {
+  if (!where) return true;
+  for (const [k, v] of Object.entries(where)) if (labels[k] !== v) return false;
+  return true;
+}
+
+/**
+ * The plain samples (not _created, _bucket, ...) of a source by model, summed over other
+ * labels (e.g. vLLM's per-engine-core `engine` label), or their maximum with `max`.
+ */
+function valuesByModel(exp: Exposition, src: Source, modelLabel: string | undefined, label?: string, combine: 'sum' | 'max' = 'sum'): Map<string, number> | undefined {
+  const f = findFamily(exp, src.name);
+  if (!f || f.type === 'histogram' || f.type === 'summary') return undefined;
+  const out = new Map<string, number>();
+  for (const s of f.samples) {
+    if (s.name !== f.name && s.name !== f.name + '_total') continue;
+    if (!matches(s.labels, src.where) || !Number.isFinite(s.value)) continue;
+    const model = (modelLabel && s.labels[modelLabel]) || 'unknown';
+    const key = label === undefined ? model : model + '\u0000' + (s.labels[label] ?? '');
+    const v = s.value * (src.scale ?? 1);
+    const prev = out.get(key);
+    out.set(key, prev === undefined ? v : combine === 'max' ? Math.max(prev, v) : prev + v);
+  }
+  return out.size ? out : undefined;
+}
+
+function histsByModel(exp: Exposition, src: Source, modelLabel: string | undefined): Map<string, { hist: Hist; sum: number }> | undefined {
+  let series = histogramSeries(exp, src.name);
+  if (series.length === 0) {
+    for (const n of nameVariants(src.name)) {
+      series = histogramSeries(exp, n);
+      if (series.length) break;
+    }
+  }
+  const out = new Map<string, { hist: Hist; sum: number }>();
+  for (const s of series) {
+    if (!matches(s.labels, src.where)) continue;
+    const model = (modelLabel && s.labels[modelLabel]) || 'unknown';
+    const hist = scaleHist({ bounds: s.bounds, counts: s.counts }, src.scale ?? 1);
+    const prev = out.get(model);
+    if (!prev) out.set(model, { hist, sum: s.sum ?? 0 });
+    else if (prev.hist.bounds.length === hist.bounds.length && prev.hist.bounds.every((b, i) => b === hist.bounds[i])) {
+      out.set(model, { hist: { bounds: hist.bounds, counts: prev.hist.counts.map((c, i) => c + hist.counts[i]) }, sum: prev.sum + (s.sum ?? 0) });
+    }
+  }
+  return out.size ? out : undefined;
+}
+
+/**
+ * Reads one payload through the alias table of `engine`. Pure: the same payload gives
+ * the same reading. Values the engine does not expose stay undefined.
+ */
+export function extractReading(exp: Exposition, engine: EngineKind | 'unknown'): EngineReading {
+  const models = new Map<string, ModelReading>();
+  if (engine === 'unknown') return { engine, models };
+  const a = ALIASES[engine];
+  const model = (m: string): ModelReading => {
+    let r = models.get(m);
+    if (!r) models.set(m, (r = { requests: new Map() }));
+    return r;
+  };
+  /** For each model, the first source that has it. */
+  const firstPerModel = (sources: readonly Source[] | undefined, set: (r: ModelReading, v: number) => void, combine: 'sum' | 'max' = 'sum') => {
+    const done = new Set<string>();
+    for (const src of sources ?? []) {
+      const vals = valuesByModel(exp, src, a.modelLabel, undefined, combine);
+      if (!vals) continue;
+      for (const [m, v] of vals) {
+        if (done.has(m)) continue;
+        done.add(m);
+        set(model(m), v);
+      }
+    }
+  };
+  const firstHistPerModel = (sources: readonly Source[] | undefined, set: (r: ModelReading, h: Hist, sum: number) => void) => {
+    const done = new Set<string>();
+    for (const src of sources ?? []) {
+      const hs = histsByModel(exp, src, a.modelLabel);
+      if (!hs) continue;
+      for (const [m, h] of hs) {
+        if (done.has(m)) continue;
+        done.add(m);
+        set(model(m), h.hist, h.sum);
+      }
+    }
+  };
+  firstPerModel(a.promptTokens, (r, v) => (r.promptTokens = v));
+  firstPerModel(a.generationTokens, (r, v) => (r.generationTokens = v));
+  firstHistPerModel(a.promptTokensHistSum, (r, _h, sum) => (r.promptTokens ??= sum));
+  firstHistPerModel(a.generationTokensHistSum, (r, _h, sum) => (r.generationTokens ??= sum));
+  firstPerModel(a.running, (r, v) => (r.running = v));
+  firstPerModel(a.waiting, (r, v) => (r.waiting = v));
+  if (a.kvCacheUsedTotal) {
+    const used = valuesByModel(exp, a.kvCacheUsedTotal.used, a.modelLabel);
+    const total = valuesByModel(exp, a.kvCacheUsedTotal.total, a.modelLabel);
+    for (const [m, u] of used ?? []) {
+      const t = total?.get(m);
+      if (t !== undefined && t > 0) model(m).kvCacheRatio = u / t;
+    }
+  }
+  firstPerModel(a.kvCache, (r, v) => {
+    if (r.kvCacheRatio !== undefined) return;
+    // A ratio above 1 can only be a percentage; anything beyond 100 is nonsense and dropped.
+    const ratio = v > 1 && v <= 100 ? v / 100 : v;
+    if (ratio >= 0 && ratio <= 1) r.kvCacheRatio = ratio;
+  }, 'max');
+  firstHistPerModel(a.ttft, (r, h) => (r.ttft = h));
+  firstHistPerModel(a.itl, (r, h) => (r.itl = h));
+  firstHistPerModel(a.e2e, (r, h) => (r.e2e = h));
+
+  // Requests: by finish reason, by fixed outcome, or all minus the failed ones.
+  const addReq = (m: string, outcome: string, v: number) => {
+    const reqs = model(m).requests;
+    reqs.set(outcome, (reqs.get(outcome) ?? 0) + v);
+  };
+  for (const src of a.requestsByReason ?? []) {
+    const vals = valuesByModel(exp, src, a.modelLabel, a.reasonLabel ?? 'finished_reason');
+    if (!vals) continue;
+    for (const [key, v] of vals) {
+      const [m, reason] = key.split('\u0000');
+      addReq(m, outcomeOf(reason), v);
+    }
+    break;
+  }
+  const fixed = (sources: readonly Source[] | undefined, outcome: string) => {
+    for (const src of sources ?? []) {
+      const vals = valuesByModel(exp, src, a.modelLabel);
+      if (!vals) continue;
+      for (const [m, v] of vals) addReq(m, outcome, v);
+      return vals;
+    }
+    return undefined;
+  };
+  fixed(a.requestsSuccess, 'success');
+  fixed(a.requestsError, 'error');
+  const aborted = fixed(a.requestsAborted, 'aborted');
+  for (const src of a.requestsAll ?? []) {
+    const vals = valuesByModel(exp, src, a.modelLabel);
+    if (!vals) continue;
+    for (const [m, v] of vals) addReq(m, 'success', Math.max(0, v - (aborted?.get(m) ?? 0)));
+    break;
+  }
+  return { engine, models };
+}

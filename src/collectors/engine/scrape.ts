@@ -1,0 +1,126 @@
+import { ConfigError, SourceError } from '../../core/errors.js';
+import { ENGINE_KINDS, type EngineKind } from './engines.js';
+
+/** Why a scrape failed; the `reason` label of ds_engine_scrape_errors_total. */
+export type ScrapeFailure = 'timeout' | 'refused' | 'network' | 'http_status' | 'too_large' | 'parse';
+
+/** A failed scrape with a stable, log-friendly message. */
+export class ScrapeError extends SourceError {
+  override name = 'ScrapeError';
+  constructor(readonly reason: ScrapeFailure, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** One configured target. */
+export interface EngineTarget {
+  readonly url: string;
+  /** The `target` label: the URL without credentials. */
+  readonly label: string;
+  /** Kind given as `KIND=URL`; detected from the payload otherwise. */
+  readonly kind?: EngineKind;
+}
+
+/**
+ * Parses `--engine.target` values: `URL` or `KIND=URL`, http(s) only. A URL whose
+ * path is empty gets `/metrics`. Throws ConfigError naming the bad value.
+ */
+export function parseTargets(values: readonly string[]): EngineTarget[] {
+  const out: EngineTarget[] = [];
+  const seen = new Set<string>();
+  for (const raw of values) {
+    const v = raw.trim();
+    if (!v) continue;
+    let kind: EngineKind | undefined;
+    let urlText = v;
+    const m = /^([a-z][a-z0-9]*)=(.*)$/i.exec(v);
+    if (m && !/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
+      const k = m[1].toLowerCase();
+      if (!(ENGINE_KINDS as readonly string[]).includes(k)) throw new ConfigError(`--engine.target: unknown engine "${m[1]}" in "${v}" (one of ${ENGINE_KINDS.join(', ')})`);
+      kind = k as EngineKind;
+      urlText = m[2];
+    }
+    let url: URL;
+    try {
+      url = new URL(urlText);
+    } catch {
+      throw new ConfigError(`--engine.target: "${v}" is not a URL (expected e.g. http://127.0.0.1:8000/metrics or vllm=http://...)`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`--engine.target: "${v}" must be http or https`);
+    if (url.pathname === '' || url.pathname === '/') url.pathname = '/metrics';
+    const label = new URL(url.href);
+    label.username = '';
+    label.password = '';
+    if (seen.has(url.href)) throw new ConfigError(`--engine.target: "${v}" is given twice`);
+    seen.add(url.href);
+    out.push({ url: url.href, label: label.href, kind });
+  }
+  return out;
+}
+
+export interface FetchOptions {
+  readonly timeoutMs: number;
+  readonly maxBytes: number;
+  readonly signal: AbortSignal;
+}
+
+function networkReason(err: unknown): { reason: ScrapeFailure; message: string } {
+  let cur: unknown = err;
+  for (let d = 0; d < 5 && cur; d++) {
+    const e = cur as { name?: string; code?: string; message?: string; cause?: unknown };
+    if (e.name === 'TimeoutError') return { reason: 'timeout', message: 'timeout' };
+    if (e.code === 'ECONNREFUSED') return { reason: 'refused', message: 'connection refused' };
+    if (e.code && typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code)) return { reason: 'network', message: `network error ${e.code}` };
+    cur = e.cause;
+  }
+  return { reason: 'network', message: `network error: ${(err as Error)?.message ?? String(err)}` };
+}
+
+/**
+ * GETs a target's payload with a timeout, the sample's abort signal and a size bound
+ * (checked on Content-Length and while reading, after decompression). The global
+ * fetch keeps connections alive between samples. Throws ScrapeError.
+ */
+export async function fetchPayload(url: string, opts: FetchOptions): Promise<string> {
+  const timeout = AbortSignal.timeout(opts.timeoutMs);
+  const signal = AbortSignal.any([opts.signal, timeout]);
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      signal,
+      headers: { accept: 'text/plain;version=0.0.4;q=0.9,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1' },
+      redirect: 'follow',
+    });
+  } catch (err) {
+    if (timeout.aborted) throw new ScrapeError('timeout', `timeout after ${opts.timeoutMs} ms`, { cause: err });
+    const { reason, message } = networkReason(err);
+    throw new ScrapeError(reason, message, { cause: err });
+  }
+  try {
+    if (res.status < 200 || res.status > 299) throw new ScrapeError('http_status', `HTTP ${res.status}`);
+    const declared = Number(res.headers.get('content-length'));
+    if (Number.isFinite(declared) && declared > opts.maxBytes) throw new ScrapeError('too_large', `body larger than ${opts.maxBytes} bytes`);
+    if (!res.body) return '';
+    const reader = res.body.getReader();
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > opts.maxBytes) {
+        await reader.cancel().catch(() => {});
+        throw new ScrapeError('too_large', `body larger than ${opts.maxBytes} bytes`);
+      }
+      chunks.push(value);
+    }
+    return Buffer.concat(chunks, total).toString('utf8');
+  } catch (err) {
+    // Drop the rest of the body so the connection is not left half-read.
+    await res.body?.cancel().catch(() => {});
+    if (err instanceof ScrapeError) throw err;
+    if (timeout.aborted) throw new ScrapeError('timeout', `timeout after ${opts.timeoutMs} ms`, { cause: err });
+    const { reason, message } = networkReason(err);
+    throw new ScrapeError(reason, message, { cause: err });
+  }
+}
