@@ -8,6 +8,8 @@ import { SampleStore } from './core/store.js';
 import { healthPlugin } from './http/health.js';
 import { landingPlugin } from './http/landing.js';
 import { metricsPlugin } from './http/metrics.js';
+import { pushPlugin, TokenFile } from './http/push.js';
+import { getPushState } from './collectors/push/index.js';
 import { VERSION } from './version.js';
 
 /** Seams for tests and benchmarks; production uses the defaults. */
@@ -86,6 +88,15 @@ export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<B
     gpuSource: () => String(deps.shared.get('gpu.source') ?? 'none'),
     collectors: scheduler.collectorNames,
   });
+  if (config.collectors.some((d) => d.name === 'push')) {
+    const tokenFile = config.flags.string('push.token-file');
+    await app.register(pushPlugin, {
+      state: getPushState(deps, config.flags),
+      maxBodyBytes: config.flags.number('push.max-body-bytes') ?? 1024 * 1024,
+      tokens: tokenFile ? new TokenFile(tokenFile, logger, now) : undefined,
+      logger,
+    });
+  }
 
   let closed = false;
   return {
