@@ -6,6 +6,10 @@ import { loadConfig } from '../../src/config/config.js';
 import { testApp } from '../helpers/app.js';
 
 const T0 = 1_700_000_000_000;
+const clock = () => {
+  const c = { t: T0, now: () => c.t };
+  return c;
+};
 
 // Valid pushes, then the same with one thing changed, removed or added anywhere, then anything at all.
 const validPush = fc.record({
