@@ -184,6 +184,8 @@ test('every rejection path answers its status and a message naming the field', a
     ['pid 0', { version: 1, reporter: { ...reporter, pid: 0 } }, 400, /^\/reporter\/pid: must be >= 1/],
     ['rank as a string', { version: 1, reporter: { ...reporter, rank: '0' } }, 400, /^\/reporter\/rank: must be integer/],
     ['control characters in job', { version: 1, reporter: { ...reporter, job: 'a\u0000b' } }, 400, /^\/reporter\/job: must be printable/],
+    ['lone surrogate in host', '{"version":1,"reporter":{"job":"a","rank":0,"pid":1,"host":"h\\ud800"}}', 400, /^\/reporter\/host: must be printable/],
+    ['emoji job is fine, but too long', { version: 1, reporter: { ...reporter, job: '\u{1F680}'.repeat(129) } }, 400, /^\/reporter\/job: must NOT have more than 128 characters/],
     ['empty job', { version: 1, reporter: { ...reporter, job: '' } }, 400, /^\/reporter\/job: must NOT have fewer than 1 characters/],
     ['job too long', { version: 1, reporter: { ...reporter, job: 'j'.repeat(129) } }, 400, /^\/reporter\/job: must NOT have more than 128 characters/],
     ['too many devices', push({ devices: Array.from({ length: 65 }, (_, i) => ({ index: i, reserved_bytes: 0, allocated_bytes: 0 })) }), 400, /^\/devices: must NOT have more than 64 items/],
@@ -333,5 +335,32 @@ test('an unreadable or empty token file is a clear error at start', async () => 
 test('with --no-collector.push there is no push endpoint', async () => {
   const b = await testApp(['--no-collector.gpu', '--no-collector.push']);
   assert.equal((await post(b, push())).statusCode, 404);
+  await b.close();
+});
+
+test('over a real socket: a chunked body over the limit gets 413 and the server keeps serving', async () => {
+  const { request } = await import('node:http');
+  const b = await testApp(['--no-collector.gpu', '--push.max-body-bytes=65536']);
+  await b.app.listen({ host: '127.0.0.1', port: 0 });
+  const port = (b.app.server.address() as { port: number }).port;
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/api/v1/push', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', (e) => (/EPIPE|ECONNRESET/.test(String(e)) ? undefined : reject(e)));
+    req.write('{"version":1,"pad":"');
+    const chunk = 'x'.repeat(16 * 1024);
+    let sent = 0;
+    const pump = () => {
+      while (sent < 64 && req.write(chunk)) sent++;
+      if (sent < 64) req.once('drain', () => { sent++; pump(); });
+      else req.end('"}');
+    };
+    pump();
+  });
+  assert.equal(status, 413);
+  const ok = await fetch(`http://127.0.0.1:${port}/api/v1/push`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(push({ training: { samples: 1, steps: 1 } })) });
+  assert.equal(ok.status, 202);
   await b.close();
 });

@@ -18,7 +18,7 @@ export const LIMITS = {
 } as const;
 
 /** Printable text without control characters, bounded (label values). */
-const text = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength, pattern: '^[^\\u0000-\\u001f\\u007f]+$' });
+const text = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength, pattern: '^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]+$' });
 const count = { type: 'integer', minimum: 0, maximum: MAX_SAFE };
 
 /**
