@@ -86,7 +86,8 @@ class Reporter:
         self._largest_free: Dict[int, int] = {}
         self._last_snapshot = -math.inf
         self._stats = {"pushes": 0, "failures": 0, "dropped_observations": 0, "last_error": None}
-        self._failing = False
+        # Problems being reported, by kind ("push", "torch"): logged when they start or change.
+        self._problems: Dict[str, str] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ds-reporter", daemon=True)
@@ -224,7 +225,7 @@ class Reporter:
             if payload is not None:
                 self._send(payload)
         except Exception as e:  # never let the thread die
-            self._fail("collect: %s" % e)
+            self._fail("collect", "collect: %s" % e)
 
     def _collect(self) -> Optional[Dict[str, Any]]:
         payload: Dict[str, Any] = {
@@ -246,8 +247,9 @@ class Reporter:
                     if d["index"] in self._largest_free:
                         d["largest_free_block_bytes"] = self._largest_free[d["index"]]
                 payload["devices"] = devices[:64]
+                self._ok("torch", "reading torch.cuda works again")
             except Exception as e:
-                self._fail("torch.cuda: %s" % e)
+                self._fail("torch", "torch.cuda: %s" % e)
         with self._lock:
             if self._stepped:
                 payload["training"] = {"samples": self._samples, "steps": self._steps}
@@ -288,27 +290,28 @@ class Reporter:
                 res.read()
             with self._lock:
                 self._stats["pushes"] += 1
-            if self._failing:
-                self._failing = False
-                log.info("ds_reporter: pushing to %s again", self._url)
+            self._ok("push", "pushing to %s again" % self._url)
         except urllib.error.HTTPError as e:
             try:
                 detail = json.loads(e.read().decode("utf-8", "replace")).get("error", "")
             except Exception:
                 detail = ""
-            self._fail("HTTP %d from %s: %s" % (e.code, self._url, detail))
+            self._fail("push", "HTTP %d from %s: %s" % (e.code, self._url, detail))
         except Exception as e:
             # Exporter down or slow: this sample is dropped, the next one is cumulative.
-            self._fail("cannot push to %s: %s" % (self._url, e))
+            self._fail("push", "cannot push to %s: %s" % (self._url, e))
 
-    def _fail(self, why: str) -> None:
+    def _fail(self, kind: str, why: str) -> None:
         with self._lock:
             self._stats["failures"] += 1
-            changed = self._stats["last_error"] != why
             self._stats["last_error"] = why
-        if changed or not self._failing:
+        if self._problems.get(kind) != why:
+            self._problems[kind] = why
             log.warning("ds_reporter: %s", why)
-        self._failing = True
+
+    def _ok(self, kind: str, message: str) -> None:
+        if self._problems.pop(kind, None) is not None:
+            log.info("ds_reporter: %s", message)
 
 
 def start(

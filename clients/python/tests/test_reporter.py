@@ -252,7 +252,8 @@ def test_labels_are_sanitized_to_the_schema(exporter, no_torch):
     assert rep["host"] == "h_x" and rep["rank"] == 0
 
 
-def test_a_broken_torch_never_kills_the_thread(exporter, fake_torch):
+def test_a_broken_torch_never_kills_the_thread(exporter, fake_torch, caplog):
+    caplog.set_level(logging.WARNING, logger="ds_reporter")
     def boom(device=None):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
     fake_torch.cuda.memory_stats = boom
@@ -263,6 +264,7 @@ def test_a_broken_torch_never_kills_the_thread(exporter, fake_torch):
     exporter.wait_for(lambda p: p.get("training", {}).get("samples") == 10)
     r.stop()
     assert "illegal memory access" in str(r.stats()["last_error"])
+    assert len([m for m in caplog.messages if "illegal memory access" in m]) == 1, "logged once, not every interval"
 
 
 def test_start_with_nonsense_never_raises(no_torch):
