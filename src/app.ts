@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { getPushState } from './collectors/push/index.js';
 import type { Config } from './config/config.js';
 import type { Collector, CollectorDefinition, CollectorDeps } from './core/collector.js';
 import { describeError } from './core/errors.js';
@@ -9,7 +10,6 @@ import { healthPlugin } from './http/health.js';
 import { landingPlugin } from './http/landing.js';
 import { metricsPlugin } from './http/metrics.js';
 import { pushPlugin, TokenFile } from './http/push.js';
-import { getPushState } from './collectors/push/index.js';
 import { VERSION } from './version.js';
 
 /** Seams for tests and benchmarks; production uses the defaults. */
