@@ -34,6 +34,7 @@ fi
 
 if ! python3 -c 'import pytest' >/dev/null 2>&1; then
   echo "setup: pip install pytest"
-  python3 -m pip install -q 'pytest>=7,<9'
+  # Debian's Python refuses system-wide pip installs (PEP 668): fall back to the user site.
+  python3 -m pip install -q 'pytest>=7,<9' 2>/dev/null || python3 -m pip install -q --user --break-system-packages 'pytest>=7,<9'
 fi
 echo "setup: tools ready"

@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { getPushState } from './collectors/push/index.js';
 import type { Config } from './config/config.js';
 import type { Collector, CollectorDefinition, CollectorDeps } from './core/collector.js';
 import { describeError } from './core/errors.js';
@@ -10,6 +11,7 @@ import { landingPlugin } from './http/landing.js';
 import { metricsPlugin } from './http/metrics.js';
 import { securityPlugin } from './http/security.js';
 import { loadWebConfig } from './http/webconfig.js';
+import { pushPlugin, TokenFile } from './http/push.js';
 import { VERSION } from './version.js';
 
 /** Seams for tests and benchmarks; production uses the defaults. */
@@ -106,6 +108,15 @@ export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<B
     gpuSource: () => String(deps.shared.get('gpu.source') ?? 'none'),
     collectors: scheduler.collectorNames,
   });
+  if (config.collectors.some((d) => d.name === 'push')) {
+    const tokenFile = config.flags.string('push.token-file');
+    await app.register(pushPlugin, {
+      state: getPushState(deps, config.flags),
+      maxBodyBytes: config.flags.number('push.max-body-bytes') ?? 1024 * 1024,
+      tokens: tokenFile ? new TokenFile(tokenFile, logger, now) : undefined,
+      logger,
+    });
+  }
 
   let closed = false;
   return {

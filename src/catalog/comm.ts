@@ -12,4 +12,5 @@ export const commMetrics: readonly MetricDef[] = [
   { name: 'ds_comm_peer_loss_ratio', type: 'gauge', unit: 'ratio', source: 'peers', labels: ['peer'], help: 'Fraction of probes to the peer lost over the loss window.' },
   { name: 'ds_comm_peer_last_rtt_seconds', type: 'gauge', unit: 'seconds', source: 'peers', labels: ['peer'], help: 'Round-trip time of the last answered probe.' },
   { name: 'ds_comm_collective_latency_seconds', type: 'histogram', unit: 'seconds', source: 'push', labels: ['op', 'job'], buckets: COLLECTIVE_BUCKETS, help: 'Duration of collective operations (all_reduce, all_gather, ...) reported by the process.' },
+  { name: 'ds_comm_collective_bytes_total', type: 'counter', unit: 'bytes', source: 'push', labels: ['op', 'job'], help: 'Message bytes of the collective operations reported by the processes of the job.' },
 ];

@@ -7,4 +7,6 @@ export const exporterMetrics: readonly MetricDef[] = [
   { name: 'ds_exporter_collector_success', type: 'gauge', unit: '', source: 'exporter', labels: ['collector'], help: '1 when the last sample of the collector succeeded.' },
   { name: 'ds_exporter_collector_duration_seconds', type: 'gauge', unit: 'seconds', source: 'exporter', labels: ['collector'], help: 'Duration of the last sample of the collector.' },
   { name: 'ds_exporter_collector_last_success_timestamp_seconds', type: 'gauge', unit: 'seconds', source: 'exporter', labels: ['collector'], help: 'Unix time of the last successful sample of the collector.' },
+  { name: 'ds_exporter_push_requests_total', type: 'counter', unit: '', source: 'exporter', labels: ['code'], help: 'Answers of POST /api/v1/push by HTTP status (202 accepted; 400, 401, 413, 415, 429 refused).' },
+  { name: 'ds_exporter_push_reporters', type: 'gauge', unit: '', source: 'exporter', labels: [], help: 'Reporters whose pushes are held (pushed within --push.ttl).' },
 ];

@@ -45,6 +45,7 @@ export function writeSimHost(batch: Batch, host: SimHost): void {
     batch.gauge('ds_comm_peer_last_rtt_seconds', l, p.lastRttSeconds);
   }
   for (const c of host.collectiveObservations()) batch.observe('ds_comm_collective_latency_seconds', { op: c.op, job: host.job }, c.seconds);
+  for (const op of ['all_reduce', 'all_gather', 'reduce_scatter']) batch.counter('ds_comm_collective_bytes_total', { op, job: host.job }, host.trainingSteps * 2 * 256 * 1024 ** 2);
 }
 
 /** The simulated rest of the host; on with --simulate. */
