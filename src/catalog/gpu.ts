@@ -11,6 +11,7 @@ export const gpuMetrics: readonly MetricDef[] = [
   { name: 'ds_gpu_busy_seconds_total', type: 'counter', unit: 'seconds', source: 'gpu', labels: G, help: 'Seconds the GPU spent running kernels; rate() gives the true average utilization over any window.' },
   { name: 'ds_gpu_memory_busy_seconds_total', type: 'counter', unit: 'seconds', source: 'gpu', labels: G, help: 'Seconds device memory was being read or written; rate() gives the true average memory-controller utilization.' },
   { name: 'ds_gpu_utilization_method', type: 'gauge', unit: '', source: 'gpu', labels: ['gpu', 'uuid', 'method'], help: 'How busy time is measured: method="samples" integrates the driver sample buffer (lossless), method="point" integrates point readings at the sample interval; always 1.' },
+  { name: 'ds_gpu_utilization_samples_lost_seconds_total', type: 'counter', unit: 'seconds', source: 'gpu', labels: G, help: 'Seconds whose utilization samples were overwritten in the driver buffer before the exporter read them; busy time in those seconds is not counted.' },
   { name: 'ds_gpu_memory_used_bytes', type: 'gauge', unit: 'bytes', source: 'gpu', labels: G, help: 'Device memory in use.' },
   { name: 'ds_gpu_memory_free_bytes', type: 'gauge', unit: 'bytes', source: 'gpu', labels: G, help: 'Device memory free.' },
   { name: 'ds_gpu_memory_total_bytes', type: 'gauge', unit: 'bytes', source: 'gpu', labels: G, help: 'Total device memory.' },

@@ -3,6 +3,7 @@ import type { Collector, CollectorDefinition, CollectorDeps } from '../../core/c
 import { describeError, SourceError } from '../../core/errors.js';
 import type { Batch } from '../../core/store.js';
 import { getSimHost } from '../../sim/shared.js';
+import { nvmlOpener } from './nvml.js';
 import { simulatedGpuSource } from './simulated.js';
 import type { GpuReading, GpuSource } from './source.js';
 
@@ -12,7 +13,7 @@ type SourceKind = GpuSource['kind'];
 export type SourceOpener = (flags: Flags, deps: CollectorDeps) => Promise<GpuSource>;
 
 /** Real sources by kind; filled in by the NVML and nvidia-smi modules. */
-export const realSources: Partial<Record<Exclude<SourceKind, 'simulated'>, SourceOpener>> = {};
+export const realSources: Partial<Record<Exclude<SourceKind, 'simulated'>, SourceOpener>> = { nvml: nvmlOpener };
 
 /**
  * Picks the GPU source: the one asked for, or with `auto` NVML (library loads and sees
@@ -83,6 +84,7 @@ export class GpuMetrics {
         batch.counter('ds_gpu_busy_seconds_total', id, a.busy);
         batch.gauge('ds_gpu_utilization_method', { ...id, method: r.utilizationMethod ?? (r.busySecondsDelta !== undefined ? 'samples' : 'point') }, 1);
       }
+      if (r.utilizationSamplesLostSeconds !== undefined) batch.counter('ds_gpu_utilization_samples_lost_seconds_total', id, r.utilizationSamplesLostSeconds);
       if (r.memoryBusySecondsDelta !== undefined) a.memoryBusy += Math.max(0, r.memoryBusySecondsDelta);
       else if (r.memoryControllerUtilization !== undefined) a.memoryBusy += r.memoryControllerUtilization * elapsedS;
       if (r.memoryBusySecondsDelta !== undefined || r.memoryControllerUtilization !== undefined) batch.counter('ds_gpu_memory_busy_seconds_total', id, a.memoryBusy);

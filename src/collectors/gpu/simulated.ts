@@ -41,6 +41,8 @@ export function simulatedGpuSource(host: SimHost, now: () => number): GpuSource 
         busySecondsDelta: g.busySeconds - prev,
         memoryBusySecondsDelta: g.memoryBusySeconds - prevMem,
         utilizationMethod: 'samples',
+        // The simulator reads its integral directly: nothing is ever lost.
+        utilizationSamplesLostSeconds: 0,
         throttleSeconds: { ...g.throttleSeconds },
       };
       });

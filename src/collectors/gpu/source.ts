@@ -26,6 +26,8 @@ export interface GpuReading {
   readonly memoryBusySecondsDelta?: number;
   /** "samples" when the busy deltas come from the driver's sample buffer, else "point". */
   readonly utilizationMethod?: 'samples' | 'point';
+  /** Seconds whose utilization samples were overwritten in the driver buffer before being read (cumulative). */
+  readonly utilizationSamplesLostSeconds?: number;
   /** Cumulative seconds each throttle reason was active, when the driver counts it. */
   readonly throttleSeconds?: Readonly<Record<string, number>>;
   readonly memoryUsedBytes?: number;
