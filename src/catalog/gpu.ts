@@ -15,6 +15,7 @@ export const gpuMetrics: readonly MetricDef[] = [
   { name: 'ds_gpu_memory_used_bytes', type: 'gauge', unit: 'bytes', source: 'gpu', labels: G, help: 'Device memory in use.' },
   { name: 'ds_gpu_memory_free_bytes', type: 'gauge', unit: 'bytes', source: 'gpu', labels: G, help: 'Device memory free.' },
   { name: 'ds_gpu_memory_total_bytes', type: 'gauge', unit: 'bytes', source: 'gpu', labels: G, help: 'Total device memory.' },
+  { name: 'ds_gpu_process_memory_used_bytes', type: 'gauge', unit: 'bytes', source: 'gpu', labels: ['gpu', 'uuid', 'pid'], help: 'Device memory used by one process (only with --nvml.process-memory).' },
   { name: 'ds_gpu_memory_utilization_ratio', type: 'gauge', unit: 'ratio', source: 'gpu', labels: G, help: 'Device memory used divided by total.' },
   { name: 'ds_gpu_power_watts', type: 'gauge', unit: 'watts', source: 'gpu', labels: G, help: 'Power draw.' },
   { name: 'ds_gpu_power_limit_watts', type: 'gauge', unit: 'watts', source: 'gpu', labels: G, help: 'Enforced power limit.' },

@@ -13,13 +13,13 @@ afterEach(async () => {
 const T0_US = 1_800_000_000_000_000;
 
 /** An exporter on the fake NVML with a fake clock shared by the exporter and the library. */
-async function nvmlApp(config: Record<string, string | number>, omit: string[] = []) {
+async function nvmlApp(config: Record<string, string | number>, omit: string[] = [], extraArgs: string[] = []) {
   const lib = buildFakeNvml(omit);
   writeFakeNvmlConfig(config);
   const ctl = fakeNvmlControl(lib);
   let nowUs = T0_US;
   ctl.setTimeUs(nowUs);
-  const built = await testApp(['--gpu.source=nvml', `--nvml.library=${lib}`, '--no-collector.sim'], { now: () => Math.floor(nowUs / 1000) });
+  const built = await testApp(['--gpu.source=nvml', `--nvml.library=${lib}`, '--no-collector.sim', ...extraArgs], { now: () => Math.floor(nowUs / 1000) });
   open.push(built);
   const metrics = async () => (await built.app.inject({ url: '/metrics' })).body;
   const tick = async (ms = 1000) => {
@@ -230,4 +230,21 @@ test('library missing: auto falls back; --gpu.source=nvml fails visibly while /m
   await none.scheduler.sampleAll();
   assert.equal(valueOf((await none.app.inject({ url: '/metrics' })).body, /^ds_exporter_collector_success\{collector="gpu"\} /), 0);
   await none.close();
+});
+
+test('per-process GPU memory only with --nvml.process-memory; the old process call is a fallback', { skip }, async () => {
+  const config = { gpus: 2, 'gpu.0.procs': '4242:21474836480,777:1048576', 'gpu.1.procs': '' };
+  const off = await nvmlApp(config);
+  await off.tick();
+  assert.doesNotMatch(await off.metrics(), /ds_gpu_process_memory_used_bytes/);
+  await off.built.close();
+  for (const omit of [[], ['nvmlDeviceGetComputeRunningProcesses_v3']]) {
+    const on = await nvmlApp(config, omit, ['--nvml.process-memory']);
+    await on.tick();
+    const text = await on.metrics();
+    assert.equal(valueOf(text, re('ds_gpu_process_memory_used_bytes', 0, ',pid="4242"')), 21474836480, `omit ${omit}`);
+    assert.equal(valueOf(text, re('ds_gpu_process_memory_used_bytes', 0, ',pid="777"')), 1048576);
+    assert.equal(valueOf(text, new RegExp(`^ds_gpu_process_memory_used_bytes\\{${id(1)}`)), undefined, 'no process on GPU 1');
+    await on.built.close();
+  }
 });

@@ -10,7 +10,7 @@
  * pcie_tx_kbps, pcie_rx_kbps, nvlink_tx_kib, nvlink_rx_kib, nvlink_step_kib,
  * ecc_corrected, ecc_uncorrected, violation_power_ns, violation_thermal_ns,
  * samples (square|constant), sample_period_us, square_half_us, sample_capacity,
- * lost_after / lost_for (calls), xids (comma list delivered as events),
+ * lost_after / lost_for (calls), xids (comma list delivered as events), procs (pid:bytes,...),
  * error.<function>=<nvmlReturn_t>, error.field.<fieldId>=<nvmlReturn_t>.
  * Build with -DOMIT_<function> to leave a symbol out of the library.
  * Test controls: fake_nvml_set_time_us, fake_nvml_set_lost, fake_nvml_inject_xid.
@@ -371,6 +371,39 @@ nvmlReturn_t nvmlDeviceGetFieldValues(void *d, int n, field_t *f) {
   return OK;
 }
 #endif
+
+/* ---- processes: procs=pid:bytes,pid:bytes ---- */
+typedef struct { unsigned int pid; unsigned long long usedGpuMemory; unsigned int gpuInstanceId, computeInstanceId; } proc_t;
+typedef struct { unsigned int pid; unsigned long long usedGpuMemory; } proc1_t;
+static unsigned int parse_procs(int i, unsigned int *pids, unsigned long long *mem, unsigned int max) {
+  const char *p = gcfg(i, "procs");
+  unsigned int n = 0;
+  while (p && *p && n < max) {
+    char *end;
+    pids[n] = (unsigned int)strtoul(p, &end, 10);
+    if (*end != ':') break;
+    mem[n++] = strtoull(end + 1, &end, 10);
+    p = *end == ',' ? end + 1 : end;
+  }
+  return n;
+}
+static nvmlReturn_t procs(void *d, unsigned int *count, void *out, int v1) {
+  ENTER(d);
+  unsigned int pids[32];
+  unsigned long long mem[32];
+  unsigned int n = parse_procs(IDX(d), pids, mem, 32);
+  if (!out || *count < n) { *count = n; return n ? E_SIZE : OK; }
+  for (unsigned int k = 0; k < n; k++) {
+    if (v1) { ((proc1_t *)out)[k].pid = pids[k]; ((proc1_t *)out)[k].usedGpuMemory = mem[k]; }
+    else { proc_t *o = (proc_t *)out + k; o->pid = pids[k]; o->usedGpuMemory = mem[k]; o->gpuInstanceId = o->computeInstanceId = 0xFFFFFFFFu; }
+  }
+  *count = n;
+  return OK;
+}
+#ifndef OMIT_nvmlDeviceGetComputeRunningProcesses_v3
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(void *d, unsigned int *count, proc_t *out) { return procs(d, count, out, 0); }
+#endif
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(void *d, unsigned int *count, proc1_t *out) { return procs(d, count, out, 1); }
 
 /* ---- events ---- */
 typedef struct { void *device; unsigned long long eventType, eventData; unsigned int gpuInstanceId, computeInstanceId; } event_t;

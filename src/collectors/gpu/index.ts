@@ -125,6 +125,7 @@ export class GpuMetrics {
       if (r.eccCorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', { ...id, type: 'corrected' }, r.eccCorrected);
       if (r.eccUncorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', { ...id, type: 'uncorrected' }, r.eccUncorrected);
       for (const [xid, n] of r.xidCounts ?? []) batch.counter('ds_gpu_xid_errors_total', { ...id, xid: String(xid) }, n);
+      for (const [pid, bytes] of r.processMemoryBytes ?? []) batch.gauge('ds_gpu_process_memory_used_bytes', { ...id, pid: String(pid) }, bytes);
     }
   }
 }
@@ -137,6 +138,7 @@ export const gpuCollector: CollectorDefinition = {
   flags: [
     { name: 'gpu.source', type: 'enum', choices: ['auto', 'nvml', 'nvidia-smi', 'simulated'], default: 'auto', help: 'Where GPU metrics come from: auto tries NVML, then nvidia-smi, then the simulator (with a loud warning).' },
     { name: 'nvml.library', type: 'string', default: 'libnvidia-ml.so.1', help: 'Path or name of the NVML shared library.' },
+    { name: 'nvml.process-memory', type: 'bool', default: false, help: 'Export GPU memory per process (ds_gpu_process_memory_used_bytes, one series per process on each GPU).' },
     { name: 'nvidia-smi.path', type: 'string', default: 'nvidia-smi', help: 'Path of the nvidia-smi executable.' },
   ],
   async create(deps: CollectorDeps, flags: Flags): Promise<Collector> {

@@ -34,6 +34,8 @@ const PROTOS: Record<string, string[]> = {
   violation: ['int nvmlDeviceGetViolationStatus(void *device, int policy, void *violTime)'],
   fields: ['int nvmlDeviceGetFieldValues(void *device, int count, void *values)'],
   samples: ['int nvmlDeviceGetSamples(void *device, int type, uint64_t lastSeen, void *valueType, void *count, void *samples)'],
+  processesV3: ['int nvmlDeviceGetComputeRunningProcesses_v3(void *device, void *count, void *infos)', 'int nvmlDeviceGetComputeRunningProcesses_v2(void *device, void *count, void *infos)'],
+  processesV1: ['int nvmlDeviceGetComputeRunningProcesses(void *device, void *count, void *infos)'],
   eventSetCreate: ['int nvmlEventSetCreate(void *set)'],
   eventSetFree: ['int nvmlEventSetFree(void *set)'],
   registerEvents: ['int nvmlDeviceRegisterEvents(void *device, uint64_t types, void *set)'],
@@ -122,6 +124,8 @@ export interface NvmlSourceOptions {
   readonly logger: Logger;
   readonly now: () => number;
   readonly intervalMs: number;
+  /** Read per-process GPU memory (one series per process: opt-in). */
+  readonly processMemory?: boolean;
 }
 
 /** Opens NVML: loads the library, initializes it and requires at least one GPU. */
@@ -290,6 +294,7 @@ class NvmlSource implements GpuSource {
       if (fields[2] !== undefined) r.nvlinkRxBytes = fields[2] * 1024;
     }
     if (s.xid) r.xidCounts = new Map(s.xid);
+    if (this.opts.processMemory) r.processMemoryBytes = this.processes(h);
     return r;
   }
 
@@ -336,6 +341,30 @@ class NvmlSource implements GpuSource {
       this.opts.logger.warn('utilization samples were overwritten before they were read; that time is counted as lost', { gpu: s.index, lostSeconds: res.lostSeconds.toFixed(3) });
     }
     return res.busySeconds;
+  }
+
+  /** GPU memory used by each compute process (pid -> bytes), or undefined when not available. */
+  private processes(h: bigint): Map<number, number> | undefined {
+    const [fn, size] = this.f.processesV3 ? [this.f.processesV3, 24] : [this.f.processesV1, 16];
+    if (!fn) return undefined;
+    const cnt = Buffer.alloc(4);
+    let rc = this.call(fn, h, cnt, null);
+    for (let attempt = 0; attempt < 3 && rc === NVML.ERROR_INSUFFICIENT_SIZE; attempt++) {
+      const n = cnt.readUInt32LE(0) + 8; // processes may start between the two calls
+      cnt.writeUInt32LE(n, 0);
+      const buf = Buffer.alloc(n * size);
+      rc = this.call(fn, h, cnt, buf);
+      if (rc === NVML.SUCCESS) {
+        const out = new Map<number, number>();
+        for (let i = 0; i < cnt.readUInt32LE(0); i++) {
+          const used = buf.readBigUInt64LE(i * size + 8);
+          if (used !== 0xffffffffffffffffn) out.set(buf.readUInt32LE(i * size), (out.get(buf.readUInt32LE(i * size)) ?? 0) + Number(used));
+        }
+        return out;
+      }
+    }
+    if (rc === NVML.SUCCESS) return new Map(); // no process
+    return this.check(rc, 'nvmlDeviceGetComputeRunningProcesses') ? new Map() : undefined;
   }
 
   /** Reads field values; each entry undefined where that field is not available. */
@@ -445,5 +474,6 @@ export function nvmlOpener(flags: Flags, deps: CollectorDeps): Promise<GpuSource
     logger: deps.logger,
     now: deps.now,
     intervalMs: flags.number('sample.interval') ?? 1000,
+    processMemory: flags.bool('nvml.process-memory'),
   });
 }

@@ -37,6 +37,8 @@ export function simulatedGpuSource(host: SimHost, now: () => number): GpuSource 
         eccCorrected: g.eccCorrected,
         eccUncorrected: g.eccUncorrected,
         xidCounts: new Map(g.xid),
+        // One serving process per GPU holding most of the used memory, as under vLLM or SGLang.
+        processMemoryBytes: new Map([[4100 + g.index, Math.round(g.memoryUsedBytes * 0.97)]]),
         // The simulator knows its exact integral: report it like NVML's sample buffer would.
         busySecondsDelta: g.busySeconds - prev,
         memoryBusySecondsDelta: g.memoryBusySeconds - prevMem,

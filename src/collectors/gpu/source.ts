@@ -51,6 +51,8 @@ export interface GpuReading {
   /** Volatile ECC counters (monotonic while the driver is loaded). */
   readonly eccCorrected?: number;
   readonly eccUncorrected?: number;
+  /** GPU memory used by each process on the GPU (pid -> bytes), when asked for. */
+  readonly processMemoryBytes?: ReadonlyMap<number, number>;
   /** XID counts by code, cumulative since the source opened. */
   readonly xidCounts?: ReadonlyMap<number, number>;
 }
