@@ -309,7 +309,8 @@ class NvmlSource implements GpuSource {
     if (!st.buf) {
       const rc = this.call(fn, h, type, last, vt, cnt, null);
       if (rc === NVML.ERROR_NOT_FOUND) return 0;
-      if (!this.check(rc, 'nvmlDeviceGetSamples')) {
+      // The size query answers SUCCESS (or, on some drivers, INSUFFICIENT_SIZE) with the count set.
+      if (!(rc === NVML.ERROR_INSUFFICIENT_SIZE && cnt.readUInt32LE(0) > 0) && !this.check(rc, 'nvmlDeviceGetSamples')) {
         st.supported = false;
         return undefined;
       }
