@@ -248,3 +248,16 @@ test('per-process GPU memory only with --nvml.process-memory; the old process ca
     await on.built.close();
   }
 });
+
+test('a GPU in MIG mode exports each MIG device with its gpu_instance', { skip }, async () => {
+  const { metrics, tick } = await nvmlApp({ gpus: 2, 'gpu.1.mig_mode': 1, 'gpu.1.mig_instances': '1:0:42949672960:1073741824,2:0:21474836480:0' });
+  await tick();
+  const text = await metrics();
+  assert.match(text, new RegExp(`ds_gpu_info\\{${id(1)},[^}]*mig_mode="Enabled"\\} 1`));
+  assert.match(text, new RegExp(`ds_gpu_mig_info\\{${id(1)},gpu_instance="1",compute_instance="0",mig_uuid="MIG-fake0001-0000-0000-0000-000000000000",name="NVIDIA H100 80GB HBM3 MIG 1g.10gb"\\} 1`));
+  assert.equal(valueOf(text, re('ds_gpu_mig_memory_total_bytes', 1, ',gpu_instance="1"')), 42949672960);
+  assert.equal(valueOf(text, re('ds_gpu_mig_memory_used_bytes', 1, ',gpu_instance="1"')), 1073741824);
+  assert.equal(valueOf(text, re('ds_gpu_mig_memory_total_bytes', 1, ',gpu_instance="2"')), 21474836480);
+  assert.equal(valueOf(text, re('ds_gpu_mig_memory_used_bytes', 1, ',gpu_instance="2"')), 0);
+  assert.doesNotMatch(text, /ds_gpu_mig_info\{gpu="0"/);
+});

@@ -10,6 +10,7 @@
  * pcie_tx_kbps, pcie_rx_kbps, nvlink_tx_kib, nvlink_rx_kib, nvlink_step_kib,
  * ecc_corrected, ecc_uncorrected, violation_power_ns, violation_thermal_ns,
  * samples (square|constant), sample_period_us, square_half_us, sample_capacity,
+ * mig_instances (gi:ci:total:used,... with mig_mode=1),
  * lost_after / lost_for (calls), xids (comma list delivered as events), procs (pid:bytes,...),
  * error.<function>=<nvmlReturn_t>, error.field.<fieldId>=<nvmlReturn_t>.
  * Build with -DOMIT_<function> to leave a symbol out of the library.
@@ -114,6 +115,28 @@ static nvmlReturn_t put_str(char *out, unsigned int len, const char *s) {
   return OK;
 }
 
+/* ---- MIG: mig_instances=gi:ci:total:used,... on a GPU with mig_mode=1 ---- */
+#define MAXMIG 8
+typedef struct { int parent, slot; } mig_t;
+static mig_t migs[MAXGPU * MAXMIG];
+static int is_mig(void *d) { return d >= (void *)migs && d < (void *)(migs + MAXGPU * MAXMIG); }
+/* Field k (0 gi, 1 ci, 2 total, 3 used) of MIG slot `slot` of GPU i; 0 when absent. */
+static int mig_field(int i, int slot, int k, unsigned long long *v) {
+  const char *p = gcfg(i, "mig_instances");
+  for (int s = 0; p && *p; s++) {
+    unsigned long long f[4] = {0, 0, 0, 0};
+    char *end = (char *)p;
+    for (int j = 0; j < 4; j++) { f[j] = strtoull(p, &end, 10); p = *end == ':' ? end + 1 : end; }
+    if (s == slot) { *v = f[k]; return 1; }
+    p = *end == ',' ? end + 1 : end;
+  }
+  return 0;
+}
+static nvmlReturn_t mig_enter(void *d) {
+  mig_t *m = d;
+  return enter(&devs[m->parent], "mig");
+}
+
 /* ---- test controls ---- */
 void fake_nvml_set_time_us(unsigned long long t) { fake_time_us = t; }
 void fake_nvml_set_lost(unsigned int gpu, int lost) { if (gpu < MAXGPU) devs[gpu].forced_lost = lost; }
@@ -187,6 +210,13 @@ nvmlReturn_t nvmlSystemGetDriverVersion(char *v, unsigned int len) {
 
 /* ---- identity ---- */
 nvmlReturn_t nvmlDeviceGetUUID(void *d, char *out, unsigned int len) {
+  if (is_mig(d)) {
+    nvmlReturn_t e = mig_enter(d);
+    if (e) return e;
+    char u[64];
+    snprintf(u, sizeof u, "MIG-fake%04d-0000-0000-0000-%012d", ((mig_t *)d)->parent, ((mig_t *)d)->slot);
+    return put_str(out, len, u);
+  }
   ENTER(d);
   char def[64];
   snprintf(def, sizeof def, "GPU-fake0000-0000-0000-0000-%012d", IDX(d));
@@ -194,6 +224,7 @@ nvmlReturn_t nvmlDeviceGetUUID(void *d, char *out, unsigned int len) {
   return put_str(out, len, s ? s : def);
 }
 nvmlReturn_t nvmlDeviceGetName(void *d, char *out, unsigned int len) {
+  if (is_mig(d)) { nvmlReturn_t e = mig_enter(d); return e ? e : put_str(out, len, "NVIDIA H100 80GB HBM3 MIG 1g.10gb"); }
   ENTER(d);
   const char *s = gcfg(IDX(d), "name");
   return put_str(out, len, s ? s : "NVIDIA H100 80GB HBM3");
@@ -279,6 +310,16 @@ typedef struct { unsigned int version; unsigned long long total, reserved, free,
 typedef struct { unsigned long long total, free, used; } mem1_t;
 #ifndef OMIT_nvmlDeviceGetMemoryInfo_v2
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(void *d, mem2_t *m) {
+  if (is_mig(d)) {
+    nvmlReturn_t e = mig_enter(d);
+    if (e) return e;
+    mig_t *g = d;
+    mig_field(g->parent, g->slot, 2, &m->total);
+    mig_field(g->parent, g->slot, 3, &m->used);
+    m->reserved = 0;
+    m->free = m->total - m->used;
+    return OK;
+  }
   ENTER(d);
   if (m->version != (unsigned int)(sizeof(mem2_t) | (2u << 24))) return 25; /* NVML_ERROR_ARGUMENT_VERSION_MISMATCH */
   int i = IDX(d);
@@ -371,6 +412,42 @@ nvmlReturn_t nvmlDeviceGetFieldValues(void *d, int n, field_t *f) {
   return OK;
 }
 #endif
+
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(void *d, unsigned int *n) {
+  ENTER(d);
+  if (!gnum(IDX(d), "mig_mode", 0)) return E_NOT_SUPPORTED;
+  *n = MAXMIG;
+  return OK;
+}
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(void *d, unsigned int slot, void **out) {
+  ENTER(d);
+  unsigned long long v;
+  if (slot >= MAXMIG) return E_ARG;
+  if (!mig_field(IDX(d), (int)slot, 0, &v)) return E_NOT_FOUND;
+  mig_t *m = &migs[IDX(d) * MAXMIG + slot];
+  m->parent = IDX(d);
+  m->slot = (int)slot;
+  *out = m;
+  return OK;
+}
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(void *d, unsigned int *id) {
+  if (!is_mig(d)) return E_ARG;
+  nvmlReturn_t e = mig_enter(d);
+  unsigned long long v = 0;
+  if (e) return e;
+  mig_field(((mig_t *)d)->parent, ((mig_t *)d)->slot, 0, &v);
+  *id = (unsigned int)v;
+  return OK;
+}
+nvmlReturn_t nvmlDeviceGetComputeInstanceId(void *d, unsigned int *id) {
+  if (!is_mig(d)) return E_ARG;
+  nvmlReturn_t e = mig_enter(d);
+  unsigned long long v = 0;
+  if (e) return e;
+  mig_field(((mig_t *)d)->parent, ((mig_t *)d)->slot, 1, &v);
+  *id = (unsigned int)v;
+  return OK;
+}
 
 /* ---- processes: procs=pid:bytes,pid:bytes ---- */
 typedef struct { unsigned int pid; unsigned long long usedGpuMemory; unsigned int gpuInstanceId, computeInstanceId; } proc_t;

@@ -125,6 +125,12 @@ export class GpuMetrics {
       if (r.eccCorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', { ...id, type: 'corrected' }, r.eccCorrected);
       if (r.eccUncorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', { ...id, type: 'uncorrected' }, r.eccUncorrected);
       for (const [xid, n] of r.xidCounts ?? []) batch.counter('ds_gpu_xid_errors_total', { ...id, xid: String(xid) }, n);
+      for (const m of r.migDevices ?? []) {
+        const mid = { ...id, gpu_instance: String(m.gpuInstance) };
+        batch.info('ds_gpu_mig_info', { ...mid, compute_instance: m.computeInstance === undefined ? 'N/A' : String(m.computeInstance), mig_uuid: m.uuid, name: m.name });
+        if (m.memoryUsedBytes !== undefined) batch.gauge('ds_gpu_mig_memory_used_bytes', mid, m.memoryUsedBytes);
+        if (m.memoryTotalBytes !== undefined) batch.gauge('ds_gpu_mig_memory_total_bytes', mid, m.memoryTotalBytes);
+      }
       for (const [pid, bytes] of r.processMemoryBytes ?? []) batch.gauge('ds_gpu_process_memory_used_bytes', { ...id, pid: String(pid) }, bytes);
     }
   }

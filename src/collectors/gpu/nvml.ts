@@ -4,7 +4,7 @@ import type { CollectorDeps } from '../../core/collector.js';
 import { SourceError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { integrateSamples, isAbsent, isLost, NVML, nextBackoffMs, readNvmlValue, throttleReasonsFromMask, type UtilSample } from './nvml-helpers.js';
-import type { GpuDevice, GpuReading, GpuSource } from './source.js';
+import type { GpuDevice, GpuReading, GpuSource, MigReading } from './source.js';
 
 type Fn = ((...args: unknown[]) => number) & { async: (...args: unknown[]) => void };
 
@@ -36,6 +36,10 @@ const PROTOS: Record<string, string[]> = {
   samples: ['int nvmlDeviceGetSamples(void *device, int type, uint64_t lastSeen, void *valueType, void *count, void *samples)'],
   processesV3: ['int nvmlDeviceGetComputeRunningProcesses_v3(void *device, void *count, void *infos)', 'int nvmlDeviceGetComputeRunningProcesses_v2(void *device, void *count, void *infos)'],
   processesV1: ['int nvmlDeviceGetComputeRunningProcesses(void *device, void *count, void *infos)'],
+  maxMig: ['int nvmlDeviceGetMaxMigDeviceCount(void *device, void *count)'],
+  migHandle: ['int nvmlDeviceGetMigDeviceHandleByIndex(void *device, uint32_t index, void *migDevice)'],
+  gpuInstanceId: ['int nvmlDeviceGetGpuInstanceId(void *device, void *id)'],
+  computeInstanceId: ['int nvmlDeviceGetComputeInstanceId(void *device, void *id)'],
   eventSetCreate: ['int nvmlEventSetCreate(void *set)'],
   eventSetFree: ['int nvmlEventSetFree(void *set)'],
   registerEvents: ['int nvmlDeviceRegisterEvents(void *device, uint64_t types, void *set)'],
@@ -295,6 +299,7 @@ class NvmlSource implements GpuSource {
     }
     if (s.xid) r.xidCounts = new Map(s.xid);
     if (this.opts.processMemory) r.processMemoryBytes = this.processes(h);
+    if (s.device!.migMode === 'Enabled') r.migDevices = this.migDevices(h);
     return r;
   }
 
@@ -342,6 +347,32 @@ class NvmlSource implements GpuSource {
       this.opts.logger.warn('utilization samples were overwritten before they were read; that time is counted as lost', { gpu: s.index, lostSeconds: res.lostSeconds.toFixed(3) });
     }
     return res.busySeconds;
+  }
+
+  /** The MIG devices of a GPU in MIG mode: identity and memory, each field absent where NVML cannot say. */
+  private migDevices(h: bigint): MigReading[] | undefined {
+    const f = this.f;
+    const u32 = Buffer.alloc(4);
+    if (!f.maxMig || !f.migHandle || !this.check(this.call(f.maxMig, h, u32), 'nvmlDeviceGetMaxMigDeviceCount')) return undefined;
+    const max = u32.readUInt32LE(0);
+    const out: MigReading[] = [];
+    const hb = Buffer.alloc(8);
+    for (let i = 0; i < max; i++) {
+      if (!this.check(this.call(f.migHandle, h, i, hb), 'nvmlDeviceGetMigDeviceHandleByIndex')) continue; // empty slot
+      const m = hb.readBigUInt64LE(0);
+      const uuid = this.str('uuid', m, 96);
+      if (!uuid || !f.gpuInstanceId || !this.check(this.call(f.gpuInstanceId, m, u32), 'nvmlDeviceGetGpuInstanceId')) continue;
+      const mig: { -readonly [K in keyof MigReading]: MigReading[K] } = { gpuInstance: u32.readUInt32LE(0), uuid, name: this.str('name', m, 96) ?? 'N/A' };
+      if (f.computeInstanceId && this.check(this.call(f.computeInstanceId, m, u32), 'nvmlDeviceGetComputeInstanceId')) mig.computeInstance = u32.readUInt32LE(0);
+      const mem2 = Buffer.alloc(MEMORY_V2_SIZE);
+      mem2.writeUInt32LE(MEMORY_V2_SIZE | (2 << 24), 0);
+      if (f.memoryV2 && this.check(this.call(f.memoryV2, m, mem2), 'nvmlDeviceGetMemoryInfo_v2')) {
+        mig.memoryTotalBytes = Number(mem2.readBigUInt64LE(8));
+        mig.memoryUsedBytes = Number(mem2.readBigUInt64LE(32));
+      }
+      out.push(mig);
+    }
+    return out;
   }
 
   /** GPU memory used by each compute process (pid -> bytes), or undefined when not available. */

@@ -51,10 +51,22 @@ export interface GpuReading {
   /** Volatile ECC counters (monotonic while the driver is loaded). */
   readonly eccCorrected?: number;
   readonly eccUncorrected?: number;
+  /** MIG devices of a GPU in MIG mode. */
+  readonly migDevices?: readonly MigReading[];
   /** GPU memory used by each process on the GPU (pid -> bytes), when asked for. */
   readonly processMemoryBytes?: ReadonlyMap<number, number>;
   /** XID counts by code, cumulative since the source opened. */
   readonly xidCounts?: ReadonlyMap<number, number>;
+}
+
+/** One MIG device (GPU instance) of a GPU in MIG mode. */
+export interface MigReading {
+  readonly gpuInstance: number;
+  readonly computeInstance?: number;
+  readonly uuid: string;
+  readonly name: string;
+  readonly memoryUsedBytes?: number;
+  readonly memoryTotalBytes?: number;
 }
 
 /** NVML, nvidia-smi and the simulator behind one narrow interface. */
