@@ -1,4 +1,3 @@
-import koffi from 'koffi';
 import type { Flags } from '../../config/flags.js';
 import type { CollectorDeps } from '../../core/collector.js';
 import { SourceError } from '../../core/errors.js';
@@ -69,10 +68,12 @@ export interface NvmlLib {
   errorString(code: number): string;
 }
 
-/** Loads the library and binds every function it has, trying the newest versioned symbol first. */
-export function loadNvml(path: string): NvmlLib {
-  let lib: ReturnType<typeof koffi.load>;
+/** Loads the library (and koffi) and binds every function it has, trying the newest versioned symbol first. */
+export async function loadNvml(path: string): Promise<NvmlLib> {
+  let lib: ReturnType<typeof import('koffi').load>;
   try {
+    // Imported here, not at the top: a platform without koffi's native module still runs the exporter.
+    const koffi = (await import('koffi')).default;
     lib = koffi.load(path);
   } catch (err) {
     throw new SourceError(`cannot load NVML library ${path}`, { cause: err });
@@ -134,7 +135,7 @@ export interface NvmlSourceOptions {
 
 /** Opens NVML: loads the library, initializes it and requires at least one GPU. */
 export async function openNvmlSource(opts: NvmlSourceOptions): Promise<GpuSource> {
-  const nvml = loadNvml(opts.library);
+  const nvml = await loadNvml(opts.library);
   const f = nvml.fns;
   if (!f.init) throw new SourceError(`${opts.library} has no nvmlInit`);
   const rc = f.init();
