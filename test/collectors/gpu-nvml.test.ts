@@ -261,3 +261,12 @@ test('a GPU in MIG mode exports each MIG device with its gpu_instance', { skip }
   assert.equal(valueOf(text, re('ds_gpu_mig_memory_used_bytes', 1, ',gpu_instance="2"')), 0);
   assert.doesNotMatch(text, /ds_gpu_mig_info\{gpu="0"/);
 });
+
+test('a GPU this process may not open reads ds_gpu_up 0; the others serve', { skip }, async () => {
+  const { metrics, tick } = await nvmlApp({ gpus: 2, 'gpu.1.error.nvmlDeviceGetHandleByIndex': 4 });
+  await tick();
+  const text = await metrics();
+  assert.equal(valueOf(text, re('ds_gpu_up', 0)), 1);
+  assert.equal(valueOf(text, /^ds_gpu_up\{gpu="1",uuid="GPU-unknown-index-1"\} /), 0);
+  assert.equal(valueOf(text, /^ds_exporter_collector_success\{collector="gpu"\} /), 1);
+});

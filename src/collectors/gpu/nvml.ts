@@ -178,7 +178,9 @@ class NvmlSource implements GpuSource {
   private attach(s: DeviceSlot): boolean {
     try {
       const hb = Buffer.alloc(8);
-      this.check(this.f.handle!(s.index, hb), 'nvmlDeviceGetHandleByIndex', true);
+      const rc = this.f.handle!(s.index, hb);
+      // No handle (lost, no permission in this container, ...): the GPU is down until it answers.
+      if (rc !== NVML.SUCCESS) throw new GpuLost(`nvmlDeviceGetHandleByIndex(${s.index}): ${this.nvml.errorString(rc)}`);
       s.handle = hb.readBigUInt64LE(0);
       const uuid = this.str('uuid', s.handle, 96);
       if (s.device && uuid !== undefined && uuid !== s.device.uuid) this.opts.logger.warn('GPU at this index changed identity', { index: s.index, was: s.device.uuid, now: uuid });
@@ -187,7 +189,7 @@ class NvmlSource implements GpuSource {
       return true;
     } catch (err) {
       if (!(err instanceof GpuLost)) throw err;
-      this.markLost(s);
+      this.markLost(s, err.message);
       return false;
     }
   }
@@ -223,7 +225,7 @@ class NvmlSource implements GpuSource {
         return this.readDevice(s);
       } catch (err) {
         if (!(err instanceof GpuLost)) throw err;
-        this.markLost(s);
+        this.markLost(s, err.message);
         return this.down(s);
       }
     });
@@ -233,8 +235,8 @@ class NvmlSource implements GpuSource {
     return { device: s.device ?? { index: s.index, uuid: `GPU-unknown-index-${s.index}`, name: 'N/A', pciBusId: 'N/A', driverVersion: this.driverVersion, migMode: 'N/A' }, up: false };
   }
 
-  private markLost(s: DeviceSlot): void {
-    if (!s.lost) this.opts.logger.error('GPU is lost; re-checking with backoff', { gpu: s.index, uuid: s.device?.uuid });
+  private markLost(s: DeviceSlot, why?: string): void {
+    if (!s.lost) this.opts.logger.error('GPU does not answer; re-checking with backoff', { gpu: s.index, uuid: s.device?.uuid, err: why });
     s.lost = true;
     s.backoffMs = nextBackoffMs(s.backoffMs, this.opts.intervalMs);
     s.nextCheckMs = this.opts.now() + s.backoffMs;
@@ -428,9 +430,9 @@ class NvmlSource implements GpuSource {
   }
 
   /** True on success; false where the value is absent; throws GpuLost when the GPU is gone. */
-  private check(rc: number, what: string, lostOnAnyError = false): boolean {
+  private check(rc: number, what: string): boolean {
     if (rc === NVML.SUCCESS) return true;
-    if (isLost(rc) || (lostOnAnyError && !isAbsent(rc))) throw new GpuLost(`${what}: ${this.nvml.errorString(rc)}`);
+    if (isLost(rc)) throw new GpuLost(`${what}: ${this.nvml.errorString(rc)}`);
     if (!isAbsent(rc)) {
       const key = `${what}:${rc}`;
       if (!this.warned.has(key)) {
