@@ -3,6 +3,7 @@ import type { Collector, CollectorDefinition, CollectorDeps } from '../../core/c
 import { describeError, SourceError } from '../../core/errors.js';
 import type { Batch } from '../../core/store.js';
 import { getSimHost } from '../../sim/shared.js';
+import { nvmlOpener } from './nvml.js';
 import { simulatedGpuSource } from './simulated.js';
 import type { GpuReading, GpuSource } from './source.js';
 
@@ -12,7 +13,7 @@ type SourceKind = GpuSource['kind'];
 export type SourceOpener = (flags: Flags, deps: CollectorDeps) => Promise<GpuSource>;
 
 /** Real sources by kind; filled in by the NVML and nvidia-smi modules. */
-export const realSources: Partial<Record<Exclude<SourceKind, 'simulated'>, SourceOpener>> = {};
+export const realSources: Partial<Record<Exclude<SourceKind, 'simulated'>, SourceOpener>> = { nvml: nvmlOpener };
 
 /**
  * Picks the GPU source: the one asked for, or with `auto` NVML (library loads and sees
@@ -83,6 +84,7 @@ export class GpuMetrics {
         batch.counter('ds_gpu_busy_seconds_total', id, a.busy);
         batch.gauge('ds_gpu_utilization_method', { ...id, method: r.utilizationMethod ?? (r.busySecondsDelta !== undefined ? 'samples' : 'point') }, 1);
       }
+      if (r.utilizationSamplesLostSeconds !== undefined) batch.counter('ds_gpu_utilization_samples_lost_seconds_total', id, r.utilizationSamplesLostSeconds);
       if (r.memoryBusySecondsDelta !== undefined) a.memoryBusy += Math.max(0, r.memoryBusySecondsDelta);
       else if (r.memoryControllerUtilization !== undefined) a.memoryBusy += r.memoryControllerUtilization * elapsedS;
       if (r.memoryBusySecondsDelta !== undefined || r.memoryControllerUtilization !== undefined) batch.counter('ds_gpu_memory_busy_seconds_total', id, a.memoryBusy);
@@ -123,6 +125,13 @@ export class GpuMetrics {
       if (r.eccCorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', { ...id, type: 'corrected' }, r.eccCorrected);
       if (r.eccUncorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', { ...id, type: 'uncorrected' }, r.eccUncorrected);
       for (const [xid, n] of r.xidCounts ?? []) batch.counter('ds_gpu_xid_errors_total', { ...id, xid: String(xid) }, n);
+      for (const m of r.migDevices ?? []) {
+        const mid = { ...id, gpu_instance: String(m.gpuInstance) };
+        batch.info('ds_gpu_mig_info', { ...mid, compute_instance: m.computeInstance === undefined ? 'N/A' : String(m.computeInstance), mig_uuid: m.uuid, name: m.name });
+        if (m.memoryUsedBytes !== undefined) batch.gauge('ds_gpu_mig_memory_used_bytes', mid, m.memoryUsedBytes);
+        if (m.memoryTotalBytes !== undefined) batch.gauge('ds_gpu_mig_memory_total_bytes', mid, m.memoryTotalBytes);
+      }
+      for (const [pid, bytes] of r.processMemoryBytes ?? []) batch.gauge('ds_gpu_process_memory_used_bytes', { ...id, pid: String(pid) }, bytes);
     }
   }
 }
@@ -135,6 +144,7 @@ export const gpuCollector: CollectorDefinition = {
   flags: [
     { name: 'gpu.source', type: 'enum', choices: ['auto', 'nvml', 'nvidia-smi', 'simulated'], default: 'auto', help: 'Where GPU metrics come from: auto tries NVML, then nvidia-smi, then the simulator (with a loud warning).' },
     { name: 'nvml.library', type: 'string', default: 'libnvidia-ml.so.1', help: 'Path or name of the NVML shared library.' },
+    { name: 'nvml.process-memory', type: 'bool', default: false, help: 'Export GPU memory per process (ds_gpu_process_memory_used_bytes, one series per process on each GPU).' },
     { name: 'nvidia-smi.path', type: 'string', default: 'nvidia-smi', help: 'Path of the nvidia-smi executable.' },
   ],
   async create(deps: CollectorDeps, flags: Flags): Promise<Collector> {

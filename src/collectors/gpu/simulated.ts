@@ -5,6 +5,7 @@ import type { GpuReading, GpuSource } from './source.js';
 export function simulatedGpuSource(host: SimHost, now: () => number): GpuSource {
   const lastBusy = new Map<number, number>();
   const lastMemBusy = new Map<number, number>();
+  const mig = (index: number) => host.gpus.length > 1 && index === host.gpus.length - 1;
   return {
     kind: 'simulated',
     async read(): Promise<GpuReading[]> {
@@ -15,7 +16,7 @@ export function simulatedGpuSource(host: SimHost, now: () => number): GpuSource 
         const prevMem = lastMemBusy.get(g.index) ?? g.memoryBusySeconds;
         lastMemBusy.set(g.index, g.memoryBusySeconds);
         return {
-        device: { index: g.index, uuid: g.uuid, name: g.name, pciBusId: g.pciBusId, driverVersion: '590.48.01', migMode: 'Disabled' },
+        device: { index: g.index, uuid: g.uuid, name: g.name, pciBusId: g.pciBusId, driverVersion: '590.48.01', migMode: mig(g.index) ? 'Enabled' : 'Disabled' },
         up: true,
         utilization: g.utilization,
         memoryControllerUtilization: g.memoryControllerUtilization,
@@ -37,10 +38,19 @@ export function simulatedGpuSource(host: SimHost, now: () => number): GpuSource 
         eccCorrected: g.eccCorrected,
         eccUncorrected: g.eccUncorrected,
         xidCounts: new Map(g.xid),
+        // The last GPU of a multi-GPU host (the notebook's) is split into two MIG 3g.40gb devices.
+        migDevices: mig(g.index) ? [0, 1].map((k) => ({
+          gpuInstance: k + 1, computeInstance: 0, uuid: `MIG-${g.uuid.slice(4, 12)}-0000-4000-8000-00000000000${k}`, name: `${g.name} MIG 3g.40gb`,
+          memoryTotalBytes: Math.floor(g.memoryTotalBytes / 2), memoryUsedBytes: Math.floor(g.memoryUsedBytes / 2),
+        })) : undefined,
+        // One serving process per GPU holding most of the used memory, as under vLLM or SGLang.
+        processMemoryBytes: new Map([[4100 + g.index, Math.round(g.memoryUsedBytes * 0.97)]]),
         // The simulator knows its exact integral: report it like NVML's sample buffer would.
         busySecondsDelta: g.busySeconds - prev,
         memoryBusySecondsDelta: g.memoryBusySeconds - prevMem,
         utilizationMethod: 'samples',
+        // The simulator reads its integral directly: nothing is ever lost.
+        utilizationSamplesLostSeconds: 0,
         throttleSeconds: { ...g.throttleSeconds },
       };
       });

@@ -26,6 +26,8 @@ export interface GpuReading {
   readonly memoryBusySecondsDelta?: number;
   /** "samples" when the busy deltas come from the driver's sample buffer, else "point". */
   readonly utilizationMethod?: 'samples' | 'point';
+  /** Seconds whose utilization samples were overwritten in the driver buffer before being read (cumulative). */
+  readonly utilizationSamplesLostSeconds?: number;
   /** Cumulative seconds each throttle reason was active, when the driver counts it. */
   readonly throttleSeconds?: Readonly<Record<string, number>>;
   readonly memoryUsedBytes?: number;
@@ -49,8 +51,22 @@ export interface GpuReading {
   /** Volatile ECC counters (monotonic while the driver is loaded). */
   readonly eccCorrected?: number;
   readonly eccUncorrected?: number;
+  /** MIG devices of a GPU in MIG mode. */
+  readonly migDevices?: readonly MigReading[];
+  /** GPU memory used by each process on the GPU (pid -> bytes), when asked for. */
+  readonly processMemoryBytes?: ReadonlyMap<number, number>;
   /** XID counts by code, cumulative since the source opened. */
   readonly xidCounts?: ReadonlyMap<number, number>;
+}
+
+/** One MIG device (GPU instance) of a GPU in MIG mode. */
+export interface MigReading {
+  readonly gpuInstance: number;
+  readonly computeInstance?: number;
+  readonly uuid: string;
+  readonly name: string;
+  readonly memoryUsedBytes?: number;
+  readonly memoryTotalBytes?: number;
 }
 
 /** NVML, nvidia-smi and the simulator behind one narrow interface. */

@@ -1,0 +1,514 @@
+import type { Flags } from '../../config/flags.js';
+import type { CollectorDeps } from '../../core/collector.js';
+import { SourceError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import { integrateSamples, isAbsent, isLost, NVML, nextBackoffMs, readNvmlValue, throttleReasonsFromMask, type UtilSample } from './nvml-helpers.js';
+import type { GpuDevice, GpuReading, GpuSource, MigReading } from './source.js';
+
+type Fn = ((...args: unknown[]) => number) & { async: (...args: unknown[]) => void };
+
+/** Prototypes of the NVML functions used, newest version first; output pointers are Buffers. */
+const PROTOS: Record<string, string[]> = {
+  init: ['int nvmlInit_v2()', 'int nvmlInit()'],
+  shutdown: ['int nvmlShutdown()'],
+  errorString: ['const char *nvmlErrorString(int result)'],
+  count: ['int nvmlDeviceGetCount_v2(void *count)', 'int nvmlDeviceGetCount(void *count)'],
+  handle: ['int nvmlDeviceGetHandleByIndex_v2(uint32_t index, void *device)', 'int nvmlDeviceGetHandleByIndex(uint32_t index, void *device)'],
+  driverVersion: ['int nvmlSystemGetDriverVersion(void *version, uint32_t length)'],
+  uuid: ['int nvmlDeviceGetUUID(void *device, void *uuid, uint32_t length)'],
+  name: ['int nvmlDeviceGetName(void *device, void *name, uint32_t length)'],
+  pci: ['int nvmlDeviceGetPciInfo_v3(void *device, void *pci)', 'int nvmlDeviceGetPciInfo_v2(void *device, void *pci)'],
+  migMode: ['int nvmlDeviceGetMigMode(void *device, void *current, void *pending)'],
+  utilization: ['int nvmlDeviceGetUtilizationRates(void *device, void *utilization)'],
+  memoryV2: ['int nvmlDeviceGetMemoryInfo_v2(void *device, void *memory)'],
+  memoryV1: ['int nvmlDeviceGetMemoryInfo(void *device, void *memory)'],
+  power: ['int nvmlDeviceGetPowerUsage(void *device, void *power)'],
+  powerLimit: ['int nvmlDeviceGetEnforcedPowerLimit(void *device, void *limit)'],
+  energy: ['int nvmlDeviceGetTotalEnergyConsumption(void *device, void *energy)'],
+  temperature: ['int nvmlDeviceGetTemperature(void *device, int sensor, void *temp)'],
+  clock: ['int nvmlDeviceGetClockInfo(void *device, int type, void *clock)'],
+  reasons: ['int nvmlDeviceGetCurrentClocksEventReasons(void *device, void *reasons)', 'int nvmlDeviceGetCurrentClocksThrottleReasons(void *device, void *reasons)'],
+  pcie: ['int nvmlDeviceGetPcieThroughput(void *device, int counter, void *value)'],
+  ecc: ['int nvmlDeviceGetTotalEccErrors(void *device, int errorType, int counterType, void *count)'],
+  violation: ['int nvmlDeviceGetViolationStatus(void *device, int policy, void *violTime)'],
+  fields: ['int nvmlDeviceGetFieldValues(void *device, int count, void *values)'],
+  samples: ['int nvmlDeviceGetSamples(void *device, int type, uint64_t lastSeen, void *valueType, void *count, void *samples)'],
+  processesV3: ['int nvmlDeviceGetComputeRunningProcesses_v3(void *device, void *count, void *infos)', 'int nvmlDeviceGetComputeRunningProcesses_v2(void *device, void *count, void *infos)'],
+  processesV1: ['int nvmlDeviceGetComputeRunningProcesses(void *device, void *count, void *infos)'],
+  maxMig: ['int nvmlDeviceGetMaxMigDeviceCount(void *device, void *count)'],
+  migHandle: ['int nvmlDeviceGetMigDeviceHandleByIndex(void *device, uint32_t index, void *migDevice)'],
+  gpuInstanceId: ['int nvmlDeviceGetGpuInstanceId(void *device, void *id)'],
+  computeInstanceId: ['int nvmlDeviceGetComputeInstanceId(void *device, void *id)'],
+  eventSetCreate: ['int nvmlEventSetCreate(void *set)'],
+  eventSetFree: ['int nvmlEventSetFree(void *set)'],
+  registerEvents: ['int nvmlDeviceRegisterEvents(void *device, uint64_t types, void *set)'],
+  eventWait: ['int nvmlEventSetWait_v2(void *set, void *data, uint32_t timeoutms)', 'int nvmlEventSetWait(void *set, void *data, uint32_t timeoutms)'],
+};
+
+const GPU_UTILIZATION_SAMPLES = 1;
+const MEMORY_UTILIZATION_SAMPLES = 2;
+const XID_CRITICAL_ERROR = 0x8n;
+const FI_DEV_MEMORY_TEMP = 82;
+const FI_NVLINK_THROUGHPUT_DATA_TX = 138;
+const FI_NVLINK_THROUGHPUT_DATA_RX = 139;
+const UINT_MAX = 0xffffffff;
+const FIELD_SIZE = 40; // sizeof(nvmlFieldValue_t)
+const SAMPLE_SIZE = 16; // sizeof(nvmlSample_t)
+const MEMORY_V2_SIZE = 40; // sizeof(nvmlMemory_v2_t)
+const EVENT_WAIT_MS = 250;
+
+/** Thrown inside a device read when NVML says the GPU is gone. */
+class GpuLost extends Error {}
+
+/** The bound library: each function present or undefined (symbol missing). */
+export interface NvmlLib {
+  readonly fns: Partial<Record<keyof typeof PROTOS, Fn>>;
+  /** Which symbol each function was bound to (for logs and docs). */
+  readonly bound: Record<string, string>;
+  errorString(code: number): string;
+}
+
+/** Loads the library (and koffi) and binds every function it has, trying the newest versioned symbol first. */
+export async function loadNvml(path: string): Promise<NvmlLib> {
+  let lib: ReturnType<typeof import('koffi').load>;
+  try {
+    // Imported here, not at the top: a platform without koffi's native module still runs the exporter.
+    const koffi = (await import('koffi')).default;
+    lib = koffi.load(path);
+  } catch (err) {
+    throw new SourceError(`cannot load NVML library ${path}`, { cause: err });
+  }
+  const fns: Partial<Record<string, Fn>> = {};
+  const bound: Record<string, string> = {};
+  for (const [key, protos] of Object.entries(PROTOS)) {
+    for (const proto of protos) {
+      try {
+        fns[key] = lib.func(proto) as unknown as Fn;
+        bound[key] = /(\w+)\(/.exec(proto)![1];
+        break;
+      } catch {
+        // Symbol missing in this driver: try the older one, else leave the field absent.
+      }
+    }
+  }
+  return {
+    fns,
+    bound,
+    errorString: (code) => {
+      try {
+        return `${(fns.errorString as unknown as (c: number) => string)?.(code) ?? 'error'} (${code})`;
+      } catch {
+        return `NVML error ${code}`;
+      }
+    },
+  };
+}
+
+interface SampleState {
+  supported: boolean;
+  lastSeenUs?: number;
+  capacity?: number;
+  buf?: Buffer;
+}
+
+interface DeviceSlot {
+  readonly index: number;
+  handle?: bigint;
+  device?: GpuDevice;
+  lost: boolean;
+  backoffMs?: number;
+  nextCheckMs: number;
+  busy: SampleState;
+  memBusy: SampleState;
+  lostSeconds: number;
+  xid?: Map<number, number>;
+}
+
+export interface NvmlSourceOptions {
+  readonly library: string;
+  readonly logger: Logger;
+  readonly now: () => number;
+  readonly intervalMs: number;
+  /** Read per-process GPU memory (one series per process: opt-in). */
+  readonly processMemory?: boolean;
+}
+
+/** Opens NVML: loads the library, initializes it and requires at least one GPU. */
+export async function openNvmlSource(opts: NvmlSourceOptions): Promise<GpuSource> {
+  const nvml = await loadNvml(opts.library);
+  const f = nvml.fns;
+  if (!f.init) throw new SourceError(`${opts.library} has no nvmlInit`);
+  const rc = f.init();
+  if (rc !== NVML.SUCCESS) throw new SourceError(`nvmlInit failed: ${nvml.errorString(rc)}`);
+  const countBuf = Buffer.alloc(4);
+  const crc = f.count ? f.count(countBuf) : NVML.ERROR_FUNCTION_NOT_FOUND;
+  const count = crc === NVML.SUCCESS ? countBuf.readUInt32LE(0) : 0;
+  if (count === 0) {
+    f.shutdown?.();
+    throw new SourceError(crc === NVML.SUCCESS ? 'NVML sees no GPU' : `nvmlDeviceGetCount failed: ${nvml.errorString(crc)}`);
+  }
+  const source = new NvmlSource(nvml, count, opts);
+  source.startEvents();
+  return source;
+}
+
+/** GPUs read through NVML; a lost GPU reads `up: false` and is re-checked with backoff. */
+class NvmlSource implements GpuSource {
+  readonly kind = 'nvml' as const;
+  private readonly slots: DeviceSlot[];
+  private readonly f: NvmlLib['fns'];
+  private driverVersion = 'N/A';
+  private eventSet?: bigint;
+  private eventsRunning?: Promise<void>;
+  private closed = false;
+  private readonly warned = new Set<string>();
+
+  constructor(private readonly nvml: NvmlLib, count: number, private readonly opts: NvmlSourceOptions) {
+    this.f = nvml.fns;
+    const v = Buffer.alloc(96);
+    if (this.f.driverVersion?.(v, v.length) === NVML.SUCCESS) this.driverVersion = cstr(v);
+    this.slots = Array.from({ length: count }, (_, index) => ({
+      index, lost: false, nextCheckMs: 0, lostSeconds: 0,
+      busy: { supported: true }, memBusy: { supported: true },
+    }));
+    for (const s of this.slots) this.attach(s);
+  }
+
+  /** Gets the handle and identity of a GPU; false (and marked lost) when it does not answer. */
+  private attach(s: DeviceSlot): boolean {
+    try {
+      const hb = Buffer.alloc(8);
+      const rc = this.f.handle!(s.index, hb);
+      // No handle (lost, no permission in this container, ...): the GPU is down until it answers.
+      if (rc !== NVML.SUCCESS) throw new GpuLost(`nvmlDeviceGetHandleByIndex(${s.index}): ${this.nvml.errorString(rc)}`);
+      s.handle = hb.readBigUInt64LE(0);
+      const uuid = this.str('uuid', s.handle, 96);
+      if (s.device && uuid !== undefined && uuid !== s.device.uuid) this.opts.logger.warn('GPU at this index changed identity', { index: s.index, was: s.device.uuid, now: uuid });
+      s.device = this.identity(s, uuid);
+      if (s.xid === undefined && this.eventSet !== undefined) this.register(s);
+      return true;
+    } catch (err) {
+      if (!(err instanceof GpuLost)) throw err;
+      this.markLost(s, err.message);
+      return false;
+    }
+  }
+
+  private identity(s: DeviceSlot, uuid: string | undefined): GpuDevice {
+    const h = s.handle!;
+    let pciBusId = 'N/A';
+    const pci = Buffer.alloc(68);
+    if (this.f.pci && this.call(this.f.pci, h, pci) === NVML.SUCCESS) pciBusId = cstr(pci.subarray(36, 68)) || cstr(pci.subarray(0, 16));
+    let migMode = 'N/A';
+    const cur = Buffer.alloc(4);
+    if (this.f.migMode && this.call(this.f.migMode, h, cur, Buffer.alloc(4)) === NVML.SUCCESS) migMode = cur.readUInt32LE(0) === 1 ? 'Enabled' : 'Disabled';
+    return {
+      index: s.index,
+      uuid: uuid ?? s.device?.uuid ?? `GPU-unknown-index-${s.index}`,
+      name: this.str('name', h, 96) ?? 'N/A',
+      pciBusId,
+      driverVersion: this.driverVersion,
+      migMode,
+    };
+  }
+
+  async read(): Promise<GpuReading[]> {
+    const nowMs = this.opts.now();
+    return this.slots.map((s) => {
+      if (s.lost) {
+        if (nowMs < s.nextCheckMs || !this.attach(s)) return this.down(s);
+        this.opts.logger.info('GPU answers again', { gpu: s.index, uuid: s.device?.uuid });
+        s.lost = false;
+        s.backoffMs = undefined;
+      }
+      try {
+        return this.readDevice(s);
+      } catch (err) {
+        if (!(err instanceof GpuLost)) throw err;
+        this.markLost(s, err.message);
+        return this.down(s);
+      }
+    });
+  }
+
+  private down(s: DeviceSlot): GpuReading {
+    return { device: s.device ?? { index: s.index, uuid: `GPU-unknown-index-${s.index}`, name: 'N/A', pciBusId: 'N/A', driverVersion: this.driverVersion, migMode: 'N/A' }, up: false };
+  }
+
+  private markLost(s: DeviceSlot, why?: string): void {
+    if (!s.lost) this.opts.logger.error('GPU does not answer; re-checking with backoff', { gpu: s.index, uuid: s.device?.uuid, err: why });
+    s.lost = true;
+    s.backoffMs = nextBackoffMs(s.backoffMs, this.opts.intervalMs);
+    s.nextCheckMs = this.opts.now() + s.backoffMs;
+  }
+
+  private readDevice(s: DeviceSlot): GpuReading {
+    const h = s.handle!;
+    const f = this.f;
+    const u32 = Buffer.alloc(4);
+    const u64 = Buffer.alloc(8);
+    const one = (fn: Fn | undefined, name: string, ...args: unknown[]): boolean => fn !== undefined && this.check(this.call(fn, h, ...args), name);
+    const r: { -readonly [K in keyof GpuReading]: GpuReading[K] } = { device: s.device!, up: true };
+
+    const util = Buffer.alloc(8);
+    if (one(f.utilization, 'nvmlDeviceGetUtilizationRates', util)) {
+      r.utilization = util.readUInt32LE(0) / 100;
+      r.memoryControllerUtilization = util.readUInt32LE(4) / 100;
+    }
+    const busy = this.samples(s, s.busy, GPU_UTILIZATION_SAMPLES);
+    if (busy !== undefined) {
+      r.busySecondsDelta = busy;
+      r.utilizationMethod = 'samples';
+      r.utilizationSamplesLostSeconds = s.lostSeconds;
+    } else if (r.utilization !== undefined) r.utilizationMethod = 'point';
+    const memBusy = this.samples(s, s.memBusy, MEMORY_UTILIZATION_SAMPLES);
+    if (memBusy !== undefined) r.memoryBusySecondsDelta = memBusy;
+
+    const mem2 = Buffer.alloc(MEMORY_V2_SIZE);
+    mem2.writeUInt32LE(MEMORY_V2_SIZE | (2 << 24), 0);
+    const mem1 = Buffer.alloc(24);
+    if (one(f.memoryV2, 'nvmlDeviceGetMemoryInfo_v2', mem2)) {
+      r.memoryTotalBytes = Number(mem2.readBigUInt64LE(8));
+      r.memoryFreeBytes = Number(mem2.readBigUInt64LE(24));
+      r.memoryUsedBytes = Number(mem2.readBigUInt64LE(32));
+    } else if (one(f.memoryV1, 'nvmlDeviceGetMemoryInfo', mem1)) {
+      r.memoryTotalBytes = Number(mem1.readBigUInt64LE(0));
+      r.memoryFreeBytes = Number(mem1.readBigUInt64LE(8));
+      r.memoryUsedBytes = Number(mem1.readBigUInt64LE(16));
+    }
+    if (one(f.power, 'nvmlDeviceGetPowerUsage', u32)) r.powerWatts = u32.readUInt32LE(0) / 1000;
+    if (one(f.powerLimit, 'nvmlDeviceGetEnforcedPowerLimit', u32)) r.powerLimitWatts = u32.readUInt32LE(0) / 1000;
+    if (one(f.energy, 'nvmlDeviceGetTotalEnergyConsumption', u64)) r.energyJoules = Number(u64.readBigUInt64LE(0)) / 1000;
+    if (one(f.temperature, 'nvmlDeviceGetTemperature', 0, u32)) r.temperatureCelsius = u32.readUInt32LE(0);
+    if (one(f.clock, 'nvmlDeviceGetClockInfo', 1, u32)) r.smClockHz = u32.readUInt32LE(0) * 1e6;
+    if (one(f.clock, 'nvmlDeviceGetClockInfo', 2, u32)) r.memoryClockHz = u32.readUInt32LE(0) * 1e6;
+    if (one(f.reasons, 'nvmlDeviceGetCurrentClocksEventReasons', u64)) r.throttleReasons = throttleReasonsFromMask(u64.readBigUInt64LE(0));
+    const throttleSeconds: Record<string, number> = {};
+    const viol = Buffer.alloc(16);
+    // NVML_PERF_POLICY_POWER and _THERMAL: nanoseconds the clocks were held down, since driver load.
+    if (one(f.violation, 'nvmlDeviceGetViolationStatus', 0, viol)) throttleSeconds.sw_power_cap = Number(viol.readBigUInt64LE(8)) / 1e9;
+    if (one(f.violation, 'nvmlDeviceGetViolationStatus', 1, viol)) throttleSeconds.sw_thermal_slowdown = Number(viol.readBigUInt64LE(8)) / 1e9;
+    if (Object.keys(throttleSeconds).length) r.throttleSeconds = throttleSeconds;
+    if (one(f.pcie, 'nvmlDeviceGetPcieThroughput', 0, u32)) r.pcieTxBytesPerSecond = u32.readUInt32LE(0) * 1024;
+    if (one(f.pcie, 'nvmlDeviceGetPcieThroughput', 1, u32)) r.pcieRxBytesPerSecond = u32.readUInt32LE(0) * 1024;
+    if (one(f.ecc, 'nvmlDeviceGetTotalEccErrors', 0, 0, u64)) r.eccCorrected = Number(u64.readBigUInt64LE(0));
+    if (one(f.ecc, 'nvmlDeviceGetTotalEccErrors', 1, 0, u64)) r.eccUncorrected = Number(u64.readBigUInt64LE(0));
+
+    const fields = this.fieldValues(h, [[FI_DEV_MEMORY_TEMP, 0], [FI_NVLINK_THROUGHPUT_DATA_TX, UINT_MAX], [FI_NVLINK_THROUGHPUT_DATA_RX, UINT_MAX]]);
+    if (fields) {
+      r.memoryTemperatureCelsius = fields[0];
+      if (fields[1] !== undefined) r.nvlinkTxBytes = fields[1] * 1024; // KiB counters
+      if (fields[2] !== undefined) r.nvlinkRxBytes = fields[2] * 1024;
+    }
+    if (s.xid) r.xidCounts = new Map(s.xid);
+    if (this.opts.processMemory) r.processMemoryBytes = this.processes(h);
+    if (s.device!.migMode === 'Enabled') r.migDevices = this.migDevices(h);
+    return r;
+  }
+
+  /** Busy seconds from the driver's sample buffer since the last read, or undefined when unsupported. */
+  private samples(s: DeviceSlot, st: SampleState, type: number): number | undefined {
+    const fn = this.f.samples;
+    if (!fn || !st.supported) return undefined;
+    const h = s.handle!;
+    const vt = Buffer.alloc(4);
+    const cnt = Buffer.alloc(4);
+    const last = st.lastSeenUs ?? 0;
+    if (!st.buf) {
+      const rc = this.call(fn, h, type, last, vt, cnt, null);
+      if (rc === NVML.ERROR_NOT_FOUND) return 0;
+      // The size query answers SUCCESS (or, on some drivers, INSUFFICIENT_SIZE) with the count set.
+      if (!(rc === NVML.ERROR_INSUFFICIENT_SIZE && cnt.readUInt32LE(0) > 0) && !this.check(rc, 'nvmlDeviceGetSamples')) {
+        st.supported = false;
+        return undefined;
+      }
+      st.capacity = Math.max(1, cnt.readUInt32LE(0));
+      st.buf = Buffer.alloc(st.capacity * SAMPLE_SIZE);
+    }
+    cnt.writeUInt32LE(st.capacity!, 0);
+    const rc = this.call(fn, h, type, last, vt, cnt, st.buf);
+    if (rc === NVML.ERROR_INSUFFICIENT_SIZE) {
+      st.buf = undefined; // the buffer grew: size it again next read
+      return 0;
+    }
+    if (rc === NVML.ERROR_NOT_FOUND) return 0;
+    if (!this.check(rc, 'nvmlDeviceGetSamples')) {
+      st.supported = false;
+      return undefined;
+    }
+    const n = cnt.readUInt32LE(0);
+    const valueType = vt.readInt32LE(0);
+    const samples: UtilSample[] = [];
+    for (let i = 0; i < n; i++) {
+      const v = readNvmlValue(st.buf, i * SAMPLE_SIZE + 8, valueType);
+      if (v !== undefined) samples.push({ ts: Number(st.buf.readBigUInt64LE(i * SAMPLE_SIZE)), value: v });
+    }
+    const res = integrateSamples(st.lastSeenUs, samples, st.capacity!);
+    st.lastSeenUs = res.lastSeenUs;
+    if (res.lostSeconds > 0 && type === GPU_UTILIZATION_SAMPLES) {
+      s.lostSeconds += res.lostSeconds;
+      this.opts.logger.warn('utilization samples were overwritten before they were read; that time is counted as lost', { gpu: s.index, lostSeconds: res.lostSeconds.toFixed(3) });
+    }
+    return res.busySeconds;
+  }
+
+  /** The MIG devices of a GPU in MIG mode: identity and memory, each field absent where NVML cannot say. */
+  private migDevices(h: bigint): MigReading[] | undefined {
+    const f = this.f;
+    const u32 = Buffer.alloc(4);
+    if (!f.maxMig || !f.migHandle || !this.check(this.call(f.maxMig, h, u32), 'nvmlDeviceGetMaxMigDeviceCount')) return undefined;
+    const max = u32.readUInt32LE(0);
+    const out: MigReading[] = [];
+    const hb = Buffer.alloc(8);
+    for (let i = 0; i < max; i++) {
+      if (!this.check(this.call(f.migHandle, h, i, hb), 'nvmlDeviceGetMigDeviceHandleByIndex')) continue; // empty slot
+      const m = hb.readBigUInt64LE(0);
+      const uuid = this.str('uuid', m, 96);
+      if (!uuid || !f.gpuInstanceId || !this.check(this.call(f.gpuInstanceId, m, u32), 'nvmlDeviceGetGpuInstanceId')) continue;
+      const mig: { -readonly [K in keyof MigReading]: MigReading[K] } = { gpuInstance: u32.readUInt32LE(0), uuid, name: this.str('name', m, 96) ?? 'N/A' };
+      if (f.computeInstanceId && this.check(this.call(f.computeInstanceId, m, u32), 'nvmlDeviceGetComputeInstanceId')) mig.computeInstance = u32.readUInt32LE(0);
+      const mem2 = Buffer.alloc(MEMORY_V2_SIZE);
+      mem2.writeUInt32LE(MEMORY_V2_SIZE | (2 << 24), 0);
+      if (f.memoryV2 && this.check(this.call(f.memoryV2, m, mem2), 'nvmlDeviceGetMemoryInfo_v2')) {
+        mig.memoryTotalBytes = Number(mem2.readBigUInt64LE(8));
+        mig.memoryUsedBytes = Number(mem2.readBigUInt64LE(32));
+      }
+      out.push(mig);
+    }
+    return out;
+  }
+
+  /** GPU memory used by each compute process (pid -> bytes), or undefined when not available. */
+  private processes(h: bigint): Map<number, number> | undefined {
+    const [fn, size] = this.f.processesV3 ? [this.f.processesV3, 24] : [this.f.processesV1, 16];
+    if (!fn) return undefined;
+    const cnt = Buffer.alloc(4);
+    let rc = this.call(fn, h, cnt, null);
+    for (let attempt = 0; attempt < 3 && rc === NVML.ERROR_INSUFFICIENT_SIZE; attempt++) {
+      const n = cnt.readUInt32LE(0) + 8; // processes may start between the two calls
+      cnt.writeUInt32LE(n, 0);
+      const buf = Buffer.alloc(n * size);
+      rc = this.call(fn, h, cnt, buf);
+      if (rc === NVML.SUCCESS) {
+        const out = new Map<number, number>();
+        for (let i = 0; i < cnt.readUInt32LE(0); i++) {
+          const used = buf.readBigUInt64LE(i * size + 8);
+          if (used !== 0xffffffffffffffffn) out.set(buf.readUInt32LE(i * size), (out.get(buf.readUInt32LE(i * size)) ?? 0) + Number(used));
+        }
+        return out;
+      }
+    }
+    if (rc === NVML.SUCCESS) return new Map(); // no process
+    return this.check(rc, 'nvmlDeviceGetComputeRunningProcesses') ? new Map() : undefined;
+  }
+
+  /** Reads field values; each entry undefined where that field is not available. */
+  private fieldValues(h: bigint, ids: ReadonlyArray<readonly [number, number]>): Array<number | undefined> | undefined {
+    if (!this.f.fields) return undefined;
+    const buf = Buffer.alloc(ids.length * FIELD_SIZE);
+    ids.forEach(([id, scope], i) => {
+      buf.writeUInt32LE(id, i * FIELD_SIZE);
+      buf.writeUInt32LE(scope, i * FIELD_SIZE + 4);
+    });
+    if (!this.check(this.call(this.f.fields, h, ids.length, buf), 'nvmlDeviceGetFieldValues')) return undefined;
+    return ids.map((_, i) => {
+      const o = i * FIELD_SIZE;
+      const rc = buf.readInt32LE(o + 28);
+      if (isLost(rc)) throw new GpuLost();
+      return rc === NVML.SUCCESS ? readNvmlValue(buf, o + 32, buf.readInt32LE(o + 24)) : undefined;
+    });
+  }
+
+  private str(key: 'uuid' | 'name', h: bigint, len: number): string | undefined {
+    const fn = this.f[key];
+    const b = Buffer.alloc(len);
+    return fn && this.check(this.call(fn, h, b, len), key) ? cstr(b) : undefined;
+  }
+
+  private call(fn: Fn, ...args: unknown[]): number {
+    return fn(...args);
+  }
+
+  /** True on success; false where the value is absent; throws GpuLost when the GPU is gone. */
+  private check(rc: number, what: string): boolean {
+    if (rc === NVML.SUCCESS) return true;
+    if (isLost(rc)) throw new GpuLost(`${what}: ${this.nvml.errorString(rc)}`);
+    if (!isAbsent(rc)) {
+      const key = `${what}:${rc}`;
+      if (!this.warned.has(key)) {
+        this.warned.add(key);
+        this.opts.logger.warn('NVML call failed; that value is left out', { call: what, err: this.nvml.errorString(rc) });
+      }
+    }
+    return false;
+  }
+
+  // ---- XID events: one event set, waited on in a worker thread, never blocking the event loop ----
+
+  startEvents(): void {
+    const f = this.f;
+    if (!f.eventSetCreate || !f.registerEvents || !f.eventWait) return;
+    const sb = Buffer.alloc(8);
+    const rc = f.eventSetCreate(sb);
+    if (rc !== NVML.SUCCESS) {
+      this.opts.logger.warn('no NVML event set: XID errors are not counted', { err: this.nvml.errorString(rc) });
+      return;
+    }
+    this.eventSet = sb.readBigUInt64LE(0);
+    for (const s of this.slots) if (!s.lost) this.register(s);
+    this.eventsRunning = this.eventLoop();
+  }
+
+  private register(s: DeviceSlot): void {
+    const rc = this.f.registerEvents!(s.handle, XID_CRITICAL_ERROR, this.eventSet);
+    if (rc === NVML.SUCCESS) s.xid = new Map();
+    else if (!isAbsent(rc)) this.opts.logger.warn('cannot register for XID events', { gpu: s.index, err: this.nvml.errorString(rc) });
+  }
+
+  private async eventLoop(): Promise<void> {
+    const data = Buffer.alloc(32); // nvmlEventData_t
+    while (!this.closed) {
+      const rc = await new Promise<number>((resolve) => {
+        this.f.eventWait!.async(this.eventSet, data, EVENT_WAIT_MS, (err: unknown, res: number) => resolve(err ? -1 : res));
+      });
+      if (this.closed) break;
+      if (rc === NVML.SUCCESS) {
+        const handle = data.readBigUInt64LE(0);
+        const type = data.readBigUInt64LE(8);
+        const xid = Number(data.readBigUInt64LE(16));
+        const slot = this.slots.find((s) => s.handle === handle);
+        if (slot?.xid && (type & XID_CRITICAL_ERROR) !== 0n) {
+          slot.xid.set(xid, (slot.xid.get(xid) ?? 0) + 1);
+          this.opts.logger.warn('XID error', { gpu: slot.index, uuid: slot.device?.uuid, xid });
+        }
+      } else if (rc !== NVML.ERROR_TIMEOUT) {
+        // Not a timeout: do not spin; try again after a second.
+        await new Promise((r) => setTimeout(r, 1000).unref());
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.eventsRunning; // ends within one wait timeout
+    if (this.eventSet !== undefined) this.f.eventSetFree?.(this.eventSet);
+    this.f.shutdown?.();
+  }
+}
+
+function cstr(b: Buffer): string {
+  const end = b.indexOf(0);
+  return b.subarray(0, end < 0 ? b.length : end).toString('utf8');
+}
+
+/** The opener registered as `realSources.nvml`. */
+export function nvmlOpener(flags: Flags, deps: CollectorDeps): Promise<GpuSource> {
+  return openNvmlSource({
+    library: flags.string('nvml.library') ?? 'libnvidia-ml.so.1',
+    logger: deps.logger,
+    now: deps.now,
+    intervalMs: flags.number('sample.interval') ?? 1000,
+    processMemory: flags.bool('nvml.process-memory'),
+  });
+}

@@ -1,0 +1,540 @@
+/*
+ * A fake libnvidia-ml.so.1 for tests: the NVML entry points the exporter uses, with the
+ * real signatures and struct layouts, answering from a key=value config file named by
+ * the FAKE_NVML_CONFIG environment variable (read at nvmlInit).
+ *
+ * Config (one `key=value` a line, `#` comments): a key `gpu.<i>.<key>` overrides `<key>`
+ * for GPU i. Keys: gpus, driver_version, uuid, name, pci_bus_id, mig_mode, util_gpu,
+ * util_mem, memory_total, memory_used, power_mw, power_limit_mw, energy_mj,
+ * energy_step_mj, temp_gpu, temp_mem, clock_sm_mhz, clock_mem_mhz, throttle_reasons,
+ * pcie_tx_kbps, pcie_rx_kbps, nvlink_tx_kib, nvlink_rx_kib, nvlink_step_kib,
+ * ecc_corrected, ecc_uncorrected, violation_power_ns, violation_thermal_ns,
+ * samples (square|constant), sample_period_us, square_half_us, sample_capacity,
+ * mig_instances (gi:ci:total:used,... with mig_mode=1),
+ * lost_after / lost_for (calls), xids (comma list delivered as events), procs (pid:bytes,...),
+ * error.<function>=<nvmlReturn_t>, error.field.<fieldId>=<nvmlReturn_t>.
+ * Build with -DOMIT_<function> to leave a symbol out of the library.
+ * Test controls: fake_nvml_set_time_us, fake_nvml_set_lost, fake_nvml_inject_xid.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef int nvmlReturn_t;
+enum { OK = 0, E_UNINIT = 1, E_ARG = 2, E_NOT_SUPPORTED = 3, E_NOT_FOUND = 6, E_SIZE = 7, E_TIMEOUT = 10, E_LOST = 15 };
+
+#define MAXKV 512
+#define MAXGPU 16
+static char *cfg_key[MAXKV], *cfg_val[MAXKV];
+static int cfg_n, inited;
+
+typedef struct dev { int index; long calls; int forced_lost; unsigned long long registered; } dev_t_;
+static dev_t_ devs[MAXGPU];
+static unsigned long long fake_time_us;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+#define QCAP 256
+static struct { int gpu; unsigned long long xid; } q[QCAP];
+static int qhead, qlen;
+
+static void load_config(void) {
+  for (int i = 0; i < cfg_n; i++) { free(cfg_key[i]); free(cfg_val[i]); }
+  cfg_n = 0;
+  const char *path = getenv("FAKE_NVML_CONFIG");
+  FILE *f = path ? fopen(path, "r") : NULL;
+  if (!f) return;
+  char line[1024];
+  while (fgets(line, sizeof line, f) && cfg_n < MAXKV) {
+    char *nl = strpbrk(line, "\r\n");
+    if (nl) *nl = 0;
+    char *eq = strchr(line, '=');
+    if (line[0] == '#' || !eq) continue;
+    *eq = 0;
+    cfg_key[cfg_n] = strdup(line);
+    cfg_val[cfg_n] = strdup(eq + 1);
+    cfg_n++;
+  }
+  fclose(f);
+}
+
+static const char *get(const char *key) {
+  for (int i = cfg_n - 1; i >= 0; i--) if (!strcmp(cfg_key[i], key)) return cfg_val[i];
+  return NULL;
+}
+static const char *gcfg(int gpu, const char *key) {
+  char k[256];
+  snprintf(k, sizeof k, "gpu.%d.%s", gpu, key);
+  const char *v = get(k);
+  return v ? v : get(key);
+}
+static unsigned long long gnum(int gpu, const char *key, unsigned long long def) {
+  const char *v = gcfg(gpu, key);
+  return v ? strtoull(v, NULL, 0) : def;
+}
+static int ngpus(void) { int n = (int)gnum(-1, "gpus", 1); return n > MAXGPU ? MAXGPU : n; }
+
+static unsigned long long now_us(void) {
+  if (fake_time_us) return fake_time_us;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL;
+}
+
+static int valid(void *d) { return d >= (void *)devs && d < (void *)(devs + ngpus()); }
+
+/* Common entry of every device call: counts calls, applies loss and configured errors. */
+static nvmlReturn_t enter(void *d, const char *fn) {
+  if (!inited) return E_UNINIT;
+  if (!valid(d)) return E_ARG;
+  dev_t_ *dv = d;
+  dv->calls++;
+  unsigned long long after = gnum(dv->index, "lost_after", 0), span = gnum(dv->index, "lost_for", 0);
+  if (dv->forced_lost) return E_LOST;
+  if (after && (unsigned long long)dv->calls > after && (!span || (unsigned long long)dv->calls <= after + span)) return E_LOST;
+  char k[128];
+  snprintf(k, sizeof k, "error.%s", fn);
+  const char *e = gcfg(dv->index, k);
+  return e ? atoi(e) : OK;
+}
+static nvmlReturn_t global_err(const char *fn) {
+  char k[128];
+  snprintf(k, sizeof k, "error.%s", fn);
+  const char *e = get(k);
+  return e ? atoi(e) : OK;
+}
+#define ENTER(d) do { nvmlReturn_t r_ = enter((d), __func__); if (r_) return r_; } while (0)
+#define IDX(d) (((dev_t_ *)(d))->index)
+#define CALLS(d) (((dev_t_ *)(d))->calls)
+
+static nvmlReturn_t put_str(char *out, unsigned int len, const char *s) {
+  if (!out || strlen(s) + 1 > len) return E_SIZE;
+  strcpy(out, s);
+  return OK;
+}
+
+/* ---- MIG: mig_instances=gi:ci:total:used,... on a GPU with mig_mode=1 ---- */
+#define MAXMIG 8
+typedef struct { int parent, slot; } mig_t;
+static mig_t migs[MAXGPU * MAXMIG];
+static int is_mig(void *d) { return d >= (void *)migs && d < (void *)(migs + MAXGPU * MAXMIG); }
+/* Field k (0 gi, 1 ci, 2 total, 3 used) of MIG slot `slot` of GPU i; 0 when absent. */
+static int mig_field(int i, int slot, int k, unsigned long long *v) {
+  const char *p = gcfg(i, "mig_instances");
+  for (int s = 0; p && *p; s++) {
+    unsigned long long f[4] = {0, 0, 0, 0};
+    char *end = (char *)p;
+    for (int j = 0; j < 4; j++) { f[j] = strtoull(p, &end, 10); p = *end == ':' ? end + 1 : end; }
+    if (s == slot) { *v = f[k]; return 1; }
+    p = *end == ',' ? end + 1 : end;
+  }
+  return 0;
+}
+static nvmlReturn_t mig_enter(void *d) {
+  mig_t *m = d;
+  return enter(&devs[m->parent], "mig");
+}
+
+/* ---- test controls ---- */
+void fake_nvml_set_time_us(unsigned long long t) { fake_time_us = t; }
+void fake_nvml_set_lost(unsigned int gpu, int lost) { if (gpu < MAXGPU) devs[gpu].forced_lost = lost; }
+void fake_nvml_inject_xid(unsigned int gpu, unsigned long long xid) {
+  pthread_mutex_lock(&mu);
+  if (qlen < QCAP) { q[(qhead + qlen) % QCAP].gpu = (int)gpu; q[(qhead + qlen) % QCAP].xid = xid; qlen++; }
+  pthread_cond_broadcast(&cv);
+  pthread_mutex_unlock(&mu);
+}
+
+/* ---- init ---- */
+static nvmlReturn_t do_init(const char *fn) {
+  load_config();
+  nvmlReturn_t e = global_err(fn);
+  if (e) return e;
+  for (int i = 0; i < MAXGPU; i++) { devs[i].index = i; devs[i].calls = 0; devs[i].registered = 0; }
+  pthread_mutex_lock(&mu);
+  qhead = qlen = 0;
+  pthread_mutex_unlock(&mu);
+  inited = 1;
+  return OK;
+}
+#ifndef OMIT_nvmlInit_v2
+nvmlReturn_t nvmlInit_v2(void) { return do_init("nvmlInit_v2"); }
+#endif
+nvmlReturn_t nvmlInit(void) { return do_init("nvmlInit"); }
+nvmlReturn_t nvmlShutdown(void) { inited = 0; return OK; }
+const char *nvmlErrorString(nvmlReturn_t r) {
+  switch (r) {
+    case OK: return "Success";
+    case E_UNINIT: return "Uninitialized";
+    case E_NOT_SUPPORTED: return "Not Supported";
+    case 4: return "Insufficient Permissions";
+    case E_NOT_FOUND: return "Not Found";
+    case E_TIMEOUT: return "Timeout";
+    case E_LOST: return "GPU is lost";
+    default: return "Unknown Error";
+  }
+}
+
+static nvmlReturn_t count(unsigned int *n, const char *fn) {
+  if (!inited) return E_UNINIT;
+  nvmlReturn_t e = global_err(fn);
+  if (e) return e;
+  *n = (unsigned int)ngpus();
+  return OK;
+}
+#ifndef OMIT_nvmlDeviceGetCount_v2
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *n) { return count(n, "nvmlDeviceGetCount_v2"); }
+#endif
+nvmlReturn_t nvmlDeviceGetCount(unsigned int *n) { return count(n, "nvmlDeviceGetCount"); }
+
+static nvmlReturn_t by_index(unsigned int i, void **out) {
+  if (!inited) return E_UNINIT;
+  if (i >= (unsigned int)ngpus()) return E_ARG;
+  nvmlReturn_t e = enter(&devs[i], "nvmlDeviceGetHandleByIndex");
+  if (e) return e;
+  *out = &devs[i];
+  return OK;
+}
+#ifndef OMIT_nvmlDeviceGetHandleByIndex_v2
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int i, void **out) { return by_index(i, out); }
+#endif
+nvmlReturn_t nvmlDeviceGetHandleByIndex(unsigned int i, void **out) { return by_index(i, out); }
+
+nvmlReturn_t nvmlSystemGetDriverVersion(char *v, unsigned int len) {
+  if (!inited) return E_UNINIT;
+  const char *s = get("driver_version");
+  return put_str(v, len, s ? s : "590.48.01");
+}
+
+/* ---- identity ---- */
+nvmlReturn_t nvmlDeviceGetUUID(void *d, char *out, unsigned int len) {
+  if (is_mig(d)) {
+    nvmlReturn_t e = mig_enter(d);
+    if (e) return e;
+    char u[64];
+    snprintf(u, sizeof u, "MIG-fake%04d-0000-0000-0000-%012d", ((mig_t *)d)->parent, ((mig_t *)d)->slot);
+    return put_str(out, len, u);
+  }
+  ENTER(d);
+  char def[64];
+  snprintf(def, sizeof def, "GPU-fake0000-0000-0000-0000-%012d", IDX(d));
+  const char *s = gcfg(IDX(d), "uuid");
+  return put_str(out, len, s ? s : def);
+}
+nvmlReturn_t nvmlDeviceGetName(void *d, char *out, unsigned int len) {
+  if (is_mig(d)) { nvmlReturn_t e = mig_enter(d); return e ? e : put_str(out, len, "NVIDIA H100 80GB HBM3 MIG 1g.10gb"); }
+  ENTER(d);
+  const char *s = gcfg(IDX(d), "name");
+  return put_str(out, len, s ? s : "NVIDIA H100 80GB HBM3");
+}
+static void bus_id(int i, char *out, size_t n) {
+  const char *s = gcfg(i, "pci_bus_id");
+  if (s) snprintf(out, n, "%s", s); else snprintf(out, n, "00000000:%02X:00.0", 0x18 + i);
+}
+/* nvmlPciInfo_t (v2/v3): char busIdLegacy[16]; uint domain, bus, device, pciDeviceId, pciSubSystemId; char busId[32]. */
+typedef struct { char busIdLegacy[16]; unsigned int domain, bus, device, pciDeviceId, pciSubSystemId; char busId[32]; } pci_t;
+static nvmlReturn_t pci(void *d, pci_t *p) {
+  memset(p, 0, sizeof *p);
+  bus_id(IDX(d), p->busId, sizeof p->busId);
+  snprintf(p->busIdLegacy, sizeof p->busIdLegacy, "%.15s", p->busId + 4);
+  p->bus = 0x18 + (unsigned int)IDX(d);
+  p->pciDeviceId = 0x233010de;
+  return OK;
+}
+#ifndef OMIT_nvmlDeviceGetPciInfo_v3
+nvmlReturn_t nvmlDeviceGetPciInfo_v3(void *d, pci_t *p) { ENTER(d); return pci(d, p); }
+#endif
+nvmlReturn_t nvmlDeviceGetPciInfo_v2(void *d, pci_t *p) { ENTER(d); return pci(d, p); }
+nvmlReturn_t nvmlDeviceGetMigMode(void *d, unsigned int *cur, unsigned int *pending) {
+  ENTER(d);
+  *cur = *pending = (unsigned int)gnum(IDX(d), "mig_mode", 0);
+  return OK;
+}
+
+/* ---- samples: a square wave, or a constant, at a fixed sample period ---- */
+static unsigned int sample_value(int i, int type, unsigned long long ts) {
+  const char *mode = gcfg(i, "samples");
+  unsigned long long period = gnum(i, "sample_period_us", 100000);
+  if (mode && !strcmp(mode, "square")) {
+    unsigned long long half = gnum(i, "square_half_us", 1000000);
+    unsigned int v = ((ts - period) / half) % 2 == 0 ? 100 : 0;
+    return type == 2 ? v / 2 : v;
+  }
+  return (unsigned int)gnum(i, type == 2 ? "util_mem" : "util_gpu", 0);
+}
+typedef struct { unsigned long long timeStamp; union { double d; unsigned int ui; unsigned long long ull; } v; } sample_t;
+#ifndef OMIT_nvmlDeviceGetSamples
+nvmlReturn_t nvmlDeviceGetSamples(void *d, int type, unsigned long long lastSeen, int *valType, unsigned int *count, sample_t *out) {
+  ENTER(d);
+  if (type != 1 && type != 2) return E_NOT_SUPPORTED;
+  int i = IDX(d);
+  unsigned long long period = gnum(i, "sample_period_us", 100000), cap = gnum(i, "sample_capacity", 120);
+  long long newest = (long long)(now_us() / period), oldest = newest - (long long)cap + 1;
+  if (lastSeen) { long long next = (long long)(lastSeen / period) + 1; if (next > oldest) oldest = next; }
+  long long n = newest - oldest + 1;
+  if (n <= 0) return E_NOT_FOUND;
+  if (!out) { *count = (unsigned int)cap; return OK; }
+  if ((long long)*count < n) return E_SIZE;
+  for (long long k = 0; k < n; k++) {
+    unsigned long long ts = (unsigned long long)(oldest + k) * period;
+    out[k].timeStamp = ts;
+    out[k].v.ull = 0;
+    out[k].v.ui = sample_value(i, type, ts);
+  }
+  *valType = 1; /* NVML_VALUE_TYPE_UNSIGNED_INT */
+  *count = (unsigned int)n;
+  return OK;
+}
+#endif
+
+/* ---- point readings ---- */
+typedef struct { unsigned int gpu, memory; } util_t;
+nvmlReturn_t nvmlDeviceGetUtilizationRates(void *d, util_t *u) {
+  ENTER(d);
+  int i = IDX(d);
+  const char *mode = gcfg(i, "samples");
+  if (mode && !strcmp(mode, "square")) {
+    /* Like the driver: the utilization of the most recent sample period. */
+    unsigned long long period = gnum(i, "sample_period_us", 100000), ts = now_us() / period * period;
+    u->gpu = sample_value(i, 1, ts);
+    u->memory = sample_value(i, 2, ts);
+  } else {
+    u->gpu = (unsigned int)gnum(i, "util_gpu", 0);
+    u->memory = (unsigned int)gnum(i, "util_mem", 0);
+  }
+  return OK;
+}
+typedef struct { unsigned int version; unsigned long long total, reserved, free, used; } mem2_t;
+typedef struct { unsigned long long total, free, used; } mem1_t;
+#ifndef OMIT_nvmlDeviceGetMemoryInfo_v2
+nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(void *d, mem2_t *m) {
+  if (is_mig(d)) {
+    nvmlReturn_t e = mig_enter(d);
+    if (e) return e;
+    mig_t *g = d;
+    mig_field(g->parent, g->slot, 2, &m->total);
+    mig_field(g->parent, g->slot, 3, &m->used);
+    m->reserved = 0;
+    m->free = m->total - m->used;
+    return OK;
+  }
+  ENTER(d);
+  if (m->version != (unsigned int)(sizeof(mem2_t) | (2u << 24))) return 25; /* NVML_ERROR_ARGUMENT_VERSION_MISMATCH */
+  int i = IDX(d);
+  m->total = gnum(i, "memory_total", 85520809984ULL);
+  m->used = gnum(i, "memory_used", 0);
+  m->reserved = gnum(i, "memory_reserved", 0);
+  m->free = m->total - m->used - m->reserved;
+  return OK;
+}
+#endif
+nvmlReturn_t nvmlDeviceGetMemoryInfo(void *d, mem1_t *m) {
+  ENTER(d);
+  int i = IDX(d);
+  m->total = gnum(i, "memory_total", 85520809984ULL);
+  m->used = gnum(i, "memory_used", 0);
+  m->free = m->total - m->used;
+  return OK;
+}
+nvmlReturn_t nvmlDeviceGetPowerUsage(void *d, unsigned int *mw) { ENTER(d); *mw = (unsigned int)gnum(IDX(d), "power_mw", 70000); return OK; }
+nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(void *d, unsigned int *mw) { ENTER(d); *mw = (unsigned int)gnum(IDX(d), "power_limit_mw", 700000); return OK; }
+#ifndef OMIT_nvmlDeviceGetTotalEnergyConsumption
+nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(void *d, unsigned long long *mj) {
+  ENTER(d);
+  *mj = gnum(IDX(d), "energy_mj", 1000000) + (unsigned long long)CALLS(d) * gnum(IDX(d), "energy_step_mj", 0);
+  return OK;
+}
+#endif
+nvmlReturn_t nvmlDeviceGetTemperature(void *d, int sensor, unsigned int *t) {
+  ENTER(d);
+  if (sensor != 0) return E_NOT_SUPPORTED;
+  *t = (unsigned int)gnum(IDX(d), "temp_gpu", 40);
+  return OK;
+}
+nvmlReturn_t nvmlDeviceGetClockInfo(void *d, int type, unsigned int *mhz) {
+  ENTER(d);
+  if (type == 1 || type == 0) *mhz = (unsigned int)gnum(IDX(d), "clock_sm_mhz", 1980);
+  else if (type == 2) *mhz = (unsigned int)gnum(IDX(d), "clock_mem_mhz", 2619);
+  else return E_NOT_SUPPORTED;
+  return OK;
+}
+#ifndef OMIT_nvmlDeviceGetCurrentClocksEventReasons
+nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(void *d, unsigned long long *r) { ENTER(d); *r = gnum(IDX(d), "throttle_reasons", 0); return OK; }
+#endif
+nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(void *d, unsigned long long *r) { ENTER(d); *r = gnum(IDX(d), "throttle_reasons", 0); return OK; }
+nvmlReturn_t nvmlDeviceGetPcieThroughput(void *d, int counter, unsigned int *kbps) {
+  ENTER(d);
+  *kbps = (unsigned int)gnum(IDX(d), counter == 0 ? "pcie_tx_kbps" : "pcie_rx_kbps", 0);
+  return OK;
+}
+nvmlReturn_t nvmlDeviceGetTotalEccErrors(void *d, int errType, int counterType, unsigned long long *n) {
+  ENTER(d);
+  if (counterType != 0) return E_NOT_SUPPORTED;
+  *n = gnum(IDX(d), errType == 0 ? "ecc_corrected" : "ecc_uncorrected", 0);
+  return OK;
+}
+typedef struct { unsigned long long referenceTime, violationTime; } viol_t;
+#ifndef OMIT_nvmlDeviceGetViolationStatus
+nvmlReturn_t nvmlDeviceGetViolationStatus(void *d, int policy, viol_t *v) {
+  ENTER(d);
+  if (policy != 0 && policy != 1) return E_NOT_SUPPORTED;
+  v->referenceTime = now_us();
+  v->violationTime = gnum(IDX(d), policy == 0 ? "violation_power_ns" : "violation_thermal_ns", 0);
+  return OK;
+}
+#endif
+
+/* nvmlFieldValue_t: uint fieldId, scopeId; long long timestamp, latencyUsec; int valueType, nvmlReturn; nvmlValue_t value. */
+typedef struct { unsigned int fieldId, scopeId; long long timestamp, latencyUsec; int valueType; nvmlReturn_t nvmlReturn; union { double d; unsigned int ui; unsigned long long ull; } value; } field_t;
+#ifndef OMIT_nvmlDeviceGetFieldValues
+nvmlReturn_t nvmlDeviceGetFieldValues(void *d, int n, field_t *f) {
+  ENTER(d);
+  int i = IDX(d);
+  for (int k = 0; k < n; k++) {
+    char key[64];
+    snprintf(key, sizeof key, "error.field.%u", f[k].fieldId);
+    const char *e = gcfg(i, key);
+    f[k].timestamp = (long long)now_us();
+    f[k].latencyUsec = 0;
+    f[k].value.ull = 0;
+    if (e) { f[k].nvmlReturn = atoi(e); continue; }
+    f[k].nvmlReturn = OK;
+    unsigned long long step = (unsigned long long)CALLS(d) * gnum(i, "nvlink_step_kib", 0);
+    switch (f[k].fieldId) {
+      case 82: f[k].valueType = 1; f[k].value.ui = (unsigned int)gnum(i, "temp_mem", 45); break;
+      case 138: f[k].valueType = 3; f[k].value.ull = gnum(i, "nvlink_tx_kib", 0) + step; break;
+      case 139: f[k].valueType = 3; f[k].value.ull = gnum(i, "nvlink_rx_kib", 0) + step; break;
+      default: f[k].nvmlReturn = E_NOT_SUPPORTED;
+    }
+  }
+  return OK;
+}
+#endif
+
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(void *d, unsigned int *n) {
+  ENTER(d);
+  if (!gnum(IDX(d), "mig_mode", 0)) return E_NOT_SUPPORTED;
+  *n = MAXMIG;
+  return OK;
+}
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(void *d, unsigned int slot, void **out) {
+  ENTER(d);
+  unsigned long long v;
+  if (slot >= MAXMIG) return E_ARG;
+  if (!mig_field(IDX(d), (int)slot, 0, &v)) return E_NOT_FOUND;
+  mig_t *m = &migs[IDX(d) * MAXMIG + slot];
+  m->parent = IDX(d);
+  m->slot = (int)slot;
+  *out = m;
+  return OK;
+}
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(void *d, unsigned int *id) {
+  if (!is_mig(d)) return E_ARG;
+  nvmlReturn_t e = mig_enter(d);
+  unsigned long long v = 0;
+  if (e) return e;
+  mig_field(((mig_t *)d)->parent, ((mig_t *)d)->slot, 0, &v);
+  *id = (unsigned int)v;
+  return OK;
+}
+nvmlReturn_t nvmlDeviceGetComputeInstanceId(void *d, unsigned int *id) {
+  if (!is_mig(d)) return E_ARG;
+  nvmlReturn_t e = mig_enter(d);
+  unsigned long long v = 0;
+  if (e) return e;
+  mig_field(((mig_t *)d)->parent, ((mig_t *)d)->slot, 1, &v);
+  *id = (unsigned int)v;
+  return OK;
+}
+
+/* ---- processes: procs=pid:bytes,pid:bytes ---- */
+typedef struct { unsigned int pid; unsigned long long usedGpuMemory; unsigned int gpuInstanceId, computeInstanceId; } proc_t;
+typedef struct { unsigned int pid; unsigned long long usedGpuMemory; } proc1_t;
+static unsigned int parse_procs(int i, unsigned int *pids, unsigned long long *mem, unsigned int max) {
+  const char *p = gcfg(i, "procs");
+  unsigned int n = 0;
+  while (p && *p && n < max) {
+    char *end;
+    pids[n] = (unsigned int)strtoul(p, &end, 10);
+    if (*end != ':') break;
+    mem[n++] = strtoull(end + 1, &end, 10);
+    p = *end == ',' ? end + 1 : end;
+  }
+  return n;
+}
+static nvmlReturn_t procs(void *d, unsigned int *count, void *out, int v1) {
+  ENTER(d);
+  unsigned int pids[32];
+  unsigned long long mem[32];
+  unsigned int n = parse_procs(IDX(d), pids, mem, 32);
+  if (!out || *count < n) { *count = n; return n ? E_SIZE : OK; }
+  for (unsigned int k = 0; k < n; k++) {
+    if (v1) { ((proc1_t *)out)[k].pid = pids[k]; ((proc1_t *)out)[k].usedGpuMemory = mem[k]; }
+    else { proc_t *o = (proc_t *)out + k; o->pid = pids[k]; o->usedGpuMemory = mem[k]; o->gpuInstanceId = o->computeInstanceId = 0xFFFFFFFFu; }
+  }
+  *count = n;
+  return OK;
+}
+#ifndef OMIT_nvmlDeviceGetComputeRunningProcesses_v3
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(void *d, unsigned int *count, proc_t *out) { return procs(d, count, out, 0); }
+#endif
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(void *d, unsigned int *count, proc1_t *out) { return procs(d, count, out, 1); }
+
+/* ---- events ---- */
+typedef struct { void *device; unsigned long long eventType, eventData; unsigned int gpuInstanceId, computeInstanceId; } event_t;
+static int set_token;
+nvmlReturn_t nvmlEventSetCreate(void **set) {
+  if (!inited) return E_UNINIT;
+  nvmlReturn_t e = global_err("nvmlEventSetCreate");
+  if (e) return e;
+  *set = &set_token;
+  return OK;
+}
+nvmlReturn_t nvmlEventSetFree(void *set) { (void)set; return OK; }
+nvmlReturn_t nvmlDeviceRegisterEvents(void *d, unsigned long long types, void *set) {
+  ENTER(d);
+  (void)set;
+  dev_t_ *dv = d;
+  dv->registered |= types;
+  const char *x = gcfg(dv->index, "xids");
+  if (x && (types & 0x8)) {
+    char buf[256], *save = NULL;
+    snprintf(buf, sizeof buf, "%s", x);
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) fake_nvml_inject_xid((unsigned)dv->index, strtoull(t, NULL, 0));
+  }
+  return OK;
+}
+static nvmlReturn_t wait_event(void *set, event_t *out, unsigned int timeout_ms) {
+  (void)set;
+  if (!inited) return E_UNINIT;
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += timeout_ms / 1000;
+  dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (dl.tv_nsec >= 1000000000L) { dl.tv_sec++; dl.tv_nsec -= 1000000000L; }
+  pthread_mutex_lock(&mu);
+  for (;;) {
+    while (qlen > 0) {
+      int g = q[qhead].gpu;
+      unsigned long long xid = q[qhead].xid;
+      qhead = (qhead + 1) % QCAP;
+      qlen--;
+      if (g < 0 || g >= ngpus() || !(devs[g].registered & 0x8)) continue;
+      memset(out, 0, sizeof *out);
+      out->device = &devs[g];
+      out->eventType = 0x8; /* nvmlEventTypeXidCriticalError */
+      out->eventData = xid;
+      pthread_mutex_unlock(&mu);
+      return OK;
+    }
+    if (pthread_cond_timedwait(&cv, &mu, &dl) != 0) break;
+  }
+  pthread_mutex_unlock(&mu);
+  return E_TIMEOUT;
+}
+#ifndef OMIT_nvmlEventSetWait_v2
+nvmlReturn_t nvmlEventSetWait_v2(void *set, event_t *out, unsigned int timeout_ms) { return wait_event(set, out, timeout_ms); }
+#endif
+nvmlReturn_t nvmlEventSetWait(void *set, event_t *out, unsigned int timeout_ms) { return wait_event(set, out, timeout_ms); }
