@@ -12,7 +12,7 @@ ARG NODE_IMAGE=node:20-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --ignore-scripts --no-audit --no-fund
+RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
 RUN npm run build \
  && npm pack --ignore-scripts --pack-destination /tmp \
@@ -26,9 +26,10 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/ ./
 # --ignore-scripts: the package's own `prepare` needs the TypeScript compiler, which is not
-# installed here; koffi ships prebuilt binaries and needs no install step.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
- && npm cache clean --force \
+# installed here; koffi ships prebuilt binaries and needs no install step. The npm cache
+# stays in a build cache mount, out of the image.
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && chmod 0755 /app/dist/main.js \
  && ln -s /app/dist/main.js /usr/local/bin/ds-exporter
 USER 65532:65532

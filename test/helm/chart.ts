@@ -37,7 +37,7 @@ export function helm(args: string[]): Promise<HelmResult> {
 }
 
 /** A Kubernetes object as rendered. */
-export type K8s = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
+export type K8s = { apiVersion: string; kind: string; metadata: { name: string; [k: string]: any }; [k: string]: any };
 
 export interface RenderOptions {
   valuesFiles?: string[];
