@@ -271,7 +271,11 @@ describe('kube-prometheus-stack objects', needHelm, () => {
       const cms = ofKind(objs, 'ConfigMap');
       assert.equal(cms.length, (await dashboardFiles(dashboards)).size);
       assert.equal(new Set(cms.map((c) => c.metadata.name)).size, cms.length, 'distinct ConfigMap names');
-      for (const c of cms) assert.match(c.metadata.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+      for (const c of cms) {
+        assert.match(c.metadata.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+        for (const k of Object.keys(c.data)) assert.match(k, /^[-._a-zA-Z0-9]+$/, 'a valid ConfigMap key');
+      }
+      assert.ok(cms.some((c) => JSON.parse(Object.values(c.data)[0] as string).title === 'Extra Board'));
       // Disabling the only alert of a group drops the group; recording rules stay.
       const less = one(await render({ ...base, set: [...base.set, 'prometheusRule.disabledAlerts[0]=ExtraTwo', 'prometheusRule.disabledAlerts[1]=ExtraOne'] }), 'PrometheusRule');
       assert.equal(less.spec.groups.find((g: any) => g.name === 'extra-b'), undefined);

@@ -7,6 +7,7 @@ import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { parse as parseYaml } from 'yaml';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const RUNTIME_FILES = ['dist', 'assets', 'dashboards', 'alerts', 'docs', 'README.md'];
@@ -174,7 +175,7 @@ describe('the Dockerfile', { timeout: 600_000 }, () => {
     for (const c of runtime.body.filter((i) => i.op === 'COPY' || i.op === 'ADD')) assert.match(c.args, /^--from=build /, `runtime ${c.op} ${c.args}`);
     const user = runtime.body.filter((i) => i.op === 'USER').at(-1)?.args ?? '';
     assert.match(user, /^[1-9][0-9]*(:[1-9][0-9]*)?$/, 'numeric non-root USER');
-    const chartValues = (await import('yaml')).parse(await readFile(join(ROOT, 'helm/ds-exporter/values.yaml'), 'utf8'));
+    const chartValues = parseYaml(await readFile(join(ROOT, 'helm/ds-exporter/values.yaml'), 'utf8'));
     assert.equal(Number(user.split(':')[0]), chartValues.containerSecurityContext.runAsUser, 'the chart runs as the image user');
     assert.ok(runtime.body.some((i) => i.op === 'EXPOSE' && /\b9842\/tcp\b/.test(i.args)));
     assert.deepEqual(runtime.body.filter((i) => i.op === 'ENTRYPOINT').map((i) => JSON.parse(i.args)), [['ds-exporter']]);
