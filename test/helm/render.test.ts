@@ -127,6 +127,9 @@ describe('default values', needHelm, () => {
     assert.deepEqual(ofKind(objs, 'ConfigMap'), []);
     assert.deepEqual(ofKind(objs, 'NetworkPolicy'), []);
     assert.equal(one(objs, 'ServiceAccount').automountServiceAccountToken, false);
+    // Pod Security Standard "restricted" (beyond assertHardened): no host paths, no host ports.
+    assert.ok(pod.volumes.every((v: any) => !v.hostPath), 'no hostPath volume');
+    assert.ok(c.ports.every((p: any) => p.hostPort === undefined), 'no hostPort');
   });
 
   test('the headless Service the peer prober resolves, and the metrics Service', async () => {
