@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
@@ -48,6 +50,24 @@ describe('helm lint --strict', needHelm, () => {
       const r = await helm(['lint', '--strict', CHART, '-f', f]);
       assert.equal(r.code, 0, `${scenario(f)}: ${r.stdout}${r.stderr}`);
       assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    }
+  });
+});
+
+describe('helm package', needHelm, () => {
+  test('the packaged chart holds the templates, schema, README and the generated files, not ci/', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'ds-package-'));
+    try {
+      const r = await helm(['package', CHART, '--destination', out]);
+      assert.equal(r.code, 0, r.stderr);
+      const tgz = (await readdir(out)).find((f) => f.endsWith('.tgz'))!;
+      const list = execFileSync('tar', ['-tzf', join(out, tgz)], { encoding: 'utf8' }).split('\n');
+      for (const f of ['Chart.yaml', 'values.yaml', 'values.schema.json', 'README.md', 'templates/NOTES.txt', 'templates/daemonset.yaml']) assert.ok(list.includes(`ds-exporter/${f}`), f);
+      for (const f of await readdir(join(CHART, 'files/alerts'))) assert.ok(list.includes(`ds-exporter/files/alerts/${f}`), f);
+      for (const f of await readdir(join(CHART, 'files/dashboards'))) assert.ok(list.includes(`ds-exporter/files/dashboards/${f}`), f);
+      assert.deepEqual(list.filter((f) => f.startsWith('ds-exporter/ci/')), []);
+    } finally {
+      await rm(out, { recursive: true, force: true });
     }
   });
 });
