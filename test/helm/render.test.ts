@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
-import { allFlags } from '../../src/config/config.js';
+import { allFlags, loadConfig } from '../../src/config/config.js';
 import { CHART, chartCopy, ciValuesFiles, helm, type K8s, needHelm, ofKind, one, readYamlFile, render, renderRaw, scenario } from './chart.js';
 
 const ci = (name: string) => join(CHART, 'ci', `${name}-values.yaml`);
@@ -203,7 +203,14 @@ describe('default values', needHelm, () => {
     // Flags of parts built separately (peer prober, push API); the check turns strict once they are in.
     const later = new Set(['peers.dns', 'push.token-file']);
     const passed = new Set<string>();
-    for (const f of await ciValuesFiles()) for (const a of args(await render({ valuesFiles: [f] }))) passed.add(/^--([^=]+)/.exec(a)![1]);
+    for (const f of await ciValuesFiles()) {
+      const rendered = args(await render({ valuesFiles: [f] }));
+      for (const a of rendered) passed.add(/^--([^=]+)/.exec(a)![1]);
+      // The exporter's own parser accepts the values too (listen address, enums).
+      const config = loadConfig(rendered.filter((a) => !later.has(/^--([^=]+)/.exec(a)![1])), {});
+      assert.equal(config.listenPort, 9842, scenario(f));
+      assert.equal(config.flags.string('gpu.source'), 'nvml', scenario(f));
+    }
     const unknown = [...passed].filter((n) => !known.has(n));
     assert.deepEqual(unknown.filter((n) => !later.has(n)), [], 'flags unknown to the exporter');
     const missing = unknown.filter((n) => later.has(n));
