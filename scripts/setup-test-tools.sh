@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing: Debian's prometheus (server and
-# promtool) and chromium, helm and pint (Go module proxy), pytest (PyPI).
+# promtool) and chromium, helm, pint and dockerfile-check (Go module proxy), pytest (PyPI).
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +30,10 @@ fi
 if [ ! -x "$GOBIN/pint" ]; then
   echo "setup: go install pint"
   go install github.com/cloudflare/pint/cmd/pint@v0.87.0 || echo "setup: pint could not be installed; its check will say it was skipped"
+fi
+if [ ! -x "$GOBIN/dockerfile-check" ] || [ test/tools/dockerfile-check/main.go -nt "$GOBIN/dockerfile-check" ]; then
+  echo "setup: go build dockerfile-check (BuildKit's Dockerfile frontend and linter, offline)"
+  (cd test/tools/dockerfile-check && go build -o "$GOBIN/dockerfile-check" .) || echo "setup: dockerfile-check could not be built; its check will say it was skipped"
 fi
 
 if ! python3 -c 'import pytest' >/dev/null 2>&1; then
