@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { allFlags, loadConfig } from '../../src/config/config.js';
-import { CHART, chartCopy, ciValuesFiles, helm, type K8s, needHelm, ofKind, one, readYamlFile, render, renderRaw, scenario } from './chart.js';
+import { CHART, ROOT, chartCopy, ciValuesFiles, helm, type K8s, needHelm, ofKind, one, readYamlFile, render, renderRaw, scenario } from './chart.js';
 
 const ci = (name: string) => join(CHART, 'ci', `${name}-values.yaml`);
 const NS = 'gpu-mon';
@@ -69,6 +70,44 @@ describe('helm package', needHelm, () => {
     } finally {
       await rm(out, { recursive: true, force: true });
     }
+  });
+});
+
+const K8S_STRICT = join(ROOT, '.test-tools/bin/k8s-strict');
+const needStrict = !needHelm.skip && !existsSync(K8S_STRICT) ? { skip: 'k8s-strict not built: run scripts/setup-test-tools.sh (go build in test/tools/k8s-strict)' } : needHelm;
+
+/** Decodes manifests strictly into the Kubernetes and Prometheus Operator Go types. */
+function strictDecode(manifests: string): Promise<{ code: number; problems: string[]; objects: { kind: string }[] }> {
+  return new Promise((done, fail) => {
+    const child = execFile(K8S_STRICT, [], { timeout: 60_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+      if (code !== 0 && code !== 1) return fail(new Error(`k8s-strict failed (${code}): ${stderr}`));
+      done({ code, ...(JSON.parse(stdout) as { problems: string[]; objects: { kind: string }[] }) });
+    });
+    child.stdin!.end(manifests);
+  });
+}
+
+describe('rendered objects decode strictly into the API types', needStrict, () => {
+  test('every ci scenario: no unknown or misspelt field, valid names, labels, ports and keys', async () => {
+    for (const f of await ciValuesFiles()) {
+      const r = await renderRaw({ valuesFiles: [f], monitoringApi: true });
+      assert.equal(r.code, 0, r.stderr);
+      const { code, problems, objects } = await strictDecode(r.stdout);
+      assert.deepEqual(problems, [], scenario(f));
+      assert.equal(code, 0);
+      assert.ok(objects.some((o) => o.kind === 'DaemonSet'));
+    }
+  });
+
+  test('the decoder catches a misspelt field and a bad port name', async () => {
+    const r = await renderRaw({ valuesFiles: [ci('monitoring')], monitoringApi: true });
+    const typo = await strictDecode(r.stdout.replace('honorLabels:', 'honourLabels:'));
+    assert.equal(typo.code, 1);
+    assert.ok(typo.problems.some((p) => p.includes('ServiceMonitor') && p.includes('honourLabels')), typo.problems.join('; '));
+    const port = await strictDecode(r.stdout.replace('- name: probe-udp\n              containerPort', '- name: probe_udp_port_too_long\n              containerPort'));
+    assert.equal(port.code, 1);
+    assert.ok(port.problems.some((p) => p.includes('probe_udp_port_too_long')), port.problems.join('; '));
   });
 });
 
