@@ -174,6 +174,8 @@ describe('default values', needHelm, () => {
     assert.deepEqual(e.NODE_NAME, { fieldRef: { fieldPath: 'spec.nodeName' } });
     const c = container(objs);
     const chart = await readYamlFile(join(CHART, 'Chart.yaml'));
+    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8'));
+    assert.equal(chart.appVersion, pkg.version, 'Chart.yaml appVersion follows package.json');
     assert.equal(c.image, `ghcr.io/ds-exporter/ds-exporter:${chart.appVersion}`);
     assert.deepEqual(args(objs), ['--web.listen-address=:9842', '--gpu.source=nvml', '--log.level=info', `--peers.dns=gpu-ds-exporter-peers.${NS}.svc`]);
     assert.deepEqual(c.livenessProbe.httpGet, { path: '/healthz', port: 'http', scheme: 'HTTP' });
