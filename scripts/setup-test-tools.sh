@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing: Debian's prometheus (server and
-# promtool) and chromium, helm and pint (Go module proxy), pytest (PyPI).
+# promtool) and chromium, helm, pint and the checkers in test/tools (Go module proxy),
+# pytest (PyPI).
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,15 @@ if [ ! -x "$GOBIN/pint" ]; then
   echo "setup: go install pint"
   go install github.com/cloudflare/pint/cmd/pint@v0.87.0 || echo "setup: pint could not be installed; its check will say it was skipped"
 fi
+# Small Go checkers of our own (test/tools/<name>: dockerfile-check runs BuildKit's Dockerfile
+# frontend and linter offline; k8s-strict decodes rendered manifests into the API types).
+for dir in test/tools/*/; do
+  name="$(basename "$dir")"
+  if [ ! -x "$GOBIN/$name" ] || [ "$dir/main.go" -nt "$GOBIN/$name" ] || [ "$dir/go.mod" -nt "$GOBIN/$name" ]; then
+    echo "setup: go build $name"
+    (cd "$dir" && go build -o "$GOBIN/$name" .) || echo "setup: $name could not be built; its check will say it was skipped"
+  fi
+done
 
 if ! python3 -c 'import pytest' >/dev/null 2>&1; then
   echo "setup: pip install pytest"
