@@ -5,7 +5,8 @@ import * as prometheus from '@grafana/grafana-foundation-sdk/prometheus';
 import * as stat from '@grafana/grafana-foundation-sdk/stat';
 import * as table from '@grafana/grafana-foundation-sdk/table';
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
-import type { MetricUnit } from '../../catalog/index.js';
+import type * as cog from '@grafana/grafana-foundation-sdk/cog';
+import type { MetricDef, MetricUnit } from '../../catalog/index.js';
 import { catalogEntry, selector, variableScope } from '../promql.js';
 
 /** The Prometheus data source of every panel and variable: the `datasource` template variable. */
@@ -42,11 +43,54 @@ const FILTER_SOURCE: Record<FilterVar, { metric: string; label: string; title: s
 export interface Q {
   /** `metric{job=~"$job",instance=~"$instance",<var>=~"$<var>" for each var the metric carries, ...extra}`. */
   s(metric: string, ...extra: string[]): string;
+  /** Catalog families named so far (histogram series resolve to their family). */
+  readonly used: ReadonlySet<string>;
 }
 
 export function queries(filters: readonly FilterVar[]): Q {
   const scope = variableScope(['job', 'instance', ...filters]);
-  return { s: (metric, ...extra) => selector(metric, scope, extra) };
+  const used = new Set<string>();
+  return {
+    used,
+    s(metric, ...extra) {
+      used.add(catalogEntry(metric)?.name ?? metric);
+      return selector(metric, scope, extra);
+    },
+  };
+}
+
+/**
+ * A panel for any catalog metric, so families added to the catalog show up without
+ * hand-written panels: info metrics as a table of their labels, counters as a rate,
+ * histograms as p50/p99, gauges as they are.
+ */
+export function autoPanel(def: MetricDef, q: Q, opts: { w?: number; h?: number } = {}): cog.Builder<dashboard.Panel> {
+  const own = def.labels.filter((l) => l !== 'job');
+  const legend = ['{{instance}}', ...own.map((l) => `{{${l}}}`)].join(' ');
+  const help = `${def.help} (${def.name}, ${def.type}, from the ${def.source} collector.)`;
+  const w = opts.w ?? 12;
+  if (def.type === 'info') {
+    return tablePanel({ title: titleOf(def.name), description: help, unit: 'short', w, targets: [{ expr: q.s(def.name), format: 'table', instant: true }], columns: ['instance', ...own] });
+  }
+  if (def.type === 'histogram') {
+    const by = ['instance', ...own, 'le'].join(', ');
+    return timeSeries({
+      title: `${titleOf(def.name)} p50 / p99`, description: help, unit: GRAFANA_UNITS[def.unit], w,
+      targets: [0.5, 0.99].map((quantile) => ({ expr: `histogram_quantile(${quantile}, sum by (${by}) (rate(${q.s(`${def.name}_bucket`)}[$__rate_interval])))`, legend: `${legend} p${quantile * 100}` })),
+    });
+  }
+  if (def.type === 'counter') {
+    const unit = def.unit === '' ? 'cps' : def.unit === 'seconds' ? 'percentunit' : def.unit === 'bytes' ? 'Bps' : def.unit === 'joules' ? 'watt' : 'short';
+    return timeSeries({ title: `${titleOf(def.name)} (rate)`, description: `${help} Shown as a per-second rate.`, unit, w, targets: [{ expr: `rate(${q.s(def.name)}[$__rate_interval])`, legend }] });
+  }
+  return timeSeries({ title: titleOf(def.name), description: help, unit: GRAFANA_UNITS[def.unit], w, targets: [{ expr: q.s(def.name), legend }] });
+}
+
+/** `ds_gpu_memory_clock_hertz` -> `Gpu memory clock hertz`: a readable title for generated panels. */
+function titleOf(name: string): string {
+  const words = name.replace(/^ds_/, '').replace(/_total$/, '').split('_');
+  const s = words.join(' ');
+  return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
 /** One PromQL target. */
