@@ -1,4 +1,4 @@
-import { dashboards } from './dashboards/index.js';
+import { buildDashboards } from './dashboards/index.js';
 import { metricsDoc } from './metrics-doc.js';
 import { defaultRulesConfig, type RulesConfig } from './rules/config.js';
 import { alertRuleFile, recordingRuleFile } from './rules/index.js';
@@ -24,8 +24,8 @@ export function generateAll(cfg: RulesConfig = defaultRulesConfig): Map<string, 
   // Recording rules first: the dashboards select their recorded series.
   const rules = recordingRuleFile(cfg);
   const alerts = alertRuleFile(cfg);
-  for (const d of dashboards) {
-    const json = stableJson(d.build());
+  for (const d of buildDashboards()) {
+    const json = stableJson(d.dashboard);
     out.set(`dashboards/${d.file}.json`, json);
     out.set(`${HELM_FILES}/dashboards/${d.file}.json`, json);
   }

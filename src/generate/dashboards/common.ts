@@ -47,6 +47,9 @@ export interface Q {
   readonly used: ReadonlySet<string>;
 }
 
+/** Catalog families named by any dashboard built so far (see buildDashboards). */
+export const usedByDashboards = new Set<string>();
+
 export function queries(filters: readonly FilterVar[]): Q {
   const scope = variableScope(['job', 'instance', ...filters]);
   const used = new Set<string>();
@@ -54,6 +57,7 @@ export function queries(filters: readonly FilterVar[]): Q {
     used,
     s(metric, ...extra) {
       used.add(catalogEntry(metric)?.name ?? metric);
+      usedByDashboards.add(catalogEntry(metric)?.name ?? metric);
       return selector(metric, scope, extra);
     },
   };

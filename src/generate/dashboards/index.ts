@@ -1,4 +1,5 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
+import { usedByDashboards } from './common.js';
 import { commDashboard } from './comm.js';
 import { exporterDashboard } from './exporter.js';
 import { fleetDashboard } from './fleet.js';
@@ -28,5 +29,16 @@ const all: ReadonlyArray<{ file: string; build: () => dashboard.Dashboard }> = [
   { file: 'exporter-health', build: exporterDashboard },
 ];
 
-/** Every generated dashboard, by file name (without .json). */
-export const dashboards = all.map((d) => ({ file: d.file, build: () => numberPanels(d.build()) }));
+/** File names of the generated dashboards (without .json), in presentation order. */
+export const DASHBOARD_FILES: readonly string[] = all.map((d) => d.file);
+
+/**
+ * Builds every dashboard. The node detail dashboard is built last because it collects the
+ * catalog families that no other dashboard shows; the result does not depend on call order.
+ */
+export function buildDashboards(): Array<{ file: string; dashboard: dashboard.Dashboard }> {
+  usedByDashboards.clear();
+  const order = [...all.filter((d) => d.file !== 'node-detail'), ...all.filter((d) => d.file === 'node-detail')];
+  const built = new Map(order.map((d) => [d.file, numberPanels(d.build())]));
+  return all.map((d) => ({ file: d.file, dashboard: built.get(d.file)! }));
+}

@@ -1,10 +1,13 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import { catalog } from '../../catalog/index.js';
-import { autoPanel, dashboardShell, queries, row, statPanel, tablePanel, timeSeries, UTILIZATION_NOTE } from './common.js';
+import { autoPanel, dashboardShell, usedByDashboards, queries, row, statPanel, tablePanel, timeSeries, UTILIZATION_NOTE } from './common.js';
 
 const PER_GPU = '{{instance}} GPU {{gpu}}';
 
-/** Node / GPU detail: every GPU metric of the selected hosts, one series per GPU. */
+/**
+ * Node / GPU detail: every GPU metric of the selected hosts, one series per GPU. Built
+ * last (see buildDashboards) so it can also show catalog families no other dashboard names.
+ */
 export function nodeDashboard(): dashboard.Dashboard {
   const q = queries(['gpu']);
   const s = q.s;
@@ -53,6 +56,12 @@ export function nodeDashboard(): dashboard.Dashboard {
   if (rest.length > 0) {
     b.withRow(row('Other GPU metrics'));
     for (const m of rest) b.withPanel(autoPanel(m, q));
+  }
+  // Families no dashboard shows (new catalog entries): shown here until they get a panel of their own.
+  const unshown = catalog.filter((m) => !usedByDashboards.has(m.name));
+  if (unshown.length > 0) {
+    b.withRow(row('Other metrics of the host'));
+    for (const m of unshown) b.withPanel(autoPanel(m, q));
   }
   return b.build();
 }
