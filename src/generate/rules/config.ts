@@ -32,7 +32,7 @@ export interface RulesConfig {
 }
 
 export const defaultRulesConfig: RulesConfig = {
-  selector: ['job=~".*ds-exporter.*"'],
+  selector: ['job="ds-exporter"'],
   runbookUrl: 'https://github.com/ds-exporter/ds-exporter/blob/main/docs/runbooks.md',
   rateWindow: '5m',
   exporterDownFor: '5m',

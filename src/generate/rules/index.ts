@@ -22,7 +22,8 @@ export function alertRuleFile(cfg: RulesConfig): string {
       rules: g.rules.map((r) => ({
         alert: r.alert,
         expr: r.expr,
-        for: r.for,
+        // A zero `for` is Prometheus' default: fire on the first evaluation.
+        ...(r.for === '0m' ? {} : { for: r.for }),
         labels: { severity: r.severity },
         annotations: { summary: r.summary, description: r.description, runbook_url: `${cfg.runbookUrl}#${runbookAnchor(r.alert)}` },
       })),
