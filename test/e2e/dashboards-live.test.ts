@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { autoPanels } from '../generate/auto-panels.js';
 import { dashboardQueries, ROOT, RULE_FILES, ruleEntries, substitute, variableQueries } from '../generate/queries.js';
 
 // A real Prometheus scraping two simulated exporters, with the generated recording and
@@ -141,6 +142,19 @@ test('every recording and alerting rule is loaded and evaluates without error', 
     if (q.status !== 'success') failures.push(`${e.alert ?? e.record}: ${q.error}`);
     // Recording rules feed the fleet dashboard: each must produce series from the simulated fleet.
     else if (e.record && q.data.result.length === 0) failures.push(`${e.record}: no data`);
+  }
+  assert.deepEqual(failures, []);
+});
+
+test('the generated panel of every catalog family (what a catalog addition gets) returns live data', { skip, timeout: 60_000 }, async () => {
+  const failures: string[] = [];
+  for (const { def, panel } of autoPanels()) {
+    for (const t of (panel.targets ?? []) as unknown as Array<{ expr: string }>) {
+      const expr = substitute(t.expr);
+      const r = await getJson(`/api/v1/query?query=${encodeURIComponent(expr)}`);
+      if (r.status !== 'success') failures.push(`ERROR ${def.name}: ${expr}: ${r.error}`);
+      else if (r.data.result.length === 0) failures.push(`NO DATA ${def.name}: ${expr}`);
+    }
   }
   assert.deepEqual(failures, []);
 });

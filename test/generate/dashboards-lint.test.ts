@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { catalogEntry, isRecorded, PROMETHEUS_METRICS, seriesLabels } from '../../src/generate/promql.js';
 import '../../src/generate/rules/recording.js';
 import { analyze, COUNTER_FUNCTIONS, RATE_INTERVAL_SENTINEL } from './promql-lint.js';
+import { autoPanels } from './auto-panels.js';
 import { DASHBOARD_FILES, dashboardQueries, loadDashboard, panelsOf, variableQueries } from './queries.js';
 
 // The rules of grafana/dashboard-linter (v0.2.0), implemented with lezer-promql because the
@@ -130,4 +131,27 @@ test('the linter catches what it claims to (negative cases)', () => {
   assert.ok(analyze('sum(rate(ds_gpu_up[5m])').errors.length > 0);
   assert.equal(analyze('ds_gpu_up{instance=~"$instance"}').selectors[0].matchers.has('job'), false);
   assert.equal(catalogEntry('ds_gpu_no_such_metric'), undefined);
+});
+
+test('generated panels for catalog additions pass the same rules, for every metric type', () => {
+  const problems: string[] = [];
+  const types = new Set<string>();
+  for (const { def, panel } of autoPanels()) {
+    types.add(def.type);
+    const unit = panel.fieldConfig?.defaults?.unit;
+    if (!panel.title || !panel.description || !unit || !STANDARD_UNITS.has(unit)) problems.push(`${def.name}: title/description/unit`);
+    for (const t of (panel.targets ?? []) as unknown as Array<{ expr: string }>) {
+      const a = analyze(t.expr);
+      if (a.errors.length) problems.push(`${def.name}: ${a.errors.join(', ')}`);
+      for (const s of a.selectors) {
+        if (s.matchers.get('job')?.value !== '$job' || s.matchers.get('instance')?.value !== '$instance') problems.push(`${def.name}: not filtered by job/instance`);
+        if (def.labels.includes('gpu') && s.matchers.get('gpu')?.value !== '$gpu') problems.push(`${def.name}: not filtered by gpu`);
+        if (s.range !== undefined && s.range !== RATE_INTERVAL_SENTINEL) problems.push(`${def.name}: range ${s.range}`);
+        const counter = def.type === 'counter' || def.type === 'histogram';
+        if (counter && !COUNTER_FUNCTIONS.has(s.rangeFunction ?? '')) problems.push(`${def.name}: counter outside rate()`);
+      }
+    }
+  }
+  assert.deepEqual([...types].sort(), ['counter', 'gauge', 'histogram', 'info']);
+  assert.deepEqual(problems, []);
 });
