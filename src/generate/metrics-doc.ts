@@ -27,7 +27,7 @@ export function metricsDoc(): string {
   ];
   const sources = [...new Set(catalog.map((m) => m.source))];
   for (const source of sources) {
-    lines.push(`## ${SOURCE_TEXT[source]}`, '', '| name | type | unit | labels | help |', '| --- | --- | --- | --- | --- |');
+    lines.push(`## ${SOURCE_TEXT[source]}`, '', `Source \`${source}\`.`, '', '| name | type | unit | labels | help |', '| --- | --- | --- | --- | --- |');
     for (const m of catalog.filter((x) => x.source === source)) {
       const type = m.type === 'histogram' && m.buckets ? `histogram (${m.buckets.length} buckets, ${m.buckets[0]}–${m.buckets[m.buckets.length - 1]})` : m.type;
       lines.push(`| \`${m.name}\` | ${type} | ${m.unit || '—'} | ${m.labels.map((l) => `\`${l}\``).join(', ') || '—'} | ${cell(m.help)} |`);

@@ -32,11 +32,15 @@ for (const name of Object.values(REC)) declareRecorded(name, RECORDED_LABELS[nam
 
 const BY = 'job, instance';
 
+/** rate() window of the recording rules; part of the recorded names. */
+export const RECORDING_WINDOW = '5m';
+
 /** Fleet aggregation: one series per exporter (job, instance), so the fleet dashboard stays cheap. */
 export function recordingRules(cfg: RulesConfig): RecordingRule[] {
   const s: Scope = { always: cfg.selector, byLabel: {} };
   const m = (metric: string, extra: string[] = []) => selector(metric, s, extra);
-  const w = cfg.rateWindow;
+  // Fixed, so the recorded names (…:avg_rate5m) stay true whatever the alert windows are.
+  const w = RECORDING_WINDOW;
   const rules: RecordingRule[] = [
     { record: REC.gpuUtilization, expr: `avg by (${BY}) (rate(${m('ds_gpu_busy_seconds_total')}[${w}]))` },
     { record: REC.gpuCount, expr: `count by (${BY}) (${m('ds_gpu_info')})` },
