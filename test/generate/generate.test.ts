@@ -80,3 +80,9 @@ test('every catalog metric is shown on some dashboard and listed in docs/metrics
   const doc = readFileSync(join(ROOT, 'docs', 'metrics.md'), 'utf8');
   for (const m of catalog) assert.ok(doc.includes(`| \`${m.name}\` | `), m.name);
 });
+
+test('the node detail dashboard shows every GPU metric of the catalog', () => {
+  const shown = new Set<string>();
+  for (const q of dashboardQueries().filter((x) => x.dashboard === 'node-detail')) for (const s of analyze(q.expr).selectors) shown.add(catalogEntry(s.name)?.name ?? s.name);
+  assert.deepEqual(catalog.filter((m) => m.source === 'gpu' || m.source === 'kubelet').map((m) => m.name).filter((n) => !shown.has(n)), []);
+});
