@@ -173,6 +173,8 @@ export function seriesHeatmap(p: PanelBase): heatmap.PanelBuilder {
   return base(new heatmap.PanelBuilder(), p)
     .calculate(false)
     .rowsFrame(new heatmap.RowsHeatmapOptionsBuilder().layout(common.HeatmapCellLayout.Auto))
+    // Zero is a value here (an idle GPU), not an empty bucket: do not hide it.
+    .filterValues(new heatmap.FilterValueRangeBuilder())
     .color(new heatmap.HeatmapColorOptionsBuilder().mode(heatmap.HeatmapColorMode.Scheme).scheme('RdYlGn').reverse(true).exponent(0.5).steps(64).fill('dark-orange').scale(heatmap.HeatmapColorScale.Exponential))
     .yAxis(new heatmap.YAxisConfigBuilder().unit(p.unit))
     .cellGap(1)
