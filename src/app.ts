@@ -8,6 +8,8 @@ import { SampleStore } from './core/store.js';
 import { healthPlugin } from './http/health.js';
 import { landingPlugin } from './http/landing.js';
 import { metricsPlugin } from './http/metrics.js';
+import { probePlugin } from './http/probe.js';
+import { SHARED_LISTEN } from './collectors/peers/index.js';
 import { VERSION } from './version.js';
 
 /** Seams for tests and benchmarks; production uses the defaults. */
@@ -81,6 +83,11 @@ export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<B
   });
   await app.register(metricsPlugin, { store });
   await app.register(healthPlugin, { scheduler, store });
+  await app.register(probePlugin, {
+    logger,
+    udp: config.flags.has('peers.echo') ? config.flags.bool('peers.echo') : true,
+    onListen: (host, port) => deps.shared.set(SHARED_LISTEN, { host, port }),
+  });
   await app.register(landingPlugin, {
     version: VERSION,
     gpuSource: () => String(deps.shared.get('gpu.source') ?? 'none'),
