@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { startUdpEcho, type UdpEcho } from '../collectors/peers/echo.js';
@@ -35,10 +36,23 @@ export const probePlugin: FastifyPluginAsync<ProbeOptions> = async (app, opts) =
     if (addrs[0]) opts.onListen?.(addrs[0].address, addrs[0].port);
     if (!opts.udp) return;
     for (const a of addrs) {
+      const wildcard = a.address === '0.0.0.0' || a.address === '::';
       try {
-        echoes.push(await startUdpEcho(a.address, a.port));
+        echoes.push(await startUdpEcho(a.address, a.port, { reuseAddr: wildcard }));
       } catch (err) {
         opts.logger.warn('cannot answer UDP probes; peers must use --peers.protocol=http', { address: `${a.address}:${a.port}`, err: describeError(err) });
+        continue;
+      }
+      if (!wildcard) continue;
+      // A wildcard socket answers from the address the route picks, which on a host with
+      // several addresses need not be the one probed; the prober ignores replies from
+      // another address. One socket per local address answers from the probed address.
+      for (const addr of localAddresses(a.family)) {
+        try {
+          echoes.push(await startUdpEcho(addr, a.port, { reuseAddr: true }));
+        } catch (err) {
+          opts.logger.debug('no UDP responder on this address; the wildcard one answers', { address: addr, err: describeError(err) });
+        }
       }
     }
   });
@@ -46,3 +60,11 @@ export const probePlugin: FastifyPluginAsync<ProbeOptions> = async (app, opts) =
     await Promise.all(echoes.splice(0).map((e) => e.close()));
   });
 };
+
+/** Local unicast addresses of a family (link-local IPv6 left out: it needs a scope). */
+function localAddresses(family: string): string[] {
+  return Object.values(networkInterfaces())
+    .flat()
+    .filter((i) => i && i.family === family && !(family === 'IPv6' && i.address.toLowerCase().startsWith('fe80')))
+    .map((i) => i!.address);
+}

@@ -15,6 +15,8 @@ const nsB = `${tag}-b`;
 const subnet = 10 + (process.pid % 200);
 const addrA = `10.231.${subnet}.1`;
 const addrB = `10.231.${subnet}.2`;
+/** A second address of namespace B, not the one its route back to A prefers. */
+const addrB2 = `10.231.${subnet}.3`;
 const DELAY_MS = 20;
 const children: ChildProcess[] = [];
 
@@ -33,8 +35,9 @@ function setupNetns(): string | undefined {
     sh(['ip', 'netns', 'add', nsA]);
     sh(['ip', 'netns', 'add', nsB]);
     sh(['ip', 'link', 'add', `${tag}a`, 'netns', nsA, 'type', 'veth', 'peer', 'name', `${tag}b`, 'netns', nsB]);
-    sh(['ip', '-n', nsA, 'addr', 'add', `${addrA}/30`, 'dev', `${tag}a`]);
-    sh(['ip', '-n', nsB, 'addr', 'add', `${addrB}/30`, 'dev', `${tag}b`]);
+    sh(['ip', '-n', nsA, 'addr', 'add', `${addrA}/29`, 'dev', `${tag}a`]);
+    sh(['ip', '-n', nsB, 'addr', 'add', `${addrB}/29`, 'dev', `${tag}b`]);
+    sh(['ip', '-n', nsB, 'addr', 'add', `${addrB2}/29`, 'dev', `${tag}b`]);
     for (const [ns, dev] of [[nsA, `${tag}a`], [nsB, `${tag}b`]]) {
       sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
       sh(['ip', '-n', ns, 'link', 'set', dev, 'up']);
@@ -75,8 +78,8 @@ function inNs(ns: string, args: string[]): ChildProcess {
   return c;
 }
 
-async function probeFromA(port: number): Promise<{ rtts: number[]; sent: number; lost: number }> {
-  const c = inNs(nsA, ['test/helpers/netns-probe.ts', addrB, String(port), '40']);
+async function probeFromA(port: number, target = addrB): Promise<{ rtts: number[]; sent: number; lost: number }> {
+  const c = inNs(nsA, ['test/helpers/netns-probe.ts', target, String(port), '40']);
   let out = '';
   let err = '';
   c.stdout!.on('data', (d) => (out += d));
@@ -118,7 +121,7 @@ test('netns + veth, 20 ms injected by a delaying echo: median RTT within ±15 %'
   assert.ok(r.rtts.length >= 30, `only ${r.rtts.length} answers`);
   assert.ok(Math.abs(m - injected) <= 0.15 * injected, `median ${m * 1000} ms vs ${injected * 1000} ms injected`);
   // And nothing outside the namespaces was reached: the veth's far end is the only route.
-  assert.match(sh(['ip', '-n', nsA, 'route']), new RegExp(`10\\.231\\.${subnet}\\.0/30`));
+  assert.match(sh(['ip', '-n', nsA, 'route']), new RegExp(`10\\.231\\.${subnet}\\.0/29`));
 });
 
 test('netns + veth: a real exporter (src/main.ts) in the other namespace answers UDP probes', { timeout: 60_000 }, async (t) => {
@@ -132,4 +135,16 @@ test('netns + veth: a real exporter (src/main.ts) in the other namespace answers
   assert.ok(r.rtts.length >= 30, `only ${r.rtts.length} answers`);
   // No delay injected on this port unless netem is active on the veth.
   assert.ok(netemProblem ? m < 0.01 : m > 0.015, `median ${m * 1000} ms`);
+});
+
+test('netns: an exporter listening on all addresses answers from the address that was probed', { timeout: 60_000 }, async (t) => {
+  if (netnsProblem) return t.skip(netnsProblem);
+  const port = 19845;
+  const exporter = inNs(nsB, ['src/main.ts', `--web.listen-address=:${port}`, '--no-collector.gpu', '--log.level=warn']);
+  exporter.stderr!.resume();
+  // The route back to A prefers the first address: a reply from a wildcard socket would come from it.
+  assert.match(sh(['ip', '-n', nsB, 'route', 'get', addrA]), new RegExp(`src ${addrB.replace(/\./g, '\\.')}`));
+  const r = await probeFromA(port, addrB2);
+  t.diagnostic(`probing the second address ${addrB2}: sent ${r.sent}, lost ${r.lost}, answers ${r.rtts.length}`);
+  assert.ok(r.rtts.length >= 30, `only ${r.rtts.length} answers from ${addrB2}`);
 });

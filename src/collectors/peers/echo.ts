@@ -15,8 +15,8 @@ export interface UdpEcho {
  * Answers probe requests on `host:port` (the web listen address: the same port number,
  * over UDP). Anything that is not a well-formed request is dropped without a reply.
  */
-export function startUdpEcho(host: string, port: number): Promise<UdpEcho> {
-  const sock: Socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', reuseAddr: false });
+export function startUdpEcho(host: string, port: number, opts: { reuseAddr?: boolean } = {}): Promise<UdpEcho> {
+  const sock: Socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', reuseAddr: opts.reuseAddr ?? false });
   let answered = 0;
   sock.on('message', (msg, rinfo) => {
     const reply = replyTo(msg);
@@ -26,7 +26,7 @@ export function startUdpEcho(host: string, port: number): Promise<UdpEcho> {
   });
   return new Promise((resolve, reject) => {
     sock.once('error', reject);
-    sock.bind({ address: host, port, exclusive: true }, () => {
+    sock.bind({ address: host.replace(/%.*$/, ''), port, exclusive: true }, () => {
       sock.off('error', reject);
       // A send error to one prober (e.g. ICMP unreachable) must not take the responder down.
       sock.on('error', () => {});
