@@ -146,21 +146,27 @@ export async function benchOverhead(samples = 300): Promise<OverheadRow[]> {
       if (got.length || Date.now() > end) return got.map((v) => v * 1e6);
     }
   };
-  for (let i = 0; i < samples + 20; i++) {
+  const bareOnce = async () => {
     const t = process.hrtime.bigint();
     await new Promise<void>((resolve) => {
       s.once('message', () => resolve());
       s.send(msg, raw.port, '127.0.0.1');
     });
-    const bare = Number(process.hrtime.bigint() - t) / 1000;
-    await sleep(2);
-    const u = await viaProber(pu, 400);
-    await sleep(2);
-    const h = await viaProber(ph, 400);
-    if (i < 20) continue;
-    out.bare.push(bare);
-    out.udp.push(...u);
-    out.http.push(...h);
+    return [Number(process.hrtime.bigint() - t) / 1000];
+  };
+  const methods: Array<[keyof typeof out, () => Promise<number[]>]> = [
+    ['bare', bareOnce],
+    ['udp', () => viaProber(pu, 400)],
+    ['http', () => viaProber(ph, 400)],
+  ];
+  for (let i = 0; i < samples + 20; i++) {
+    // Rotate the order so that no method always follows the same one.
+    for (let k = 0; k < methods.length; k++) {
+      const [name, run] = methods[(i + k) % methods.length];
+      const got = await run();
+      if (i >= 20) out[name].push(...got);
+      await sleep(2);
+    }
   }
   s.close();
   await Promise.all([pu.p.close(), ph.p.close()]);
