@@ -95,6 +95,18 @@ test('NCCL Inspector fixture maps to catalog families in base units', () => {
   assert.equal(p2p.labels.message_size, '512-513MB');
 });
 
+test('NCCL Inspector per-device statistics (synthetic lines in its format) map to counters', () => {
+  const { samples } = mapFamilies(parseExposition(fixture('nccl-inspector-stats.prom')));
+  assert.deepEqual(samples.map((s) => [s.name, s.type, s.value]), [
+    ['ds_nccl_collectives_total', 'counter', 184320],
+    ['ds_nccl_collectives_dropped_total', 'counter', 12],
+    ['ds_nccl_p2p_operations_total', 'counter', 9216],
+    ['ds_nccl_p2p_operations_dropped_total', 'counter', 0],
+  ]);
+  assert.deepEqual(samples[0].labels, { node: 'nvl72004-T01', gpu: '0', slurm_job_id: '4242' });
+  assert.throws(() => mapFamilies(parseExposition('nccl_collectives_total{gpu="GPU0"} -1\n')), MappingError);
+});
+
 test('mapping: textfile-sourced ds_ families pass, others are ignored, misfits are errors', () => {
   const ok = mapFamilies(parseExposition('ds_nccl_test_latency_seconds{op="all_reduce",size_bytes="8",in_place="true"} 2e-5\nnode_load1 0.5\nds_gpu_up{gpu="0",uuid="x"} 1\n'));
   assert.deepEqual(ok.samples.map((s) => s.name), ['ds_nccl_test_latency_seconds']);

@@ -63,6 +63,14 @@ function writeSimNccl(batch: Batch, host: SimHost): void {
       batch.gauge('ds_nccl_p2p_bus_bandwidth_bytes_per_second', l, p.busBytesPerSecond);
     }
   }
+  for (const g of host.gpus.slice(0, 2)) {
+    const l = { node: common.node, gpu: String(g.index), slurm_job_id: common.slurm_job_id };
+    const ops = Math.floor(host.elapsedSeconds * 240);
+    batch.counter('ds_nccl_collectives_total', l, ops);
+    batch.counter('ds_nccl_collectives_dropped_total', l, Math.floor(ops / 5000));
+    batch.counter('ds_nccl_p2p_operations_total', l, Math.floor(ops / 4));
+    batch.counter('ds_nccl_p2p_operations_dropped_total', l, 0);
+  }
   for (const r of host.ncclTests()) {
     const l = { op: 'all_reduce', size_bytes: String(r.sizeBytes), in_place: String(r.inPlace) };
     batch.gauge('ds_nccl_test_latency_seconds', l, r.seconds);

@@ -1,5 +1,5 @@
 import { findMetric, type MetricDef } from '../../catalog/index.js';
-import { NCCL_COLL_LABELS, NCCL_P2P_LABELS } from '../../catalog/comm.js';
+import { NCCL_COLL_LABELS, NCCL_DEVICE_LABELS, NCCL_P2P_LABELS } from '../../catalog/comm.js';
 import type { ParsedFamily } from './parse.js';
 
 /** One value to write into the store, already in the catalog's names and base units. */
@@ -21,6 +21,7 @@ interface InspectorRule {
   readonly target: string;
   readonly labels: readonly string[];
   readonly scale: number;
+  readonly type?: 'gauge' | 'counter';
 }
 
 /** NCCL Inspector families (plugins/profiler/inspector, Prometheus mode) and their catalog twins. */
@@ -29,6 +30,10 @@ const INSPECTOR: Record<string, InspectorRule> = {
   nccl_bus_bandwidth_gbs: { target: 'ds_nccl_bus_bandwidth_bytes_per_second', labels: NCCL_COLL_LABELS, scale: 1e9 },
   nccl_p2p_exec_time_microseconds: { target: 'ds_nccl_p2p_exec_time_seconds', labels: NCCL_P2P_LABELS, scale: 1e-6 },
   nccl_p2p_bus_bandwidth_gbs: { target: 'ds_nccl_p2p_bus_bandwidth_bytes_per_second', labels: NCCL_P2P_LABELS, scale: 1e9 },
+  nccl_collectives_total: { target: 'ds_nccl_collectives_total', labels: NCCL_DEVICE_LABELS, scale: 1, type: 'counter' },
+  nccl_collectives_dropped_total: { target: 'ds_nccl_collectives_dropped_total', labels: NCCL_DEVICE_LABELS, scale: 1, type: 'counter' },
+  nccl_p2p_total: { target: 'ds_nccl_p2p_operations_total', labels: NCCL_DEVICE_LABELS, scale: 1, type: 'counter' },
+  nccl_p2p_dropped_total: { target: 'ds_nccl_p2p_operations_dropped_total', labels: NCCL_DEVICE_LABELS, scale: 1, type: 'counter' },
 };
 
 /** The inspector names GPUs "GPU<cuda index>"; the catalog's gpu label is the bare index. */
@@ -62,7 +67,8 @@ export function mapFamilies(families: readonly ParsedFamily[], lookup: (name: st
         if (s.name !== f.name) continue;
         const labels: Record<string, string> = {};
         for (const l of rule.labels) labels[l] = inspectorLabel(l, s.labels[l]);
-        samples.push({ name: rule.target, type: 'gauge', labels, value: s.value * rule.scale });
+        if (rule.type === 'counter' && !(s.value >= 0 && Number.isFinite(s.value))) throw new MappingError(`${f.name}: counter value ${s.value}`);
+        samples.push({ name: rule.target, type: rule.type ?? 'gauge', labels, value: s.value * rule.scale });
       }
       continue;
     }
