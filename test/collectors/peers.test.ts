@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, test } from 'node:test';
+import fc from 'fast-check';
 import type { BuiltApp } from '../../src/app.js';
 import { Discovery, isSelf, ownAddresses, parseHostPort, type PeerTarget } from '../../src/collectors/peers/discovery.js';
 import { startUdpEcho } from '../../src/collectors/peers/echo.js';
@@ -29,6 +30,21 @@ test('probe datagrams: encode/decode, replies only to well-formed requests', () 
   assert.equal(replyTo(Buffer.alloc(32)), undefined);
   assert.equal(replyTo(Buffer.concat([req, Buffer.alloc(1)])), undefined);
   assert.equal(decodeProbe(Buffer.from('hello')), undefined);
+});
+
+test('probe datagrams fuzz: any bytes decode to a probe or to nothing, never throw; only requests get replies', () => {
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), fc.boolean(), (bytes, magic) => {
+    const b = Buffer.from(bytes);
+    if (magic && b.length >= 6) b.write('DSXP', 0, 'latin1');
+    const p = decodeProbe(b);
+    const r = replyTo(b);
+    if (r) {
+      assert.equal(p?.kind, KIND_REQUEST);
+      assert.equal(r.length, b.length);
+      assert.deepEqual(decodeProbe(r), { ...p, kind: KIND_REPLY });
+    }
+    if (p) assert.equal(b.length, 32);
+  }), { numRuns: 10_000 });
 });
 
 test('self detection: a specific listen address is only itself; a wildcard listener is every local address', () => {
