@@ -1,4 +1,5 @@
 import { buildDashboards } from './dashboards/index.js';
+import { flagsDoc } from './flags-doc.js';
 import { metricsDoc } from './metrics-doc.js';
 import { defaultRulesConfig, type RulesConfig } from './rules/config.js';
 import { alertRuleFile, recordingRuleFile } from './rules/index.js';
@@ -34,6 +35,7 @@ export function generateAll(cfg: RulesConfig = defaultRulesConfig): Map<string, 
     out.set(`${HELM_FILES}/alerts/${name}`, text);
   }
   out.set('docs/metrics.md', metricsDoc());
+  out.set('docs/flags.md', flagsDoc());
   return out;
 }
 
