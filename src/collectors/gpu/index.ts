@@ -4,6 +4,7 @@ import { describeError, SourceError } from '../../core/errors.js';
 import type { Batch } from '../../core/store.js';
 import { getSimHost } from '../../sim/shared.js';
 import { simulatedGpuSource } from './simulated.js';
+import { smiOpener } from './smi.js';
 import type { GpuReading, GpuSource } from './source.js';
 
 type SourceKind = GpuSource['kind'];
@@ -13,6 +14,7 @@ export type SourceOpener = (flags: Flags, deps: CollectorDeps) => Promise<GpuSou
 
 /** Real sources by kind; filled in by the NVML and nvidia-smi modules. */
 export const realSources: Partial<Record<Exclude<SourceKind, 'simulated'>, SourceOpener>> = {};
+realSources['nvidia-smi'] = smiOpener;
 
 /**
  * Picks the GPU source: the one asked for, or with `auto` NVML (library loads and sees
