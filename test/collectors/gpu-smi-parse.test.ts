@@ -42,10 +42,10 @@ test('planFields queries only mapped fields, preferring clocks_event_reasons', (
 test('parseValue: missing markers, errors, hex, units', () => {
   for (const s of ['[N/A]', 'N/A', '[Not Supported]', '[Insufficient Permissions]', '', ' ', '[Requested functionality has been deprecated]']) assert.equal(parseValue(s).kind, 'missing', s);
   for (const s of ['[Unknown Error]', '[GPU is lost]']) assert.equal(parseValue(s).kind, 'error', s);
-  assert.deepEqual(parseValue('0x0000000000000001'), { kind: 'number', value: 1 });
-  assert.deepEqual(parseValue('0x00000000000001FF'), { kind: 'number', value: 511 });
-  assert.deepEqual(parseValue(' 69.85'), { kind: 'number', value: 69.85 });
-  assert.deepEqual(parseValue('69.85 W'), { kind: 'number', value: 69.85 });
+  assert.deepEqual(parseValue('0x0000000000000001'), { kind: 'number', value: 1, raw: '0x0000000000000001' });
+  assert.deepEqual(parseValue('0x00000000000001FF'), { kind: 'number', value: 511, raw: '0x00000000000001FF' });
+  assert.deepEqual(parseValue(' 69.85'), { kind: 'number', value: 69.85, raw: '69.85' });
+  assert.deepEqual(parseValue('69.85 W'), { kind: 'number', value: 69.85, raw: '69.85 W' });
   assert.deepEqual(parseValue('Not Active'), { kind: 'text', value: 'Not Active' });
   assert.deepEqual(parseValue('Enabled'), { kind: 'text', value: 'Enabled' });
   assert.equal(parseValue('12abc').kind, 'text');
@@ -66,6 +66,9 @@ test('parseCsvLine + rowToReading convert units and map reasons', () => {
   const g = rowToReading(r.row, plan, { busySecondsDelta: 0.5 });
   assert.equal(g.device.index, 3);
   assert.equal(g.device.migMode, 'Disabled');
+  const dv = parseCsvLine('595.80, 0, GPU-1', ['driver_version', 'index', 'uuid']);
+  assert.ok(dv.ok);
+  assert.equal(rowToReading(dv.row, { fields: [] }).device.driverVersion, '595.80', 'text fields keep their spelling');
   assert.equal(g.utilization, 0.37);
   assert.equal(g.memoryUsedBytes, 19818 * 1024 * 1024);
   assert.equal(g.powerWatts, 631.95);

@@ -91,7 +91,7 @@ export function planFields(supported: ReadonlySet<string>): FieldPlan {
 
 /** One parsed CSV value. */
 export type SmiValue =
-  | { readonly kind: 'number'; readonly value: number }
+  | { readonly kind: 'number'; readonly value: number; readonly raw: string }
   | { readonly kind: 'text'; readonly value: string }
   /** `[N/A]`, `[Not Supported]`, `[Insufficient Permissions]`, `N/A`, empty, ...: not readable. */
   | { readonly kind: 'missing'; readonly value: string }
@@ -109,12 +109,12 @@ export function parseValue(raw: string): SmiValue {
   if (/^\[.*\]$/.test(s)) return { kind: 'missing', value: s };
   if (/^0x[0-9a-f]+$/i.test(s)) {
     const v = Number.parseInt(s.slice(2), 16);
-    return Number.isFinite(v) ? { kind: 'number', value: v } : { kind: 'text', value: s };
+    return Number.isFinite(v) ? { kind: 'number', value: v, raw: s } : { kind: 'text', value: s };
   }
   const m = /^(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?:\s*(?:%|MiB|MHz|W|J|mJ|C|us))?$/.exec(s);
   if (m) {
     const v = Number(m[1]);
-    if (Number.isFinite(v)) return { kind: 'number', value: v };
+    if (Number.isFinite(v)) return { kind: 'number', value: v, raw: s };
   }
   return { kind: 'text', value: s };
 }
@@ -148,7 +148,7 @@ export function parseCsvLine(line: string, fields: readonly string[]): LineResul
 
 function textOf(v: SmiValue | undefined): string | undefined {
   if (!v) return undefined;
-  return v.kind === 'number' ? String(v.value) : v.value;
+  return v.kind === 'number' ? v.raw : v.value;
 }
 
 function num(row: SmiRow, ...names: string[]): number | undefined {
