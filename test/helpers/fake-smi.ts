@@ -1,9 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The fake nvidia-smi executable (answers from test/fixtures/nvidia-smi captures). */
 export const FAKE_SMI = join(import.meta.dirname, '..', 'fake-nvidia-smi', 'nvidia-smi');
 
-const KEYS = ['CAPTURE', 'STATE', 'GPUS', 'TIMESTAMP', 'DELAY_MS', 'HANG_AFTER_LINES', 'DIE_AFTER_LINES', 'GARBAGE', 'PIDFILE'] as const;
+const KEYS = ['CAPTURE', 'STATE', 'GPUS', 'TIMESTAMP', 'DELAY_MS', 'HANG_AFTER_LINES', 'DIE_AFTER_LINES', 'GARBAGE', 'GARBAGE_AFTER_LINES', 'PIDFILE'] as const;
 export type FakeSmiEnv = Partial<Record<(typeof KEYS)[number], string>>;
 
 /**
@@ -30,9 +31,26 @@ export function alive(pid: number): boolean {
     return false;
   }
   try {
-    const stat = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'utf8') as string;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return !/^\d+ \(.*\) Z/.test(stat);
   } catch {
     return false;
   }
+}
+
+/** Starts the fake recorded in a pid file: pid, start time (ms) and arguments. */
+export function fakeStarts(pidfile: string): Array<{ pid: number; at: number; loop: boolean }> {
+  let text = '';
+  try {
+    text = readFileSync(pidfile, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [pid, at, ...args] = l.split(' ');
+      return { pid: Number(pid), at: Number(at), loop: args.some((a) => a.startsWith('--loop-ms')) };
+    });
 }

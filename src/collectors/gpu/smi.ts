@@ -13,12 +13,15 @@ export interface SmiOptions {
   readonly logger: Logger;
   /** Clock for supervising the child and the age of readings (real time by default). */
   readonly now?: () => number;
-  /** Readings older than this fail the sample (default 3 intervals, at least 3 s). */
+  /** Readings older than this fail the sample (default 3 intervals, at least 1 s). */
   readonly maxAgeMs?: number;
-  /** The child is killed when it printed nothing for this long (default 3 intervals + 2 s). */
+  /** The child is killed when it printed nothing for this long (default 5 intervals + 2 s). */
   readonly hangAfterMs?: number;
-  /** Restart backoff: first delay and cap (default one interval, 30 s). */
-  readonly backoffMs?: { readonly initial: number; readonly max: number };
+  /**
+   * Restart backoff: first delay, cap, and how long a child must have run for the next
+   * restart to start again from the first delay (default one interval up to 5 s, 30 s, 10 intervals at least 10 s).
+   */
+  readonly backoffMs?: { readonly initial: number; readonly max: number; readonly resetAfter?: number };
   /** Timeout of the one-shot calls (`--help-query-gpu`, the first query). */
   readonly callTimeoutMs?: number;
   readonly env?: NodeJS.ProcessEnv;
@@ -56,9 +59,10 @@ export class SmiSource implements GpuSource {
   private readonly now: () => number;
   private readonly maxAgeMs: number;
   private readonly hangAfterMs: number;
-  private readonly backoff: { initial: number; max: number };
+  private readonly backoff: { initial: number; max: number; resetAfter: number };
   private child?: ChildProcess;
-  private childExited?: Promise<void>;
+  /** Every child started and not yet reaped, with a promise of its exit: close() ends them all. */
+  private readonly live = new Map<ChildProcess, Promise<void>>();
   private lastOutputAt = 0;
   private watchdog?: NodeJS.Timeout;
   private restartTimer?: NodeJS.Timeout;
@@ -71,9 +75,13 @@ export class SmiSource implements GpuSource {
 
   constructor(private readonly opts: SmiOptions, private readonly plan: FieldPlan) {
     this.now = opts.now ?? Date.now;
-    this.maxAgeMs = opts.maxAgeMs ?? Math.max(3 * opts.intervalMs, 3000);
-    this.hangAfterMs = opts.hangAfterMs ?? 3 * opts.intervalMs + 2000;
-    this.backoff = { ...(opts.backoffMs ?? { initial: Math.min(opts.intervalMs, 5000), max: 30_000 }) };
+    this.maxAgeMs = opts.maxAgeMs ?? Math.max(3 * opts.intervalMs, 1000);
+    this.hangAfterMs = opts.hangAfterMs ?? 5 * opts.intervalMs + 2000;
+    this.backoff = {
+      initial: opts.backoffMs?.initial ?? Math.min(opts.intervalMs, 5000),
+      max: opts.backoffMs?.max ?? 30_000,
+      resetAfter: opts.backoffMs?.resetAfter ?? Math.max(10 * opts.intervalMs, 10_000),
+    };
     this.nextBackoff = this.backoff.initial;
   }
 
@@ -125,7 +133,8 @@ export class SmiSource implements GpuSource {
     }
     this.starts++;
     this.child = child;
-    this.lastOutputAt = this.now();
+    const startedAt = this.now();
+    this.lastOutputAt = startedAt;
     const splitter = new LineSplitter();
     let stderr = '';
     child.stdout!.setEncoding('utf8');
@@ -136,20 +145,21 @@ export class SmiSource implements GpuSource {
         this.badLines += overlong;
         this.lastError = 'unusable nvidia-smi line: overlong';
       }
-      let good = false;
-      for (const l of lines) good = this.ingest(l) || good;
-      if (good) this.nextBackoff = this.backoff.initial;
+      for (const l of lines) this.ingest(l);
     });
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (c: string) => {
       if (stderr.length < 2000) stderr += c;
     });
-    this.childExited = new Promise<void>((resolve) => {
+    const exited = new Promise<void>((resolve) => {
       let done = false;
       const finish = (why: string) => {
         if (done) return;
         done = true;
+        this.live.delete(child);
         if (this.child === child) this.child = undefined;
+        // A child that ran for a good while earns a quick restart; one that keeps dying backs off.
+        if (this.now() - startedAt >= this.backoff.resetAfter) this.nextBackoff = this.backoff.initial;
         if (!this.closed) {
           this.lastError = `nvidia-smi ${why}${stderr.trim() ? `: ${stderr.trim().split('\n')[0].slice(0, 200)}` : ''}`;
           this.opts.logger.warn('nvidia-smi exited; restarting with backoff', { err: this.lastError, backoff_ms: this.nextBackoff });
@@ -157,9 +167,14 @@ export class SmiSource implements GpuSource {
         }
         resolve();
       };
-      child.on('error', (err) => finish(`could not run: ${describeError(err)}`));
+      // 'error' without a pid means it never started; with one (a failed kill) wait for 'exit'.
+      child.on('error', (err) => {
+        if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) finish(`could not run: ${describeError(err)}`);
+        else this.lastError = `nvidia-smi: ${describeError(err)}`;
+      });
       child.on('exit', (code, signal) => finish(signal ? `killed by ${signal}` : `exited with code ${code}`));
     });
+    this.live.set(child, exited);
     this.armWatchdog();
   }
 
@@ -205,12 +220,14 @@ export class SmiSource implements GpuSource {
     this.closed = true;
     clearTimeout(this.restartTimer);
     clearInterval(this.watchdog);
-    const child = this.child;
-    if (!child) return;
-    child.kill('SIGTERM');
-    const killer = setTimeout(() => child.kill('SIGKILL'), 1000);
-    await this.childExited;
-    clearTimeout(killer);
+    await Promise.all(
+      [...this.live].map(async ([child, exited]) => {
+        child.kill('SIGTERM');
+        const killer = setTimeout(() => child.kill('SIGKILL'), 1000);
+        await exited;
+        clearTimeout(killer);
+      }),
+    );
   }
 }
 
