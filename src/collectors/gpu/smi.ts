@@ -73,7 +73,7 @@ export class SmiSource implements GpuSource {
   starts = 0;
   badLines = 0;
 
-  constructor(private readonly opts: SmiOptions, private readonly plan: FieldPlan) {
+  constructor(private readonly opts: SmiOptions, readonly plan: FieldPlan) {
     this.now = opts.now ?? Date.now;
     this.maxAgeMs = opts.maxAgeMs ?? Math.max(3 * opts.intervalMs, 1000);
     this.hangAfterMs = opts.hangAfterMs ?? 5 * opts.intervalMs + 2000;
