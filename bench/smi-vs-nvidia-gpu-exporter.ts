@@ -20,6 +20,8 @@ import { parseHelpQueryGpu } from '../src/collectors/gpu/smi-parse.js';
 const ROOT = resolve(import.meta.dirname, '..');
 const FAKE = join(ROOT, 'test/fake-nvidia-smi/nvidia-smi');
 const GPUS = 8;
+/** The built exporter when `npm run build` made one, else the sources through tsx. */
+const DS_MAIN = existsSync(join(ROOT, 'dist/main.js')) ? [join(ROOT, 'dist/main.js')] : ['--import', 'tsx', join(ROOT, 'src/main.ts')];
 const DELAY = '50-150';
 
 /** A results row: what was measured, per exporter. */
@@ -204,7 +206,7 @@ export async function benchSmiVsNvidiaGpuExporter(opts: { quick?: boolean } = {}
   // 2. /metrics side by side, one run.
   const runDs = async (interval: string, source = 'nvidia-smi') => {
     const port = await freePort();
-    const ds = await startProc(process.execPath, ['--import', 'tsx', join(ROOT, 'src/main.ts'), `--web.listen-address=127.0.0.1:${port}`, `--gpu.source=${source}`, `--nvidia-smi.path=${FAKE}`, `--sample.interval=${interval}`, '--sample.stale-after=60s', '--log.level=warn'], `http://127.0.0.1:${port}/metrics`);
+    const ds = await startProc(process.execPath, [...DS_MAIN, `--web.listen-address=127.0.0.1:${port}`, `--gpu.source=${source}`, `--nvidia-smi.path=${FAKE}`, `--sample.interval=${interval}`, '--sample.stale-after=60s', '--log.level=warn'], `http://127.0.0.1:${port}/metrics`);
     try {
       return await scrapeRun(ds, `http://127.0.0.1:${port}/metrics`, windowMs, 50);
     } finally {
@@ -271,7 +273,7 @@ async function main(): Promise<void> {
     `Machine: ${machine()}`,
     `Date: ${new Date().toISOString().slice(0, 10)}; command: \`npx tsx bench/smi-vs-nvidia-gpu-exporter.ts\`${quick ? ' --quick' : ''}`,
     '',
-    `Both against the fake nvidia-smi (\`test/fake-nvidia-smi/nvidia-smi\`, H100 load capture) with ${GPUS} GPUs and a ${DELAY} ms delay per call. ds-exporter: \`--gpu.source=nvidia-smi --sample.interval=1s\`.`,
+    `Both against the fake nvidia-smi (\`test/fake-nvidia-smi/nvidia-smi\`, H100 load capture) with ${GPUS} GPUs and a ${DELAY} ms delay per call. ds-exporter: \`${DS_MAIN.includes('tsx') ? 'node --import tsx src/main.ts' : 'node dist/main.js'} --gpu.source=nvidia-smi\` at 1 s and 15 s sampling.`,
     '',
     table(rows),
     '',
