@@ -253,3 +253,30 @@ test('no peers configured: the collector emits nothing and probes nothing', asyn
   await c.sample(b, new AbortController().signal);
   assert.equal(b.entries.length, 0);
 });
+
+test('peer reachability changes are logged once per change', { timeout: 30_000 }, async () => {
+  const { createPeersCollector } = await import('../../src/collectors/peers/index.js');
+  const { createLogger } = await import('../../src/core/logger.js');
+  const { SampleStore } = await import('../../src/core/store.js');
+  const { parseFlags } = await import('../../src/config/flags.js');
+  const { allFlags } = await import('../../src/config/config.js');
+  const lines: string[] = [];
+  const store = new SampleStore();
+  const deps = { logger: createLogger('info', (l) => lines.push(l)), store, now: Date.now, shared: new Map() };
+  const port = await freePort(['127.0.0.9']);
+  const flags = parseFlags(allFlags(), [`--peers=127.0.0.9:${port}`, '--peers.interval=200ms', '--peers.timeout=100ms']);
+  const c = createPeersCollector(deps, flags);
+  try {
+    await waitFor('peer down logged', async () => {
+      await c.sample(store.batch('peers'), new AbortController().signal);
+      return lines.some((l) => /msg="peer down" peer=127.0.0.9:/.test(l)) ? true : undefined;
+    }, 10_000, 100);
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      await c.sample(store.batch('peers'), new AbortController().signal);
+    }
+    assert.equal(lines.filter((l) => /peer down/.test(l)).length, 1, lines.join('\n'));
+  } finally {
+    await c.close?.();
+  }
+});
