@@ -29,7 +29,7 @@ export function unitOf(metric: string): string {
 }
 
 /** Template variables a dashboard may filter by, beyond job and instance. */
-export type FilterVar = 'gpu' | 'engine' | 'model' | 'peer';
+export type FilterVar = 'gpu' | 'engine' | 'model' | 'peer' | 'namespace' | 'pod';
 
 /** Where each filter variable takes its values from. */
 const FILTER_SOURCE: Record<FilterVar, { metric: string; label: string; title: string }> = {
@@ -37,6 +37,10 @@ const FILTER_SOURCE: Record<FilterVar, { metric: string; label: string; title: s
   engine: { metric: 'ds_serving_requests_running', label: 'engine', title: 'Engine' },
   model: { metric: 'ds_serving_requests_running', label: 'model', title: 'Model' },
   peer: { metric: 'ds_comm_peer_up', label: 'peer', title: 'Peer' },
+  // Kubernetes attribution: only ds_gpu_allocation_info carries these, so the selector helper
+  // filters that series alone; per-pod panels join it on uuid to reach the GPU metrics.
+  namespace: { metric: 'ds_gpu_allocation_info', label: 'namespace', title: 'Namespace' },
+  pod: { metric: 'ds_gpu_allocation_info', label: 'pod', title: 'Pod' },
 };
 
 /** Query helpers bound to one dashboard's variables. */
@@ -264,3 +268,46 @@ export function dashboardShell(opts: {
  */
 export const UTILIZATION_NOTE =
   'Computed from rate(ds_gpu_busy_seconds_total): seconds the GPU ran kernels per second, integrated by the exporter from the driver sample buffer (see ds_gpu_utilization_method: "samples" is lossless, "point" integrates point readings), so the average over any range is exact. ds_gpu_utilization_ratio is only the driver\'s last point reading and misses bursts between scrapes; it is used for "now" values only.';
+
+/** What the per-pod panels say about where the pod comes from. */
+export const POD_NOTE =
+  'The pod is the one the kubelet assigned the GPU to (ds_gpu_allocation_info, joined on job, instance and uuid); GPUs assigned to no pod are left out, and the namespace and pod variables filter the allocation.';
+
+/**
+ * Attributes a per-GPU expression to pods: `expr * on (job, instance, uuid) group_left
+ * (namespace, pod) ds_gpu_allocation_info{...}`. The allocation series is 1, so values are
+ * kept; `job` here is the scrape job on both sides (pushed series keep theirs as exported_job).
+ */
+export function byPod(q: Q, expr: string): string {
+  return `${expr} * on (job, instance, uuid) group_left (namespace, pod) ${q.s('ds_gpu_allocation_info')}`;
+}
+
+/** GPU busy time per pod: the busy fraction summed over the pod's GPUs. */
+export function podBusyPanel(q: Q, opts: { w?: number } = {}): timeseries.PanelBuilder {
+  return timeSeries({
+    title: 'GPU busy by pod',
+    description: `Busy fraction of the GPUs of each pod, summed over its GPUs (1 = one GPU busy all the time, so a pod holding 4 GPUs tops out at 400%). ${POD_NOTE} ${UTILIZATION_NOTE}`,
+    unit: 'percentunit', min: 0, w: opts.w,
+    targets: [{ expr: `sum by (namespace, pod) (${byPod(q, `rate(${q.s('ds_gpu_busy_seconds_total')}[$__rate_interval])`)})`, legend: '{{namespace}}/{{pod}}' }],
+  });
+}
+
+/** Device memory used per pod: the driver's used bytes summed over the pod's GPUs. */
+export function podMemoryPanel(q: Q, opts: { w?: number } = {}): timeseries.PanelBuilder {
+  return timeSeries({
+    title: 'GPU memory used by pod',
+    description: `Device memory in use on the GPUs of each pod (ds_gpu_memory_used_bytes, driver view: includes the allocator cache and the CUDA context), summed over its GPUs. ${POD_NOTE}`,
+    unit: 'bytes', min: 0, w: opts.w,
+    targets: [{ expr: `sum by (namespace, pod) (${byPod(q, q.s('ds_gpu_memory_used_bytes'))})`, legend: '{{namespace}}/{{pod}}' }],
+  });
+}
+
+/** Allocator fragmentation of every process, labeled with the pod holding its GPU. */
+export function podFragmentationPanel(q: Q, opts: { w?: number } = {}): timeseries.PanelBuilder {
+  return timeSeries({
+    title: 'Fragmentation by pod',
+    description: `(reserved - allocated) / reserved of the caching allocator of each process (ds_gpu_memory_fragmentation_ratio, one series per pid), attributed to the pod holding its GPU. ${POD_NOTE} exported_job is the process's own job label, renamed by Prometheus beside the scrape job.`,
+    unit: 'percentunit', min: 0, max: 1, w: opts.w,
+    targets: [{ expr: byPod(q, q.s('ds_gpu_memory_fragmentation_ratio')), legend: '{{namespace}}/{{pod}} {{instance}} GPU {{gpu}} pid {{pid}} {{exported_job}}' }],
+  });
+}

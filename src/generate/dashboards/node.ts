@@ -1,6 +1,6 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import { catalog } from '../../catalog/index.js';
-import { autoPanel, dashboardShell, usedByDashboards, queries, row, statPanel, tablePanel, timeSeries, UTILIZATION_NOTE } from './common.js';
+import { autoPanel, dashboardShell, podBusyPanel, podMemoryPanel, usedByDashboards, queries, row, statPanel, tablePanel, timeSeries, UTILIZATION_NOTE } from './common.js';
 
 const PER_GPU = '{{instance}} GPU {{gpu}}';
 
@@ -9,14 +9,14 @@ const PER_GPU = '{{instance}} GPU {{gpu}}';
  * last (see buildDashboards) so it can also show catalog families no other dashboard names.
  */
 export function nodeDashboard(): dashboard.Dashboard {
-  const q = queries(['gpu']);
+  const q = queries(['gpu', 'namespace', 'pod']);
   const s = q.s;
   const b = dashboardShell({
     uid: 'ds-exporter-node',
     title: 'ds-exporter / Node and GPU detail',
     description: 'Every GPU metric of the selected host(s), one series per GPU.',
     tags: ['gpu', 'node'],
-    filters: ['gpu'],
+    filters: ['gpu', 'namespace', 'pod'],
   })
     .withRow(row('Now'))
     .withPanel(statPanel({ title: 'GPUs up', description: 'GPUs of the selection answering the driver (ds_gpu_up).', unit: 'short', targets: [{ expr: `sum(${s('ds_gpu_up')})` }] }))
@@ -36,6 +36,9 @@ export function nodeDashboard(): dashboard.Dashboard {
     .withPanel(timeSeries({ title: 'Memory used', description: 'Device memory in use per GPU (ds_gpu_memory_used_bytes); the total is the upper bound.', unit: 'bytes', targets: [{ expr: s('ds_gpu_memory_used_bytes'), legend: `${PER_GPU} used` }, { expr: `max(${s('ds_gpu_memory_total_bytes')})`, legend: 'total' }] }))
     .withPanel(timeSeries({ title: 'Memory free', description: 'Device memory free per GPU (ds_gpu_memory_free_bytes).', unit: 'bytes', targets: [{ expr: s('ds_gpu_memory_free_bytes'), legend: PER_GPU }] }))
     .withPanel(timeSeries({ title: 'Memory utilization', description: 'Device memory used divided by total, per GPU.', unit: 'percentunit', min: 0, max: 1, targets: [{ expr: s('ds_gpu_memory_utilization_ratio'), legend: PER_GPU }] }))
+    .withRow(row('Pods'))
+    .withPanel(podBusyPanel(q))
+    .withPanel(podMemoryPanel(q))
     .withRow(row('Power and temperature'))
     .withPanel(timeSeries({ title: 'Power', description: 'Power draw per GPU with its enforced limit.', unit: 'watt', targets: [{ expr: s('ds_gpu_power_watts'), legend: PER_GPU }, { expr: `max(${s('ds_gpu_power_limit_watts')})`, legend: 'limit' }] }))
     .withPanel(timeSeries({ title: 'Energy rate', description: 'Average power over the rate interval from the energy counter (rate(ds_gpu_energy_joules_total)): exact, unlike point power readings.', unit: 'watt', targets: [{ expr: `rate(${s('ds_gpu_energy_joules_total')}[$__rate_interval])`, legend: PER_GPU }] }))
