@@ -7,8 +7,9 @@ import { test } from 'node:test';
 import { stringify } from 'yaml';
 import { dashboardQueries, loadDashboard, substitute } from './queries.js';
 
-// The per-pod panels evaluated by promtool on a host where one GPU belongs to one pod, one
-// GPU is shared by two pods (time-slicing) and one GPU is free: what each pod is shown.
+// The per-pod panels and allocation tables evaluated by promtool on a host where two GPUs
+// belong to one pod each (one busy, one idle), one GPU is shared by two pods (time-slicing)
+// and one GPU is free: what each pod is shown.
 
 const hasPromtool = spawnSync('promtool', ['--version']).status === 0;
 const skip = hasPromtool ? false : 'promtool is not installed (scripts/setup-test-tools.sh installs it)';
@@ -20,8 +21,8 @@ const POD_PANELS: Record<string, readonly string[]> = {
 };
 
 /** The one query of a panel, with "All" for job/instance/gpu and the given namespace/pod values. */
-function panelExpr(dashboard: string, title: string, vars: { namespace?: string; pod?: string } = {}): string {
-  const qs = dashboardQueries().filter((q) => q.dashboard === dashboard && q.panel === title);
+function panelExpr(dashboard: string, title: string, vars: { namespace?: string; pod?: string } = {}, panelType?: string): string {
+  const qs = dashboardQueries().filter((q) => q.dashboard === dashboard && q.panel === title && (!panelType || q.panelType === panelType));
   assert.equal(qs.length, 1, `${dashboard} / ${title}: want one query, found ${qs.length}`);
   let e = qs[0].expr.replace(/\$namespace/g, vars.namespace ?? '.+').replace(/\$pod/g, vars.pod ?? '.+');
   e = substitute(e, '5m');
@@ -48,6 +49,11 @@ const INPUT = [
   { series: `ds_gpu_busy_seconds_total{${T},${gpu(2)}}`, values: '0+45x20' },
   { series: `ds_gpu_memory_used_bytes{${T},${gpu(2)}}`, values: '5000000000x20' },
   { series: `ds_gpu_memory_fragmentation_ratio{${T},${gpu(2)},pid="300",exported_job="other"}`, values: '0.1x20' },
+  // GPU 3: pod idle-nb alone, idle, 1 GB used.
+  { series: alloc(3, 'lab', 'idle-nb'), values: '1x20' },
+  { series: `ds_gpu_busy_seconds_total{${T},${gpu(3)}}`, values: '0x20' },
+  { series: `ds_gpu_memory_used_bytes{${T},${gpu(3)}}`, values: '1000000000x20' },
+  ...[0, 1, 2, 3].map((i) => ({ series: `ds_gpu_utilization_method{${T},${gpu(i)},method="samples"}`, values: '1x20' })),
 ];
 
 const busyBy = (ns: string, pod: string, value: number) => ({ labels: `{namespace="${ns}",pod="${pod}"}`, value });
@@ -59,11 +65,11 @@ function cases(): Array<{ expr: string; eval_time: string; exp_samples: Array<{ 
   const out: Array<{ expr: string; eval_time: string; exp_samples: Array<{ labels: string; value: number }> }> = [];
   for (const d of POD_PANELS['GPU busy by pod']) {
     // The shared GPU counts fully for each of its pods; the free GPU for none.
-    out.push({ expr: panelExpr(d, 'GPU busy by pod'), eval_time: '10m', exp_samples: [busyBy('ml', 'train-0', 0.5), busyBy('lab', 'nb-a', 0.25), busyBy('lab', 'nb-b', 0.25)] });
+    out.push({ expr: panelExpr(d, 'GPU busy by pod'), eval_time: '10m', exp_samples: [busyBy('ml', 'train-0', 0.5), busyBy('lab', 'nb-a', 0.25), busyBy('lab', 'nb-b', 0.25), busyBy('lab', 'idle-nb', 0)] });
     out.push({ expr: panelExpr(d, 'GPU busy by pod', { namespace: 'lab', pod: 'nb-b' }), eval_time: '10m', exp_samples: [busyBy('lab', 'nb-b', 0.25)] });
   }
   for (const d of POD_PANELS['GPU memory used by pod']) {
-    out.push({ expr: panelExpr(d, 'GPU memory used by pod'), eval_time: '10m', exp_samples: [busyBy('ml', 'train-0', 30e9), busyBy('lab', 'nb-a', 10e9), busyBy('lab', 'nb-b', 10e9)] });
+    out.push({ expr: panelExpr(d, 'GPU memory used by pod'), eval_time: '10m', exp_samples: [busyBy('ml', 'train-0', 30e9), busyBy('lab', 'nb-a', 10e9), busyBy('lab', 'nb-b', 10e9), busyBy('lab', 'idle-nb', 1e9)] });
     out.push({ expr: panelExpr(d, 'GPU memory used by pod', { namespace: 'ml' }), eval_time: '10m', exp_samples: [busyBy('ml', 'train-0', 30e9)] });
   }
   for (const d of POD_PANELS['Fragmentation by pod']) {
@@ -72,6 +78,17 @@ function cases(): Array<{ expr: string; eval_time: string; exp_samples: Array<{ 
     out.push({ expr: panelExpr(d, 'Fragmentation by pod', { pod: 'train-0' }), eval_time: '10m', exp_samples: [frag(0, '100', 'trainer', 'train-0', 0.25), frag(0, '101', 'trainer', 'train-0', 0.5)] });
     out.push({ expr: panelExpr(d, 'Fragmentation by pod', { namespace: 'lab' }), eval_time: '10m', exp_samples: [] });
   }
+  // Allocation tables: one row per pod, a shared GPU once per pod.
+  const held = (i: number, ns: string, pod: string, value: number, extra = '') => ({ labels: `{${T},${gpu(i)},namespace="${ns}",pod="${pod}",container="main"${extra}}`, value });
+  out.push({ expr: panelExpr('fleet-overview', 'Allocated but idle GPUs', {}, 'table'), eval_time: '10m', exp_samples: [held(3, 'lab', 'idle-nb', 0)] });
+  out.push({ expr: panelExpr('fleet-overview', 'GPU allocation and utilization'), eval_time: '10m', exp_samples: [held(3, 'lab', 'idle-nb', 0), held(1, 'lab', 'nb-a', 0.25), held(1, 'lab', 'nb-b', 0.25), held(0, 'ml', 'train-0', 0.5)] });
+  out.push({
+    expr: panelExpr('node-detail', 'Utilization method and pod'), eval_time: '10m',
+    exp_samples: [
+      held(0, 'ml', 'train-0', 1, ',method="samples"'), held(1, 'lab', 'nb-a', 1, ',method="samples"'), held(1, 'lab', 'nb-b', 1, ',method="samples"'), held(3, 'lab', 'idle-nb', 1, ',method="samples"'),
+      { labels: `ds_gpu_utilization_method{${T},${gpu(2)},method="samples"}`, value: 1 },
+    ],
+  });
   return out;
 }
 

@@ -27,15 +27,15 @@ export function fleetDashboard(): dashboard.Dashboard {
     .withPanel(timeSeries({ title: 'GPU utilization by host', description: `Average busy fraction of the GPUs of each exporter (recording rule ${REC.gpuUtilization}). ${UTILIZATION_NOTE}`, unit: 'percentunit', min: 0, max: 1, targets: [{ expr: s(REC.gpuUtilization), legend: '{{instance}}' }] }))
     .withPanel(tablePanel({
       title: 'Allocated but idle GPUs',
-      description: `GPUs allocated to a pod (ds_gpu_allocation_info, joined on uuid) whose busy fraction over the rate interval is under 5%: capacity paid for and unused. ${UTILIZATION_NOTE}`,
+      description: `GPUs allocated to a pod (ds_gpu_allocation_info, joined on uuid; a GPU shared by several pods shows once per pod) whose busy fraction over the rate interval is under 5%: capacity paid for and unused. ${UTILIZATION_NOTE}`,
       unit: 'percentunit', columns: ['instance', 'gpu', 'namespace', 'pod', 'container'], sortBy: 'Value',
-      targets: [{ expr: `(${busy} < 0.05) * on (job, instance, uuid) group_left (namespace, pod, container) ${alloc}`, format: 'table', instant: true }],
+      targets: [{ expr: `${alloc} * on (job, instance, uuid) group_left () (${busy} < 0.05)`, format: 'table', instant: true }],
     }))
     .withPanel(tablePanel({
       title: 'GPU allocation and utilization',
-      description: `Every allocated GPU with its pod and busy fraction, least busy first. ${UTILIZATION_NOTE}`,
+      description: `Every allocated GPU with its pod and busy fraction, least busy first; a GPU shared by several pods shows once per pod. ${UTILIZATION_NOTE}`,
       unit: 'percentunit', w: 24, columns: ['instance', 'gpu', 'namespace', 'pod', 'container'],
-      targets: [{ expr: `sort(${busy} * on (job, instance, uuid) group_left (namespace, pod, container) ${alloc})`, format: 'table', instant: true }],
+      targets: [{ expr: `sort(${alloc} * on (job, instance, uuid) group_left () ${busy})`, format: 'table', instant: true }],
     }))
     .withRow(row('Pods'))
     .withPanel(podBusyPanel(q))
