@@ -132,7 +132,8 @@ export function alertGroups(cfg: RulesConfig): AlertGroup[] {
         },
         {
           alert: 'DsGpuAllocatedIdle', for: cfg.idleFor, severity: 'warning',
-          expr: `(rate(${m('ds_gpu_busy_seconds_total')}[${cfg.idleWindow}]) < ${cfg.idleUtilization}) * on (${T}, uuid) group_left (namespace, pod, container) ${m('ds_gpu_allocation_info')}`,
+          // The allocation is the "many" side: a GPU shared by several pods (time-slicing) alerts once per pod.
+          expr: `${m('ds_gpu_allocation_info')} * on (${T}, uuid) group_left () (rate(${m('ds_gpu_busy_seconds_total')}[${cfg.idleWindow}]) < ${cfg.idleUtilization})`,
           summary: 'A GPU is allocated to a pod but idle.',
           description: gpuAt + ' is allocated to {{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) and has been busy only {{ $value | humanizePercentage }} of the time.',
         },
