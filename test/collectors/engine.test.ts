@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { Labels } from '../../src/core/store.js';
 import { parseExposition } from '../../src/parse/exposition.js';
-import { has, promtoolCheckMetrics } from '../helpers/procs.js';
+import { freePort, has, promtoolCheckMetrics } from '../helpers/procs.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/engines/${name}`, import.meta.url), 'utf8');
 
@@ -99,12 +99,9 @@ async function engineServer(routes: Record<string, Route>): Promise<{ url: (path
   };
 }
 
+/** A loopback URL nothing listens on (a port just freed). */
 async function refusedUrl(): Promise<string> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return `http://127.0.0.1:${port}/metrics`;
+  return `http://127.0.0.1:${await freePort()}/metrics`;
 }
 
 async function exporter(argv: string[], now: () => number, lines: string[] = []): Promise<BuiltApp> {
