@@ -306,7 +306,8 @@ export function parseExposition(text: string, opts: ParseOptions = {}): Expositi
         const t = strict ? rest.trim() : rest.trim().toLowerCase();
         if (!(strict ? TEXT_TYPES : TYPES).has(t)) throw new ExpositionError(`unknown type "${rest.trim().slice(0, 40)}" for ${fname}`, lineNo);
         if (strict) {
-          if (sampleNames.has(fname)) throw new ExpositionError(`TYPE of ${fname} after its samples`, lineNo);
+          const late = sampleNames.has(fname) || ((t === 'histogram' || t === 'summary') && TEXT_SUFFIXES.some(([suffix]) => sampleNames.has(fname + suffix)));
+          if (late) throw new ExpositionError(`TYPE of ${fname} after its samples`, lineNo);
           if (md.type && md.type !== 'untyped' && md.type !== t) throw new ExpositionError(`second TYPE for ${fname}`, lineNo);
           md.type = t as FamilyType;
         } else md.type ??= t as FamilyType;

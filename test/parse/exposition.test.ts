@@ -115,6 +115,7 @@ test('strict: the text format 0.0.4 only, a repeated series or a late or second 
     ['d{a="1"} 1\nd{a="1"} 2\n', /line 2: duplicate sample for d/],
     ['d{a="1",b="2"} 1\nd{b="2",a="1"} 2\n', /duplicate sample/], // label order does not make a new series
     ['m 1\n# TYPE m gauge\n', /line 2: TYPE of m after its samples/],
+    ['h_count 1\n# TYPE h histogram\n', /TYPE of h after its samples/],
     ['# TYPE m gauge\n# TYPE m counter\n', /second TYPE for m/],
     ['# TYPE m info\n', /unknown type/],
     ['# TYPE m GAUGE\n', /unknown type/],
