@@ -4,10 +4,19 @@ import type { Collector, CollectorDefinition, CollectorDeps } from '../../core/c
 import { describeError } from '../../core/errors.js';
 import type { Batch } from '../../core/store.js';
 import { mapFamilies, type MappedSample } from './map.js';
-import { parseExposition } from './parse.js';
+import { parseExposition, type Exposition } from '../../parse/exposition.js';
 
 /** Files larger than this are skipped (a textfile is a few kilobytes). */
 export const MAX_TEXTFILE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Parses a textfile: the text format 0.0.4, strictly (see ParseOptions.strict), so a
+ * broken file is refused whole rather than half-read. Throws ExpositionError naming the line.
+ */
+export function parseTextfile(text: string): Exposition {
+  // The byte bound is the only one: a textfile's series count is its writer's business.
+  return parseExposition(text, { strict: true, maxBytes: MAX_TEXTFILE_BYTES, maxSeries: Number.POSITIVE_INFINITY });
+}
 
 /** What one read of the directory produced (pure data; written to a batch by `writeTextfiles`). */
 export interface TextfileRead {
@@ -41,7 +50,7 @@ export async function readTextfiles(dir: string): Promise<TextfileRead> {
       const text = await readFile(path, 'utf8');
       // A file being written in place (not renamed into place) usually ends mid-line.
       if (text.length > 0 && !text.endsWith('\n')) throw new Error('incomplete: the last line has no newline');
-      const mapped = mapFamilies(parseExposition(text));
+      const mapped = mapFamilies(parseTextfile(text));
       const keys = mapped.samples.map((s) => s.name + JSON.stringify(Object.entries(s.labels).sort()));
       const dup = keys.find((k) => seen.has(k));
       if (dup !== undefined) throw new Error(`series ${dup} is already given by another file`);
