@@ -268,10 +268,10 @@ test('peer reachability changes are logged once per change', { timeout: 30_000 }
   const flags = parseFlags(allFlags(), [`--peers=127.0.0.9:${port}`, '--peers.interval=200ms', '--peers.timeout=100ms']);
   const c = createPeersCollector(deps, flags);
   try {
-    await waitFor('peer down logged', async () => {
+    await waitFor(async () => {
       await c.sample(store.batch('peers'), new AbortController().signal);
       return lines.some((l) => /msg="peer down" peer=127.0.0.9:/.test(l)) ? true : undefined;
-    }, 10_000, 100);
+    }, 10_000, 'peer down logged', { everyMs: 100 });
     for (let i = 0; i < 5; i++) {
       await new Promise((r) => setTimeout(r, 200));
       await c.sample(store.batch('peers'), new AbortController().signal);
