@@ -160,3 +160,26 @@ test('collector: a missing directory is a scrape error, not a failed exporter', 
   assert.equal(valueOf(text, /^ds_textfile_scrape_error /), 1);
   await built.close();
 });
+
+test('collector: an unchanged file is not parsed again; a changed or removed one is', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dsx-textfile-cache-'));
+  const file = join(dir, 'a.prom');
+  writeFileSync(file, 'ds_nccl_test_latency_seconds{op="all_reduce",size_bytes="8",in_place="1"} 0.001\n');
+  const cache = new Map();
+  await readTextfiles(dir, cache);
+  const first = cache.get('a.prom');
+  await readTextfiles(dir, cache);
+  assert.equal(cache.get('a.prom'), first, 'same entry: not parsed again');
+  writeFileSync(file, 'ds_nccl_test_latency_seconds{op="all_reduce",size_bytes="8",in_place="1"} 0.002\n');
+  utimesSync(file, new Date(), new Date(Date.now() + 5000));
+  const read = await readTextfiles(dir, cache);
+  assert.notEqual(cache.get('a.prom'), first);
+  assert.equal(read.samples[0].value, 0.002);
+  writeFileSync(file, 'broken{\n');
+  utimesSync(file, new Date(), new Date(Date.now() + 10_000));
+  assert.equal((await readTextfiles(dir, cache)).errors.length, 1);
+  assert.equal((await readTextfiles(dir, cache)).errors.length, 1, 'a broken file stays reported');
+  rmSync(file);
+  await readTextfiles(dir, cache);
+  assert.equal(cache.size, 0);
+});
