@@ -9,6 +9,8 @@ export interface CoreRow {
   p50Ms: number;
   p99Ms: number;
   gzipP99Ms: number;
+  pacedP50Ms: number;
+  pacedP99Ms: number;
   scrapesPerSecond: number;
   rssMb: number;
 }
@@ -31,6 +33,8 @@ export async function benchCore(gpus: number, opts: { idleMs: number; loadMs: nu
     const ticks = opts.idleMs / 1000;
     const plain = await load(ex.url, '/metrics', 10, opts.loadMs);
     const gz = await load(ex.url, '/metrics', 10, opts.loadMs / 2, { 'accept-encoding': 'gzip' });
+    // 10 connections at 10 scrapes/s each: far more than any Prometheus fleet sends, below saturation.
+    const paced = await load(ex.url, '/metrics', 10, opts.loadMs, { 'accept-encoding': 'gzip' }, 10);
     return {
       gpus,
       series,
@@ -39,6 +43,8 @@ export async function benchCore(gpus: number, opts: { idleMs: number; loadMs: nu
       p50Ms: quantile(plain.latencies, 0.5),
       p99Ms: quantile(plain.latencies, 0.99),
       gzipP99Ms: quantile(gz.latencies, 0.99),
+      pacedP50Ms: quantile(paced.latencies, 0.5),
+      pacedP99Ms: quantile(paced.latencies, 0.99),
       scrapesPerSecond: plain.latencies.length / plain.seconds,
       rssMb: rssBytes(pid) / 2 ** 20,
     };

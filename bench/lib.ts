@@ -57,7 +57,7 @@ export async function startBuiltExporter(port: number, args: string[]): Promise<
 }
 
 /** Closed-loop load: `concurrency` keep-alive connections GET `path` for `ms`. Returns latencies in ms. */
-export async function load(url: string, path: string, concurrency: number, ms: number, headers: Record<string, string> = {}): Promise<{ latencies: number[]; errors: number; seconds: number }> {
+export async function load(url: string, path: string, concurrency: number, ms: number, headers: Record<string, string> = {}, ratePerConnection?: number): Promise<{ latencies: number[]; errors: number; seconds: number }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const u = new URL(path, url);
   const latencies: number[] = [];
@@ -81,8 +81,21 @@ export async function load(url: string, path: string, concurrency: number, ms: n
       });
     });
   await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (Date.now() < end) await one();
+    Array.from({ length: concurrency }, async (_, i) => {
+      if (!ratePerConnection) {
+        while (Date.now() < end) await one();
+        return;
+      }
+      // Paced: each connection sends at a fixed rate (staggered), so latency is measured
+      // below saturation; a late request is sent at once (the schedule does not drift).
+      const gap = 1000 / ratePerConnection;
+      let next = Date.now() + (gap * i) / concurrency;
+      while (next < end) {
+        const wait = next - Date.now();
+        if (wait > 0) await sleep(wait);
+        await one();
+        next += gap;
+      }
     }),
   );
   agent.destroy();

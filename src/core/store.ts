@@ -14,6 +14,8 @@ interface Family {
 
 interface Series {
   readonly key: string;
+  /** How the series was last written. */
+  kind: Entry['kind'];
   readonly family: Family;
   readonly labels: Labels;
   /** Last gauge value or counter total. */
@@ -32,6 +34,8 @@ interface Series {
 interface Owner {
   readonly name: string;
   readonly series: Map<string, Series>;
+  /** The series of the last commit, in the order written: collectors usually write the same order every sample. */
+  order: Series[];
   lastCommit: number;
   staleAfterMs: number;
 }
@@ -80,6 +84,13 @@ export class Batch {
     this.entries.push({ kind: 'keep', name, labels, value: 0 });
     return this;
   }
+}
+
+/** True when `labels` has the same values as the series for every label of its family. */
+function sameLabels(s: Series, labels: Labels): boolean {
+  const names = s.family.def.labels;
+  for (let i = 0; i < names.length; i++) if (s.labels[names[i]] !== labels[names[i]]) return false;
+  return true;
 }
 
 /** A rendered exposition body, cached until the next commit. */
@@ -160,22 +171,37 @@ export class SampleStore {
    */
   commit(batch: Batch): void {
     const entries = batch.entries;
-    const keys = new Array<string>(entries.length);
-    const fams = new Array<Family>(entries.length);
-    for (let i = 0; i < entries.length; i++) {
-      fams[i] = this.family(entries[i].name, entries[i].kind);
-      keys[i] = this.key(entries[i].name, entries[i].labels);
-    }
     const owner = this.owner(batch.collector);
+    const prev = owner.order;
+    const order = new Array<Series>(entries.length);
+    // Pass 1 resolves every entry to a series and validates it; nothing changes yet, so a
+    // bad batch leaves the store as it was. The fast path reuses the series written at the
+    // same position last time when name, kind and label values match (no key is built).
+    let fresh: Map<string, Series> | undefined;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
+      const p = prev[i];
+      if (p !== undefined && p.family.def.name === e.name && p.kind === e.kind && sameLabels(p, e.labels)) {
+        order[i] = p;
+        continue;
+      }
+      const family = this.family(e.name, e.kind);
+      const key = this.key(e.name, e.labels);
+      let s = owner.series.get(key) ?? fresh?.get(key);
+      if (!s) {
+        s = { key, kind: e.kind, family, labels: e.labels, value: NaN, synced: 0, dirty: false, seen: 0, count: 0, sum: 0 };
+        (fresh ??= new Map()).set(key, s);
+      }
+      order[i] = s;
+    }
+    if (fresh) for (const [key, s] of fresh) owner.series.set(key, s);
+    owner.order = order;
     const id = ++this.commitId;
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i];
-      let s = owner.series.get(keys[i]);
-      if (!s) {
-        s = { key: keys[i], family: fams[i], labels: e.labels, value: NaN, synced: 0, dirty: false, seen: id, count: 0, sum: 0 };
-        owner.series.set(keys[i], s);
-      }
+      const s = order[i];
       s.seen = id;
+      s.kind = e.kind;
       switch (e.kind) {
         case 'gauge':
           if (s.value !== e.value) this.markDirty(s, e.value);
@@ -249,6 +275,7 @@ export class SampleStore {
       for (const s of owner.series.values()) this.retire(s);
       removed += owner.series.size;
       owner.series.clear();
+      owner.order = [];
     }
     if (removed > 0) this.generation++;
     return removed;
@@ -260,6 +287,7 @@ export class SampleStore {
     if (!owner || owner.series.size === 0) return;
     for (const s of owner.series.values()) this.retire(s);
     owner.series.clear();
+    owner.order = [];
     this.generation++;
   }
 
@@ -305,7 +333,7 @@ export class SampleStore {
   private owner(name: string): Owner {
     let o = this.owners.get(name);
     if (!o) {
-      o = { name, series: new Map(), lastCommit: this.now(), staleAfterMs: Infinity };
+      o = { name, series: new Map(), order: [], lastCommit: this.now(), staleAfterMs: Infinity };
       this.owners.set(name, o);
     }
     return o;

@@ -126,3 +126,30 @@ test('with a minimum render interval, a burst of scrapes renders once and then c
   now += 500;
   assert.match((await s.render()).body.toString(), /ds_gpu_up\{gpu="0",uuid="U"\} 0/);
 });
+
+test('a batch in the same order as the last one, with one label changed, updates the right series', async () => {
+  const s = new SampleStore();
+  const l = (gpu: string) => ({ gpu, uuid: `U${gpu}` });
+  s.commit(s.batch('g').gauge('ds_gpu_up', l('0'), 1).gauge('ds_gpu_up', l('1'), 1));
+  s.commit(s.batch('g').gauge('ds_gpu_up', l('0'), 0).gauge('ds_gpu_up', l('2'), 1));
+  const text = (await s.render()).body.toString();
+  assert.match(text, /ds_gpu_up\{gpu="0",uuid="U0"\} 0/);
+  assert.match(text, /ds_gpu_up\{gpu="2",uuid="U2"\} 1/);
+  assert.doesNotMatch(text, /uuid="U1"/);
+  // A bad entry at a known position still fails the whole batch.
+  assert.throws(() => s.commit(s.batch('g').gauge('ds_gpu_up', l('0'), 1).counter('ds_gpu_up', l('2'), 1)), /is a gauge/);
+  assert.match((await s.render()).body.toString(), /ds_gpu_up\{gpu="0",uuid="U0"\} 0/);
+});
+
+test('series that went stale come back as new series', async () => {
+  let now = 0;
+  const s = new SampleStore({ now: () => now });
+  s.setStaleAfter('g', 1000);
+  const id = { gpu: '0', uuid: 'U' };
+  s.commit(s.batch('g').counter('ds_gpu_busy_seconds_total', id, 5));
+  now += 5000;
+  s.expire();
+  assert.doesNotMatch((await s.render()).body.toString(), /ds_gpu_busy_seconds_total\{/);
+  s.commit(s.batch('g').counter('ds_gpu_busy_seconds_total', id, 6));
+  assert.match((await s.render()).body.toString(), /ds_gpu_busy_seconds_total\{gpu="0",uuid="U"\} 6/);
+});

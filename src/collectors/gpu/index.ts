@@ -56,6 +56,11 @@ interface Accumulators {
  * energy) are integrated here and kept per UUID, so a GPU that is lost and comes back
  * continues its counters.
  */
+/** Sets a gauge when the source could read the value; an unread value stays absent. */
+function gauge(batch: Batch, name: string, id: { gpu: string; uuid: string }, v: number | undefined): void {
+  if (v !== undefined) batch.gauge(name, id, v);
+}
+
 export class GpuMetrics {
   private readonly acc = new Map<string, Accumulators>();
   constructor(private readonly now: () => number, private readonly intervalMs: number) {}
@@ -66,7 +71,7 @@ export class GpuMetrics {
     for (const r of readings) {
       const d = r.device;
       const id = { gpu: String(d.index), uuid: d.uuid };
-      batch.info('ds_gpu_info', { ...id, name: d.name, pci_bus_id: d.pciBusId, driver_version: d.driverVersion, mig_mode: d.migMode });
+      batch.info('ds_gpu_info', { gpu: id.gpu, uuid: id.uuid, name: d.name, pci_bus_id: d.pciBusId, driver_version: d.driverVersion, mig_mode: d.migMode });
       batch.gauge('ds_gpu_up', id, r.up ? 1 : 0);
       let a = this.acc.get(d.uuid);
       if (!a) this.acc.set(d.uuid, (a = { busy: 0, memoryBusy: 0, energy: 0, throttle: new Map() }));
@@ -74,27 +79,24 @@ export class GpuMetrics {
       const elapsedS = a.lastReadMs === undefined ? 0 : Math.min(nowMs - a.lastReadMs, 2 * this.intervalMs) / 1000;
       a.lastReadMs = nowMs;
       if (!r.up) continue;
-      const g = (name: string, v: number | undefined) => {
-        if (v !== undefined) batch.gauge(name, id, v);
-      };
-      g('ds_gpu_utilization_ratio', r.utilization);
-      g('ds_gpu_memory_controller_utilization_ratio', r.memoryControllerUtilization);
+      gauge(batch, 'ds_gpu_utilization_ratio', id, r.utilization);
+      gauge(batch, 'ds_gpu_memory_controller_utilization_ratio', id, r.memoryControllerUtilization);
       if (r.busySecondsDelta !== undefined) a.busy += Math.max(0, r.busySecondsDelta);
       else if (r.utilization !== undefined) a.busy += r.utilization * elapsedS;
       if (r.busySecondsDelta !== undefined || r.utilization !== undefined) {
         batch.counter('ds_gpu_busy_seconds_total', id, a.busy);
-        batch.gauge('ds_gpu_utilization_method', { ...id, method: r.utilizationMethod ?? (r.busySecondsDelta !== undefined ? 'samples' : 'point') }, 1);
+        batch.gauge('ds_gpu_utilization_method', { gpu: id.gpu, uuid: id.uuid, method: r.utilizationMethod ?? (r.busySecondsDelta !== undefined ? 'samples' : 'point') }, 1);
       }
       if (r.utilizationSamplesLostSeconds !== undefined) batch.counter('ds_gpu_utilization_samples_lost_seconds_total', id, r.utilizationSamplesLostSeconds);
       if (r.memoryBusySecondsDelta !== undefined) a.memoryBusy += Math.max(0, r.memoryBusySecondsDelta);
       else if (r.memoryControllerUtilization !== undefined) a.memoryBusy += r.memoryControllerUtilization * elapsedS;
       if (r.memoryBusySecondsDelta !== undefined || r.memoryControllerUtilization !== undefined) batch.counter('ds_gpu_memory_busy_seconds_total', id, a.memoryBusy);
-      g('ds_gpu_memory_used_bytes', r.memoryUsedBytes);
-      g('ds_gpu_memory_free_bytes', r.memoryFreeBytes);
-      g('ds_gpu_memory_total_bytes', r.memoryTotalBytes);
-      if (r.memoryUsedBytes !== undefined && r.memoryTotalBytes) g('ds_gpu_memory_utilization_ratio', r.memoryUsedBytes / r.memoryTotalBytes);
-      g('ds_gpu_power_watts', r.powerWatts);
-      g('ds_gpu_power_limit_watts', r.powerLimitWatts);
+      gauge(batch, 'ds_gpu_memory_used_bytes', id, r.memoryUsedBytes);
+      gauge(batch, 'ds_gpu_memory_free_bytes', id, r.memoryFreeBytes);
+      gauge(batch, 'ds_gpu_memory_total_bytes', id, r.memoryTotalBytes);
+      if (r.memoryUsedBytes !== undefined && r.memoryTotalBytes) gauge(batch, 'ds_gpu_memory_utilization_ratio', id, r.memoryUsedBytes / r.memoryTotalBytes);
+      gauge(batch, 'ds_gpu_power_watts', id, r.powerWatts);
+      gauge(batch, 'ds_gpu_power_limit_watts', id, r.powerLimitWatts);
       if (r.energyJoules !== undefined) {
         if (a.lastEnergyReading !== undefined && r.energyJoules >= a.lastEnergyReading) a.energy += r.energyJoules - a.lastEnergyReading;
         a.lastEnergyReading = r.energyJoules;
@@ -103,36 +105,36 @@ export class GpuMetrics {
         a.energy += r.powerWatts * elapsedS;
         batch.counter('ds_gpu_energy_joules_total', id, a.energy);
       }
-      g('ds_gpu_temperature_celsius', r.temperatureCelsius);
-      g('ds_gpu_memory_temperature_celsius', r.memoryTemperatureCelsius);
-      g('ds_gpu_sm_clock_hertz', r.smClockHz);
-      g('ds_gpu_memory_clock_hertz', r.memoryClockHz);
+      gauge(batch, 'ds_gpu_temperature_celsius', id, r.temperatureCelsius);
+      gauge(batch, 'ds_gpu_memory_temperature_celsius', id, r.memoryTemperatureCelsius);
+      gauge(batch, 'ds_gpu_sm_clock_hertz', id, r.smClockHz);
+      gauge(batch, 'ds_gpu_memory_clock_hertz', id, r.memoryClockHz);
       for (const [reason, active] of Object.entries(r.throttleReasons ?? {})) {
-        batch.gauge('ds_gpu_clock_throttle_active', { ...id, reason }, active ? 1 : 0);
+        batch.gauge('ds_gpu_clock_throttle_active', { gpu: id.gpu, uuid: id.uuid, reason }, active ? 1 : 0);
         // Without a driver counter, integrate the active flag over the interval.
         if (r.throttleSeconds?.[reason] === undefined) {
           const t = (a.throttle.get(reason) ?? 0) + (active ? elapsedS : 0);
           a.throttle.set(reason, t);
-          batch.counter('ds_gpu_throttle_seconds_total', { ...id, reason }, t);
+          batch.counter('ds_gpu_throttle_seconds_total', { gpu: id.gpu, uuid: id.uuid, reason }, t);
         }
       }
       for (const [reason, seconds] of Object.entries(r.throttleSeconds ?? {})) {
-        batch.counter('ds_gpu_throttle_seconds_total', { ...id, reason }, seconds);
+        batch.counter('ds_gpu_throttle_seconds_total', { gpu: id.gpu, uuid: id.uuid, reason }, seconds);
       }
-      if (r.pcieTxBytesPerSecond !== undefined) batch.gauge('ds_gpu_pcie_throughput_bytes_per_second', { ...id, direction: 'tx' }, r.pcieTxBytesPerSecond);
-      if (r.pcieRxBytesPerSecond !== undefined) batch.gauge('ds_gpu_pcie_throughput_bytes_per_second', { ...id, direction: 'rx' }, r.pcieRxBytesPerSecond);
-      if (r.nvlinkTxBytes !== undefined) batch.counter('ds_gpu_nvlink_bytes_total', { ...id, direction: 'tx' }, r.nvlinkTxBytes);
-      if (r.nvlinkRxBytes !== undefined) batch.counter('ds_gpu_nvlink_bytes_total', { ...id, direction: 'rx' }, r.nvlinkRxBytes);
-      if (r.eccCorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', { ...id, type: 'corrected' }, r.eccCorrected);
-      if (r.eccUncorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', { ...id, type: 'uncorrected' }, r.eccUncorrected);
-      for (const [xid, n] of r.xidCounts ?? []) batch.counter('ds_gpu_xid_errors_total', { ...id, xid: String(xid) }, n);
+      if (r.pcieTxBytesPerSecond !== undefined) batch.gauge('ds_gpu_pcie_throughput_bytes_per_second', { gpu: id.gpu, uuid: id.uuid, direction: 'tx' }, r.pcieTxBytesPerSecond);
+      if (r.pcieRxBytesPerSecond !== undefined) batch.gauge('ds_gpu_pcie_throughput_bytes_per_second', { gpu: id.gpu, uuid: id.uuid, direction: 'rx' }, r.pcieRxBytesPerSecond);
+      if (r.nvlinkTxBytes !== undefined) batch.counter('ds_gpu_nvlink_bytes_total', { gpu: id.gpu, uuid: id.uuid, direction: 'tx' }, r.nvlinkTxBytes);
+      if (r.nvlinkRxBytes !== undefined) batch.counter('ds_gpu_nvlink_bytes_total', { gpu: id.gpu, uuid: id.uuid, direction: 'rx' }, r.nvlinkRxBytes);
+      if (r.eccCorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', { gpu: id.gpu, uuid: id.uuid, type: 'corrected' }, r.eccCorrected);
+      if (r.eccUncorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', { gpu: id.gpu, uuid: id.uuid, type: 'uncorrected' }, r.eccUncorrected);
+      for (const [xid, n] of r.xidCounts ?? []) batch.counter('ds_gpu_xid_errors_total', { gpu: id.gpu, uuid: id.uuid, xid: String(xid) }, n);
       for (const m of r.migDevices ?? []) {
-        const mid = { ...id, gpu_instance: String(m.gpuInstance) };
-        batch.info('ds_gpu_mig_info', { ...mid, compute_instance: m.computeInstance === undefined ? 'N/A' : String(m.computeInstance), mig_uuid: m.uuid, name: m.name });
+        const mid = { gpu: id.gpu, uuid: id.uuid, gpu_instance: String(m.gpuInstance) };
+        batch.info('ds_gpu_mig_info', { gpu: mid.gpu, uuid: mid.uuid, gpu_instance: mid.gpu_instance, compute_instance: m.computeInstance === undefined ? 'N/A' : String(m.computeInstance), mig_uuid: m.uuid, name: m.name });
         if (m.memoryUsedBytes !== undefined) batch.gauge('ds_gpu_mig_memory_used_bytes', mid, m.memoryUsedBytes);
         if (m.memoryTotalBytes !== undefined) batch.gauge('ds_gpu_mig_memory_total_bytes', mid, m.memoryTotalBytes);
       }
-      for (const [pid, bytes] of r.processMemoryBytes ?? []) batch.gauge('ds_gpu_process_memory_used_bytes', { ...id, pid: String(pid) }, bytes);
+      for (const [pid, bytes] of r.processMemoryBytes ?? []) batch.gauge('ds_gpu_process_memory_used_bytes', { gpu: id.gpu, uuid: id.uuid, pid: String(pid) }, bytes);
     }
   }
 }
