@@ -12,6 +12,8 @@ import { metricsPlugin } from './http/metrics.js';
 import { securityPlugin } from './http/security.js';
 import { loadWebConfig } from './http/webconfig.js';
 import { pushPlugin, TokenFile } from './http/push.js';
+import { probePlugin } from './http/probe.js';
+import { SHARED_LISTEN } from './collectors/peers/index.js';
 import { VERSION } from './version.js';
 
 /** Seams for tests and benchmarks; production uses the defaults. */
@@ -103,6 +105,11 @@ export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<B
   await app.register(securityPlugin, { logger, maxRequests: config.flags.number('web.max-requests') ?? 40, webConfig, webConfigPath });
   await app.register(metricsPlugin, { store });
   await app.register(healthPlugin, { scheduler, store });
+  await app.register(probePlugin, {
+    logger,
+    udp: config.flags.has('peers.echo') ? config.flags.bool('peers.echo') : true,
+    onListen: (host, port) => deps.shared.set(SHARED_LISTEN, { host, port }),
+  });
   await app.register(landingPlugin, {
     version: VERSION,
     gpuSource: () => String(deps.shared.get('gpu.source') ?? 'none'),

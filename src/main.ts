@@ -3,16 +3,29 @@ import { buildApp } from './app.js';
 import { collectorDefinitions } from './collectors/index.js';
 import { allFlags, loadConfig } from './config/config.js';
 import { formatHelp } from './config/flags.js';
-import { ConfigError, describeError } from './core/errors.js';
+import { ConfigError, describeError, SourceError } from './core/errors.js';
 import { createLogger } from './core/logger.js';
+import { runImport } from './commands/import-nccl-tests.js';
 import { VERSION } from './version.js';
 
 const HEADER = `ds-exporter ${VERSION}: Prometheus exporter for GPU hosts that serve or train large models.
 
-Usage: ds-exporter [flags]`;
+Usage: ds-exporter [flags]
+       ds-exporter import nccl-tests [FILE|-] [--output FILE]   (see: ds-exporter import nccl-tests --help)`;
 
 /** The only place that exits the process. */
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'import') {
+    try {
+      return await runImport(argv.slice(1));
+    } catch (err) {
+      if (err instanceof ConfigError || err instanceof SourceError) {
+        process.stderr.write(`ds-exporter: error: ${describeError(err)}\n`);
+        return err instanceof ConfigError ? 2 : 1;
+      }
+      throw err;
+    }
+  }
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(formatHelp(allFlags(collectorDefinitions), HEADER));
     return 0;

@@ -2,8 +2,10 @@ import type { CollectorDefinition } from '../core/collector.js';
 import { engineCollector } from './engine/index.js';
 import { gpuCollector } from './gpu/index.js';
 import { kubeletCollector } from './kubelet/index.js';
+import { peersCollector } from './peers/index.js';
 import { pushCollector } from './push/index.js';
 import { simCollector } from './sim/index.js';
+import { textfileCollector } from './textfile/index.js';
 
 /** Every collector kind, by name. Order is the order of `--help`. */
-export const collectorDefinitions: readonly CollectorDefinition[] = [gpuCollector, engineCollector, pushCollector, kubeletCollector, simCollector];
+export const collectorDefinitions: readonly CollectorDefinition[] = [gpuCollector, engineCollector, pushCollector, peersCollector, textfileCollector, kubeletCollector, simCollector];

@@ -225,6 +225,47 @@ export class SimHost {
     return out;
   }
 
+  /** Unix seconds of the simulated textfiles: NCCL Inspector rewrites them every 30 s. */
+  get textfileMtimeSeconds(): number {
+    return (this.opts.startMs / 1000) + Math.floor(this.elapsedSeconds / 30) * 30;
+  }
+
+  /** NCCL Inspector collective buckets: mean time and bus bandwidth by message-size range. */
+  ncclInspector(): Array<{ collective: string; messageSize: string; algoProto: string; seconds: number; busBytesPerSecond: number }> {
+    const wobble = 1 + 0.05 * smoothNoise(this.opts.seed, 900, this.elapsedSeconds / 30);
+    return [
+      { collective: 'AllReduce', messageSize: '4-5GB', algoProto: 'Ring_Simple', bytes: 4.5e9, bus: 360e9 },
+      { collective: 'AllReduce', messageSize: '1-2MB', algoProto: 'Ring_LL128', bytes: 1.5e6, bus: 95e9 },
+      { collective: 'AllGather', messageSize: '64-65MB', algoProto: 'Ring_Simple', bytes: 64.5e6, bus: 310e9 },
+    ].map((c) => {
+      const n = Math.max(2, this.gpus.length);
+      const busBytesPerSecond = c.bus / wobble;
+      // busbw = algbw * 2(n-1)/n for all-reduce, (n-1)/n for all-gather.
+      const factor = c.collective === 'AllReduce' ? (2 * (n - 1)) / n : (n - 1) / n;
+      return { collective: c.collective, messageSize: c.messageSize, algoProto: c.algoProto, seconds: (c.bytes * factor) / busBytesPerSecond, busBytesPerSecond };
+    });
+  }
+
+  /** NCCL Inspector point-to-point buckets. */
+  ncclInspectorP2p(): Array<{ operation: string; messageSize: string; seconds: number; busBytesPerSecond: number }> {
+    const wobble = 1 + 0.05 * smoothNoise(this.opts.seed, 901, this.elapsedSeconds / 30);
+    return ['Send', 'Recv'].map((operation) => ({ operation, messageSize: '512-513MB', seconds: 512.5e6 / (440e9 / wobble), busBytesPerSecond: 440e9 / wobble }));
+  }
+
+  /** An imported nccl-tests all_reduce_perf run (8 B .. 128 MiB). */
+  ncclTests(): Array<{ sizeBytes: number; inPlace: boolean; seconds: number; busBytesPerSecond: number }> {
+    const n = Math.max(2, this.gpus.length);
+    const out: Array<{ sizeBytes: number; inPlace: boolean; seconds: number; busBytesPerSecond: number }> = [];
+    for (let size = 8; size <= 128 * 1024 * 1024; size *= 16) {
+      for (const inPlace of [false, true]) {
+        // Latency floor plus bandwidth term: ~20 µs + bytes / 180 GB/s of algorithm bandwidth.
+        const seconds = 20e-6 + size / 180e9 + (inPlace ? -0.2e-6 : 0);
+        out.push({ sizeBytes: size, inPlace, seconds, busBytesPerSecond: ((size / seconds) * 2 * (n - 1)) / n });
+      }
+    }
+    return out;
+  }
+
   /** Collective durations for this tick, by op. */
   collectiveObservations(): Array<{ op: string; seconds: number }> {
     const out: Array<{ op: string; seconds: number }> = [];

@@ -46,6 +46,44 @@ export function writeSimHost(batch: Batch, host: SimHost): void {
   }
   for (const c of host.collectiveObservations()) batch.observe('ds_comm_collective_latency_seconds', { op: c.op, job: host.job }, c.seconds);
   for (const op of ['all_reduce', 'all_gather', 'reduce_scatter']) batch.counter('ds_comm_collective_bytes_total', { op, job: host.job }, host.trainingSteps * 2 * 256 * 1024 ** 2);
+  batch.gauge('ds_comm_peer_targets', {}, host.peers.length);
+  writeSimNccl(batch, host);
+}
+
+/** NCCL Inspector and nccl-tests series as the textfile collector would map them. */
+function writeSimNccl(batch: Batch, host: SimHost): void {
+  const common = { node: 'sim-node-0', comm_name: 'DP Group 0', n_nodes: '1', nranks: String(Math.max(1, host.gpus.length)), slurm_job_id: 'unknown' };
+  for (const g of host.gpus.slice(0, 2)) {
+    for (const c of host.ncclInspector()) {
+      const l = { ...common, gpu: String(g.index), collective: c.collective, message_size: c.messageSize, algo_proto: c.algoProto };
+      batch.gauge('ds_nccl_collective_exec_time_seconds', l, c.seconds);
+      batch.gauge('ds_nccl_bus_bandwidth_bytes_per_second', l, c.busBytesPerSecond);
+    }
+    for (const p of host.ncclInspectorP2p()) {
+      const l = { ...common, gpu: String(g.index), p2p_operation: p.operation, message_size: p.messageSize };
+      batch.gauge('ds_nccl_p2p_exec_time_seconds', l, p.seconds);
+      batch.gauge('ds_nccl_p2p_bus_bandwidth_bytes_per_second', l, p.busBytesPerSecond);
+    }
+  }
+  for (const g of host.gpus.slice(0, 2)) {
+    const l = { node: common.node, gpu: String(g.index), slurm_job_id: common.slurm_job_id };
+    const ops = Math.floor(host.elapsedSeconds * 240);
+    batch.counter('ds_nccl_collectives_total', l, ops);
+    batch.counter('ds_nccl_collectives_dropped_total', l, Math.floor(ops / 5000));
+    batch.counter('ds_nccl_p2p_operations_total', l, Math.floor(ops / 4));
+    batch.counter('ds_nccl_p2p_operations_dropped_total', l, 0);
+  }
+  for (const r of host.ncclTests()) {
+    const l = { op: 'all_reduce', size_bytes: String(r.sizeBytes), in_place: String(r.inPlace) };
+    batch.gauge('ds_nccl_test_latency_seconds', l, r.seconds);
+    batch.gauge('ds_nccl_test_bus_bandwidth_bytes_per_second', l, r.busBytesPerSecond);
+  }
+  const files = ['nccl_inspector_metrics_sim.prom', 'nccl-tests.prom'];
+  for (const file of files) {
+    batch.gauge('ds_textfile_mtime_seconds', { file }, host.textfileMtimeSeconds);
+    batch.gauge('ds_textfile_ignored_families', { file }, 0);
+  }
+  batch.gauge('ds_textfile_scrape_error', {}, 0);
 }
 
 /** The simulated rest of the host; on with --simulate. */

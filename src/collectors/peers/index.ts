@@ -1,0 +1,90 @@
+import type { Flags } from '../../config/flags.js';
+import type { Collector, CollectorDefinition, CollectorDeps } from '../../core/collector.js';
+import type { Batch } from '../../core/store.js';
+import { Discovery, type Resolver, type SelfAddress, systemResolver } from './discovery.js';
+import { peerUp, PeerProber, type ProbeProtocol } from './prober.js';
+
+/** Key in `deps.shared` where the app puts the address it actually listens on. */
+export const SHARED_LISTEN = 'web.listen';
+
+/** Where this exporter listens: the bound address once listening, the flag before. */
+export function selfAddress(deps: Pick<CollectorDeps, 'shared'>, flags: Flags): SelfAddress {
+  const bound = deps.shared.get(SHARED_LISTEN) as SelfAddress | undefined;
+  if (bound) return bound;
+  const m = /^(?:\[([^\]]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec((flags.string('web.listen-address') ?? ':9842').trim());
+  return { host: m?.[1] ?? m?.[2] ?? '', port: m ? Number(m[3]) : 9842 };
+}
+
+/** Writes the prober's current view into a batch. */
+export function writePeers(batch: Batch, prober: PeerProber): void {
+  batch.gauge('ds_comm_peer_targets', {}, prober.peers.length);
+  for (const s of prober.drain()) {
+    const l = { peer: s.target.id };
+    for (const rtt of s.pendingRtts) batch.observe('ds_comm_peer_latency_seconds', l, rtt);
+    if (s.pendingRtts.length === 0 && s.answered > 0) batch.keep('ds_comm_peer_latency_seconds', l);
+    if (s.outcomes.length === 0) continue;
+    batch.gauge('ds_comm_peer_up', l, peerUp(s) ? 1 : 0);
+    batch.gauge('ds_comm_peer_loss_ratio', l, s.outcomes.filter((o) => !o).length / s.outcomes.length);
+    if (s.lastRttSeconds !== undefined) batch.gauge('ds_comm_peer_last_rtt_seconds', l, s.lastRttSeconds);
+  }
+}
+
+/** Test seams of the peers collector. */
+export interface PeersSeams {
+  readonly resolver?: Resolver;
+  readonly interfaces?: () => string[];
+}
+
+/** The peers collector from flags; a no-op when no peer is configured. */
+export function createPeersCollector(deps: CollectorDeps, flags: Flags, seams: PeersSeams = {}): Collector & { prober?: PeerProber } {
+  const statics = flags.list('peers');
+  const dnsName = flags.string('peers.dns') || undefined;
+  if (statics.length === 0 && !dnsName) return { async sample() {} };
+  const discovery = new Discovery({
+    statics,
+    dnsName,
+    resolver: seams.resolver ?? systemResolver,
+    interfaces: seams.interfaces,
+    self: () => selfAddress(deps, flags),
+    onError: (name, err) => deps.logger.warn('peer name did not resolve; keeping its last addresses', { name, err }),
+  });
+  const prober = new PeerProber({
+    protocol: (flags.string('peers.protocol') ?? 'udp') as ProbeProtocol,
+    intervalMs: flags.number('peers.interval') ?? 5000,
+    timeoutMs: flags.number('peers.timeout') ?? 1000,
+    maxPerInterval: flags.number('peers.max') ?? 100,
+    lossWindow: flags.number('peers.loss-window') ?? 20,
+    refreshMs: flags.number('peers.dns.refresh') ?? 30_000,
+    discovery,
+    logger: deps.logger,
+  });
+  prober.start();
+  return {
+    prober,
+    async sample(batch) {
+      writePeers(batch, prober);
+    },
+    close: () => prober.close(),
+  };
+}
+
+/** Round-trip latency to the other exporters of the cluster. */
+export const peersCollector: CollectorDefinition = {
+  name: 'peers',
+  description: 'round-trip latency, reachability and loss to the peer exporters (--peers, --peers.dns)',
+  defaultEnabled: true,
+  flags: [
+    { name: 'peers', type: 'list', help: 'Peer exporters to probe: host:port,... (repeatable).' },
+    { name: 'peers.dns', type: 'string', help: 'Name whose addresses are the peer exporters (e.g. a headless Service), NAME or NAME:port; the port defaults to ours. Re-resolved every --peers.dns.refresh.' },
+    { name: 'peers.dns.refresh', type: 'duration', default: '30s', min: 1000, help: 'How often peer names are re-resolved.' },
+    { name: 'peers.protocol', type: 'enum', choices: ['udp', 'http'], default: 'udp', help: 'udp: 32-byte datagrams to the peer\'s web port number over UDP; http: POST /api/v1/probe (where UDP is blocked).' },
+    { name: 'peers.interval', type: 'duration', default: '5s', min: 100, help: 'Length of a probe round (jittered by ±10 %); each peer gets at most one probe per round.' },
+    { name: 'peers.timeout', type: 'duration', default: '1s', min: 1, help: 'A probe not answered within this is lost (at most 80 % of --peers.interval).' },
+    { name: 'peers.max', type: 'int', default: '100', min: 1, max: 100_000, help: 'Probes per round at most; larger meshes are covered round-robin over several rounds (lost peers are re-probed first).' },
+    { name: 'peers.loss-window', type: 'int', default: '20', min: 1, max: 10_000, help: 'ds_comm_peer_loss_ratio is computed over this many last probes of a peer.' },
+    { name: 'peers.echo', type: 'bool', default: true, help: 'Answer UDP probes on the web listen port number (the HTTP probe endpoint is always served).' },
+  ],
+  create(deps, flags) {
+    return createPeersCollector(deps, flags);
+  },
+};

@@ -1,0 +1,191 @@
+import { selector, type Scope } from '../promql.js';
+import type { RulesConfig } from './config.js';
+
+export type Severity = 'critical' | 'warning' | 'info';
+
+/** One alerting rule in monitoring-mixin form. */
+export interface AlertRule {
+  readonly alert: string;
+  readonly expr: string;
+  readonly for: string;
+  readonly severity: Severity;
+  /** Static one-liner. */
+  readonly summary: string;
+  /** Templated with $labels / $value. */
+  readonly description: string;
+}
+
+export interface AlertGroup {
+  readonly name: string;
+  readonly rules: readonly AlertRule[];
+}
+
+const T = 'job, instance';
+const GPU = `${T}, gpu, uuid`;
+const where = 'on {{ $labels.instance }}';
+const gpuAt = 'GPU {{ $labels.gpu }} ({{ $labels.uuid }}) on {{ $labels.instance }}';
+
+/** The alert groups, from the catalog (through the selector helper) and the config. */
+export function alertGroups(cfg: RulesConfig): AlertGroup[] {
+  const s: Scope = { always: cfg.selector, byLabel: {} };
+  const m = (metric: string, extra: string[] = []) => selector(metric, s, extra);
+  const w = cfg.rateWindow;
+  const xids = cfg.criticalXids.join('|');
+  const pct = (r: number) => `${Math.round(r * 100)}%`;
+  return [
+    {
+      name: 'ds-exporter-exporter',
+      rules: [
+        {
+          alert: 'DsExporterDown', for: cfg.exporterDownFor, severity: 'critical',
+          expr: `${m('up')} == 0`,
+          summary: 'A ds-exporter target is down.',
+          description: 'Prometheus could not scrape {{ $labels.instance }} (job {{ $labels.job }}) for ' + cfg.exporterDownFor + '; nothing from this host is monitored.',
+        },
+        {
+          alert: 'DsExporterCollectorFailing', for: '10m', severity: 'warning',
+          expr: `${m('ds_exporter_collector_success')} == 0`,
+          summary: 'A ds-exporter collector keeps failing.',
+          description: 'Collector {{ $labels.collector }} ' + where + ' has failed every sample for 10 minutes; its series are going stale.',
+        },
+        {
+          alert: 'DsExporterCollectorStale', for: '5m', severity: 'warning',
+          expr: `time() - ${m('ds_exporter_collector_last_success_timestamp_seconds')} > ${cfg.collectorStaleSeconds}`,
+          summary: 'A ds-exporter collector has not succeeded for a long time.',
+          description: 'Collector {{ $labels.collector }} ' + where + ' last succeeded {{ $value | humanizeDuration }} ago.',
+        },
+      ],
+    },
+    {
+      name: 'ds-exporter-gpu',
+      rules: [
+        {
+          alert: 'DsGpuLost', for: '1m', severity: 'critical',
+          expr: `${m('ds_gpu_up')} == 0`,
+          summary: 'A GPU stopped answering the driver.',
+          description: gpuAt + ' does not answer NVML; workloads on it are failing or hung.',
+        },
+        {
+          alert: 'DsGpuCountDropped', for: '5m', severity: 'critical',
+          expr: `count by (${T}) (${m('ds_gpu_info')}) < count by (${T}) (${m('ds_gpu_info')} offset 1h)`,
+          summary: 'A host sees fewer GPUs than an hour ago.',
+          description: '{{ $labels.instance }} sees {{ $value }} GPUs, fewer than an hour ago; a GPU fell off the bus or the driver lost it.',
+        },
+        {
+          alert: 'DsGpuXidCritical', for: '0m', severity: 'critical',
+          expr: `increase(${m('ds_gpu_xid_errors_total', [`xid=~"${xids}"`])}[${w}]) > 0`,
+          summary: 'A GPU reported a critical XID error.',
+          description: gpuAt + ' reported XID {{ $labels.xid }} ({{ $value | printf "%.0f" }} in ' + w + '); see the runbook for what this XID means and whether the GPU must be drained and reset.',
+        },
+        {
+          alert: 'DsGpuXidErrors', for: '0m', severity: 'info',
+          expr: `increase(${m('ds_gpu_xid_errors_total', [`xid!~"${xids}"`])}[${w}]) > 0`,
+          summary: 'A GPU reported an XID error.',
+          description: gpuAt + ' reported XID {{ $labels.xid }}; usually an application fault (e.g. 13, 31, 43), worth a look when it repeats.',
+        },
+        {
+          alert: 'DsGpuEccUncorrectable', for: '0m', severity: 'critical',
+          expr: `increase(${m('ds_gpu_ecc_errors_total', ['type="uncorrected"'])}[${w}]) > 0`,
+          summary: 'A GPU had uncorrectable ECC errors.',
+          description: gpuAt + ' counted {{ $value | printf "%.0f" }} uncorrectable ECC errors in ' + w + '; data on it may be corrupt.',
+        },
+        {
+          alert: 'DsGpuThermalThrottling', for: cfg.thermalThrottleFor, severity: 'warning',
+          expr: `sum by (${GPU}) (rate(${m('ds_gpu_throttle_seconds_total', ['reason=~"hw_slowdown|sw_thermal_slowdown|hw_thermal_slowdown"'])}[${w}])) > ${cfg.throttleRatio}`,
+          summary: 'A GPU is throttled for heat.',
+          description: gpuAt + ' spent {{ $value | humanizePercentage }} of the time in thermal slowdown for ' + cfg.thermalThrottleFor + '.',
+        },
+        {
+          alert: 'DsGpuPowerThrottling', for: cfg.powerThrottleFor, severity: 'info',
+          expr: `sum by (${GPU}) (rate(${m('ds_gpu_throttle_seconds_total', ['reason=~"sw_power_cap|hw_power_brake_slowdown"'])}[${w}])) > ${cfg.throttleRatio}`,
+          summary: 'A GPU is held at its power limit.',
+          description: gpuAt + ' spent {{ $value | humanizePercentage }} of the time power-capped for ' + cfg.powerThrottleFor + '.',
+        },
+        {
+          alert: 'DsGpuMemoryNearlyFull', for: '15m', severity: 'warning',
+          expr: `${m('ds_gpu_memory_utilization_ratio')} > ${cfg.memoryFullRatio}`,
+          summary: 'GPU memory is nearly full.',
+          description: gpuAt + ' has {{ $value | humanizePercentage }} of its memory in use (threshold ' + pct(cfg.memoryFullRatio) + ').',
+        },
+        {
+          alert: 'DsGpuMemoryFragmentationHigh', for: '15m', severity: 'warning',
+          expr: `${m('ds_gpu_memory_fragmentation_ratio')} > ${cfg.fragmentationRatio} and on (${GPU}, pid) increase(${m('ds_allocator_alloc_retries_total')}[${w}]) > 0`,
+          summary: 'A process allocator is fragmented and retrying allocations.',
+          description: 'Process {{ $labels.pid }} on ' + gpuAt + ' keeps {{ $value | humanizePercentage }} of its reserved memory unused and its allocations are being retried.',
+        },
+        {
+          alert: 'DsGpuAllocatedIdle', for: cfg.idleFor, severity: 'warning',
+          expr: `(rate(${m('ds_gpu_busy_seconds_total')}[${cfg.idleWindow}]) < ${cfg.idleUtilization}) * on (${T}, uuid) group_left (namespace, pod, container) ${m('ds_gpu_allocation_info')}`,
+          summary: 'A GPU is allocated to a pod but idle.',
+          description: gpuAt + ' is allocated to {{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) and has been busy only {{ $value | humanizePercentage }} of the time.',
+        },
+      ],
+    },
+    {
+      name: 'ds-exporter-serving',
+      rules: [
+        {
+          alert: 'DsServingThroughputDropped', for: '15m', severity: 'warning',
+          expr: `sum by (${T}, engine, model) (avg_over_time(${m('ds_serving_throughput_tokens_per_second', ['phase="generation"'])}[10m]))`
+            + ` < ${cfg.throughputDropRatio} * sum by (${T}, engine, model) (avg_over_time(${m('ds_serving_throughput_tokens_per_second', ['phase="generation"'])}[10m] offset 1h))`
+            + ` and sum by (${T}, engine, model) (avg_over_time(${m('ds_serving_throughput_tokens_per_second', ['phase="generation"'])}[10m] offset 1h)) > ${cfg.throughputMinTokensPerSecond}`,
+          summary: 'Serving throughput dropped against an hour ago.',
+          description: 'Generation throughput of {{ $labels.model }} ({{ $labels.engine }}) ' + where + ' is {{ $value | humanize }} tokens/s, under ' + pct(cfg.throughputDropRatio) + ' of an hour ago.',
+        },
+        {
+          alert: 'DsServingTtftHigh', for: '10m', severity: 'warning',
+          expr: `${m('ds_serving_time_to_first_token_seconds', ['percentile="p99"'])} > ${cfg.ttftP99Seconds}`,
+          summary: 'Time to first token p99 is above target.',
+          description: 'p99 time to first token of {{ $labels.model }} ({{ $labels.engine }}) ' + where + ' is {{ $value | humanizeDuration }} (target ' + cfg.ttftP99Seconds + 's).',
+        },
+        {
+          alert: 'DsServingRequestFailures', for: '10m', severity: 'warning',
+          expr: `sum by (${T}, engine, model) (rate(${m('ds_serving_requests_total', [`outcome=~"${cfg.failureOutcomes}"`])}[${w}])) / sum by (${T}, engine, model) (rate(${m('ds_serving_requests_total')}[${w}])) > ${cfg.failureRatio}`,
+          summary: 'Many serving requests fail.',
+          description: '{{ $value | humanizePercentage }} of requests to {{ $labels.model }} ({{ $labels.engine }}) ' + where + ' failed over ' + w + '.',
+        },
+        {
+          alert: 'DsServingKvCacheSaturated', for: '10m', severity: 'warning',
+          expr: `${m('ds_serving_kv_cache_usage_ratio')} > ${cfg.kvCacheRatio} and on (${T}, engine, model) delta(${m('ds_serving_requests_waiting')}[10m]) > 0`,
+          summary: 'KV cache is full and the request queue grows.',
+          description: 'KV cache of {{ $labels.model }} ({{ $labels.engine }}) ' + where + ' is {{ $value | humanizePercentage }} full while waiting requests keep growing; the engine is preempting or queueing.',
+        },
+      ],
+    },
+    {
+      name: 'ds-exporter-comm',
+      rules: [
+        {
+          alert: 'DsCommPeerUnreachable', for: '2m', severity: 'warning',
+          expr: `${m('ds_comm_peer_up')} == 0`,
+          summary: 'A peer exporter does not answer probes.',
+          description: '{{ $labels.instance }} cannot reach peer {{ $labels.peer }}.',
+        },
+        {
+          alert: 'DsCommPeerPacketLoss', for: '10m', severity: 'warning',
+          expr: `${m('ds_comm_peer_loss_ratio')} > ${cfg.peerLossRatio}`,
+          summary: 'Probes to a peer are being lost.',
+          description: '{{ $value | humanizePercentage }} of probes from {{ $labels.instance }} to {{ $labels.peer }} are lost.',
+        },
+        {
+          alert: 'DsCommPeerLatencyHigh', for: '10m', severity: 'warning',
+          expr: `histogram_quantile(0.99, sum by (${T}, peer, le) (rate(${m('ds_comm_peer_latency_seconds_bucket')}[${w}]))) > ${cfg.peerLatencyP99Seconds}`,
+          summary: 'Round-trip time to a peer is high.',
+          description: 'p99 RTT from {{ $labels.instance }} to {{ $labels.peer }} is {{ $value | humanizeDuration }}.',
+        },
+        {
+          alert: 'DsCommCollectiveLatencyRegression', for: '15m', severity: 'warning',
+          expr: `histogram_quantile(0.99, sum by (${T}, exported_job, op, le) (rate(${m('ds_comm_collective_latency_seconds_bucket')}[${w}])))`
+            + ` > ${cfg.collectiveRegressionFactor} * histogram_quantile(0.99, sum by (${T}, exported_job, op, le) (rate(${m('ds_comm_collective_latency_seconds_bucket')}[${w}] offset ${cfg.collectiveBaselineOffset})))`,
+          summary: 'Collective operations got slower than their baseline.',
+          description: 'p99 of {{ $labels.op }} in job {{ $labels.exported_job }} ' + where + ' is {{ $value | humanizeDuration }}, over ' + cfg.collectiveRegressionFactor + 'x its value ' + cfg.collectiveBaselineOffset + ' ago.',
+        },
+      ],
+    },
+  ];
+}
+
+/** The runbook anchor of an alert (GitHub-style heading slug). */
+export function runbookAnchor(alert: string): string {
+  return alert.toLowerCase();
+}

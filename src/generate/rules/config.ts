@@ -1,0 +1,59 @@
+/** Everything a deployment may want to tune in the generated rules. */
+export interface RulesConfig {
+  /** Matchers applied to every series the rules read (which scrape jobs are ds-exporter). */
+  readonly selector: readonly string[];
+  /** Base of the runbook links; each alert appends `#<alertname-lowercase>`. */
+  readonly runbookUrl: string;
+  /** Window of rate() in recording rules and short alert windows. */
+  readonly rateWindow: string;
+  readonly exporterDownFor: string;
+  readonly collectorStaleSeconds: number;
+  /** XID codes that mean the GPU or its memory needs attention (driver docs, "XID errors"). */
+  readonly criticalXids: readonly number[];
+  readonly throttleRatio: number;
+  readonly thermalThrottleFor: string;
+  readonly powerThrottleFor: string;
+  readonly memoryFullRatio: number;
+  readonly fragmentationRatio: number;
+  readonly idleUtilization: number;
+  readonly idleWindow: string;
+  readonly idleFor: string;
+  readonly throughputDropRatio: number;
+  /** Below this many generated tokens/s an hour ago, a drop is not worth a page. */
+  readonly throughputMinTokensPerSecond: number;
+  readonly ttftP99Seconds: number;
+  readonly failureOutcomes: string;
+  readonly failureRatio: number;
+  readonly kvCacheRatio: number;
+  readonly peerLossRatio: number;
+  readonly peerLatencyP99Seconds: number;
+  readonly collectiveRegressionFactor: number;
+  readonly collectiveBaselineOffset: string;
+}
+
+export const defaultRulesConfig: RulesConfig = {
+  selector: ['job="ds-exporter"'],
+  runbookUrl: 'https://github.com/ds-exporter/ds-exporter/blob/main/docs/runbooks.md',
+  rateWindow: '5m',
+  exporterDownFor: '5m',
+  collectorStaleSeconds: 300,
+  criticalXids: [48, 61, 62, 63, 64, 74, 79, 92, 94, 95, 119, 120, 140],
+  throttleRatio: 0.5,
+  thermalThrottleFor: '15m',
+  powerThrottleFor: '30m',
+  memoryFullRatio: 0.97,
+  fragmentationRatio: 0.3,
+  idleUtilization: 0.05,
+  idleWindow: '30m',
+  idleFor: '1h',
+  throughputDropRatio: 0.5,
+  throughputMinTokensPerSecond: 10,
+  ttftP99Seconds: 2,
+  failureOutcomes: 'error|failure|failed',
+  failureRatio: 0.05,
+  kvCacheRatio: 0.95,
+  peerLossRatio: 0.05,
+  peerLatencyP99Seconds: 0.002,
+  collectiveRegressionFactor: 2,
+  collectiveBaselineOffset: '1d',
+};
