@@ -290,7 +290,7 @@ export async function soak(opts: SoakOptions): Promise<string> {
     '',
     '## Verdict',
     '',
-    `Linear least-squares fit over the probes after a ${Math.round(warmupS / 60)}-minute warm-up (${steady.length} probes, ${(verdicts[0].spanH * 60).toFixed(0)} minutes). Growth counts as beyond noise when the slope is above zero with 95 % confidence (slope - 2 standard errors > 0) and the fitted growth over the window is more than twice the scatter (residual standard deviation) around the line.`,
+    `Linear least-squares fit over the probes after a warm-up of ${Math.round(warmupS)} s (${steady.length} probes, ${(verdicts[0].spanH * 60).toFixed(0)} minutes). Growth counts as beyond noise when the slope is above zero with 95 % confidence (slope - 2 standard errors > 0) and the fitted growth over the window is more than twice the scatter (residual standard deviation) around the line.`,
     '',
     table(
       ['', 'mean MB', 'slope MB/hour', '95 % interval MB/hour', 'fitted growth over the window MB', 'scatter MB', 'beyond noise'],
@@ -299,7 +299,7 @@ export async function soak(opts: SoakOptions): Promise<string> {
     '',
     growth
       ? `**Growth beyond noise.** ${verdicts.filter((v) => v.growing).map((v) => `${v.name} grows ${v.perHour.toFixed(2)} MB/hour`).join('; ')}.`
-      : `**No growth beyond noise**: memory is flat under this load (RSS slope ${verdicts[0].perHour.toFixed(2)} MB/hour, heap slope ${verdicts[1].perHour.toFixed(2)} MB/hour, both within noise).`,
+      : `**No growth beyond noise**: memory does not grow under this load (RSS slope ${verdicts[0].perHour.toFixed(2)} MB/hour, V8 heap slope ${verdicts[1].perHour.toFixed(2)} MB/hour; neither is a growth that stands out of the scatter).`,
     '',
   ].join('\n');
   if (opts.out) {
