@@ -53,7 +53,12 @@ function deferredCollector(def: CollectorDefinition, deps: CollectorDeps, config
       }
       return inner.sample(batch, signal);
     },
-    close: async () => inner?.close?.(),
+    // A creation still in flight at close (e.g. a child process being started) is
+    // waited for and closed too, so nothing it opened outlives the exporter.
+    close: async () => {
+      if (creating) inner = await creating.catch(() => inner);
+      await inner?.close?.();
+    },
   };
 }
 

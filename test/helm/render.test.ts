@@ -177,7 +177,7 @@ describe('default values', needHelm, () => {
     const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8'));
     assert.equal(chart.appVersion, pkg.version, 'Chart.yaml appVersion follows package.json');
     assert.equal(c.image, `ghcr.io/ds-exporter/ds-exporter:${chart.appVersion}`);
-    assert.deepEqual(args(objs), ['--web.listen-address=:9842', '--gpu.source=nvml', '--log.level=info', `--peers.dns=gpu-ds-exporter-peers.${NS}.svc`]);
+    assert.deepEqual(args(objs), ['--web.listen-address=:9842', '--gpu.source=nvml', '--log.level=info', `--peers.dns=gpu-ds-exporter-peers.${NS}.svc`, '--collector.kubelet', '--kubelet.pod-resources-socket=/var/lib/kubelet/pod-resources/kubelet.sock']);
     assert.deepEqual(c.livenessProbe.httpGet, { path: '/healthz', port: 'http', scheme: 'HTTP' });
     assert.deepEqual(c.readinessProbe.httpGet, { path: '/readyz', port: 'http', scheme: 'HTTP' });
     assert.deepEqual(c.ports, [
@@ -188,9 +188,23 @@ describe('default values', needHelm, () => {
     assert.deepEqual(ofKind(objs, 'ConfigMap'), []);
     assert.deepEqual(ofKind(objs, 'NetworkPolicy'), []);
     assert.equal(one(objs, 'ServiceAccount').automountServiceAccountToken, false);
-    // Pod Security Standard "restricted" (beyond assertHardened): no host paths, no host ports.
-    assert.ok(pod.volumes.every((v: any) => !v.hostPath), 'no hostPath volume');
+    // The only host path is the kubelet pod-resources directory, read-only; no host ports.
+    assert.deepEqual(pod.volumes.filter((v: any) => v.hostPath).map((v: any) => v.hostPath), [{ path: '/var/lib/kubelet/pod-resources', type: 'Directory' }]);
+    assert.deepEqual(c.volumeMounts.find((m: any) => m.name === 'pod-resources'), { name: 'pod-resources', mountPath: '/var/lib/kubelet/pod-resources', readOnly: true });
     assert.ok(c.ports.every((p: any) => p.hostPort === undefined), 'no hostPort');
+  });
+
+  test('kubelet attribution: the socket mount adds no privilege; off, the pod has no host path at all', async () => {
+    const on = await render({ namespace: NS, set: ['kubelet.resourceNames={example.com/gpu,nvidia.com/gpu.shared}'] });
+    const c = container(on);
+    assert.ok(args(on).includes('--kubelet.resource-names=example.com/gpu,nvidia.com/gpu.shared'));
+    assert.equal(c.securityContext.privileged ?? false, false);
+    assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+    assert.deepEqual(c.securityContext.capabilities, { drop: ['ALL'] });
+    assert.equal(daemonSet(on).spec.template.spec.hostPID ?? false, false);
+    const off = await render({ namespace: NS, set: ['kubelet.enabled=false'] });
+    assert.ok(daemonSet(off).spec.template.spec.volumes.every((v: any) => !v.hostPath), 'no hostPath volume');
+    assert.ok(!args(off).some((a) => a.startsWith('--collector.kubelet')));
   });
 
   test('the headless Service the peer prober resolves, and the metrics Service', async () => {

@@ -5,6 +5,7 @@ import type { Batch } from '../../core/store.js';
 import { getSimHost } from '../../sim/shared.js';
 import { nvmlOpener } from './nvml.js';
 import { simulatedGpuSource } from './simulated.js';
+import { smiOpener } from './smi.js';
 import type { GpuReading, GpuSource } from './source.js';
 
 type SourceKind = GpuSource['kind'];
@@ -13,7 +14,7 @@ type SourceKind = GpuSource['kind'];
 export type SourceOpener = (flags: Flags, deps: CollectorDeps) => Promise<GpuSource>;
 
 /** Real sources by kind; filled in by the NVML and nvidia-smi modules. */
-export const realSources: Partial<Record<Exclude<SourceKind, 'simulated'>, SourceOpener>> = { nvml: nvmlOpener };
+export const realSources: Partial<Record<Exclude<SourceKind, 'simulated'>, SourceOpener>> = { nvml: nvmlOpener, 'nvidia-smi': smiOpener };
 
 /**
  * Picks the GPU source: the one asked for, or with `auto` NVML (library loads and sees
