@@ -265,7 +265,10 @@ export async function soak(opts: SoakOptions): Promise<string> {
     const grownOverRun = fit.slope * (xs[xs.length - 1] - xs[0]);
     // Growth beyond noise: the slope is positive with 95 % confidence AND the fitted growth over the run exceeds twice the scatter around the line.
     const growing = lo > 0 && grownOverRun > 2 * fit.residualStd;
-    return { name, perHour, lo, hi, spanH, grownOverRun, residualStd: fit.residualStd, growing, mean: ys.reduce((a, b) => a + b, 0) / ys.length };
+    // A robust cross-check that a bump in the middle (a busy neighbour) cannot tilt: medians of the first and last thirds.
+    const third = Math.max(1, Math.floor(ys.length / 3));
+    const median = (v: number[]) => quantile([...v].sort((a, b) => a - b), 0.5);
+    return { name, perHour, lo, hi, spanH, grownOverRun, residualStd: fit.residualStd, growing, mean: ys.reduce((a, b) => a + b, 0) / ys.length, firstThird: median(ys.slice(0, third)), lastThird: median(ys.slice(-third)) };
   };
   const xs = steady.map((p) => p.t);
   const verdicts = [verdictOf('RSS', steady.map((p) => p.rssMb), xs), verdictOf('V8 heap used', steady.map((p) => p.heapUsedMb), xs)];
@@ -293,8 +296,8 @@ export async function soak(opts: SoakOptions): Promise<string> {
     `Linear least-squares fit over the probes after a warm-up of ${Math.round(warmupS)} s (${steady.length} probes, ${(verdicts[0].spanH * 60).toFixed(0)} minutes). Growth counts as beyond noise when the slope is above zero with 95 % confidence (slope - 2 standard errors > 0) and the fitted growth over the window is more than twice the scatter (residual standard deviation) around the line.`,
     '',
     table(
-      ['', 'mean MB', 'slope MB/hour', '95 % interval MB/hour', 'fitted growth over the window MB', 'scatter MB', 'beyond noise'],
-      verdicts.map((v) => [v.name, v.mean, v.perHour, `${v.lo.toFixed(2)} .. ${v.hi.toFixed(2)}`, v.grownOverRun, v.residualStd, v.growing ? 'yes' : 'no']),
+      ['', 'mean MB', 'slope MB/hour', '95 % interval MB/hour', 'fitted growth over the window MB', 'scatter MB', 'median first third MB', 'median last third MB', 'beyond noise'],
+      verdicts.map((v) => [v.name, v.mean, v.perHour, `${v.lo.toFixed(2)} .. ${v.hi.toFixed(2)}`, v.grownOverRun, v.residualStd, v.firstThird, v.lastThird, v.growing ? 'yes' : 'no']),
     ),
     '',
     growth
