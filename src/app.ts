@@ -91,16 +91,19 @@ export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<B
 
   const tls = webConfig?.tls;
   const requestTimeout = config.flags.number('web.request-timeout') ?? 30_000;
+  // Slow clients (slowloris) are cut off: 10 s to send headers, the request timeout for the
+  // whole request, checked every second rather than Node's default 30 s.
+  const serverTimeouts = { headersTimeout: Math.min(10_000, requestTimeout), requestTimeout, connectionsCheckingInterval: 1000 };
   const app = Fastify({
     logger: false,
     return503OnClosing: true,
     requestTimeout,
     keepAliveTimeout: 65_000,
     bodyLimit: 1 << 20,
-    ...(tls ? { https: { cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.requestCert, rejectUnauthorized: tls.rejectUnauthorized, minVersion: tls.minVersion, maxVersion: tls.maxVersion } } : {}),
+    http: serverTimeouts,
+    ...(tls ? { https: { ...serverTimeouts, cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.requestCert, rejectUnauthorized: tls.rejectUnauthorized, minVersion: tls.minVersion, maxVersion: tls.maxVersion } } : {}),
   });
-  // Slow-header clients (slowloris) are cut off well before the request timeout.
-  app.server.headersTimeout = Math.min(10_000, requestTimeout);
+  app.server.headersTimeout = serverTimeouts.headersTimeout;
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status >= 500) logger.error('request failed', { err: describeError(err) });

@@ -34,20 +34,11 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`ds-exporter ${VERSION} (node ${process.version})\n`);
     return 0;
   }
-  let config;
+  let config, logger, built;
   try {
     config = loadConfig(argv, process.env);
     if (config.flags.positional.length > 0) throw new ConfigError(`unexpected argument "${config.flags.positional[0]}" (see --help)`);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`ds-exporter: error: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
-  const logger = createLogger(config.logLevel);
-  let built;
-  try {
+    logger = createLogger(config.logLevel);
     built = await buildApp(config, { logger });
   } catch (err) {
     if (err instanceof ConfigError) {

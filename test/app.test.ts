@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { catalog } from '../src/catalog/index.js';
 import { families, testApp } from './helpers/app.js';
+import { has, promtoolCheckMetrics } from './helpers/procs.js';
 
 test('--simulate emits every metric of the catalog, and nothing outside it', async () => {
   let now = 1_700_000_000_000;
@@ -106,23 +103,12 @@ test('without a GPU, auto falls back to the simulator and says so', async () => 
   await built.close();
 });
 
-test('promtool check metrics accepts the ds_ families', { skip: !hasPromtool() && 'promtool not installed (scripts/setup-test-tools.sh installs it)' }, async () => {
+test('promtool check metrics accepts the ds_ families', { skip: !has('promtool') && 'promtool not installed (scripts/setup-test-tools.sh installs it)' }, async () => {
   const built = await testApp(['--simulate', '--simulate.gpus=2']);
   await built.scheduler.sampleAll();
   const text = (await built.app.inject({ url: '/metrics' })).body;
-  const dir = mkdtempSync(join(tmpdir(), 'dsx-'));
-  writeFileSync(join(dir, 'm.txt'), text);
   // promtool exits non-zero on errors; lint findings are printed and must be empty.
-  const out = execFileSync('sh', ['-c', `promtool check metrics < ${join(dir, 'm.txt')} 2>&1; true`]).toString();
+  const out = promtoolCheckMetrics(text);
   assert.equal(out.trim(), '', out);
   await built.close();
 });
-
-function hasPromtool(): boolean {
-  try {
-    execFileSync('promtool', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -6,6 +6,8 @@ export type FamilyType =
   | 'unknown' | 'info' | 'stateset' | 'gaugehistogram';
 
 const TYPES: ReadonlySet<string> = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped', 'unknown', 'info', 'stateset', 'gaugehistogram']);
+/** The types of the text format 0.0.4 (all that strict parsing accepts). */
+const TEXT_TYPES: ReadonlySet<string> = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
 
 /** Label values by label name; nothing is inherited from `Object.prototype`, so any valid label name is a plain own key. */
 export type SampleLabels = Record<string, string>;
@@ -45,8 +47,16 @@ export interface ParseOptions {
   readonly maxBytes?: number;
   /** Most sample lines accepted; default 200,000. */
   readonly maxSeries?: number;
-  /** `auto` (default): OpenMetrics when the payload ends with `# EOF`. */
+  /** `auto` (default): OpenMetrics when the payload ends with `# EOF`. Ignored when `strict` (always text). */
   readonly format?: 'auto' | 'text' | 'openmetrics';
+  /**
+   * The text format 0.0.4 exactly, as node_exporter's textfile collector reads it, where a
+   * doubtful file is better refused than guessed at: only the five classic TYPEs, a TYPE
+   * before its samples and never a different one, no exemplars, `# EOF` a plain comment,
+   * only `_bucket`/`_count`/`_sum` joining a histogram or summary, and a repeated series
+   * is an error instead of "last one wins".
+   */
+  readonly strict?: boolean;
 }
 
 export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
@@ -108,8 +118,11 @@ function fail(why: string): never {
   throw new ExpositionError(why, failLine);
 }
 
-/** Parses one sample line; `om` selects OpenMetrics timestamps (seconds) over text ones (ms). */
-function parseSampleLine(line: string, lineNo: number, om: boolean): Sample {
+/**
+ * Parses one sample line; `om` selects OpenMetrics timestamps (seconds) over text ones (ms);
+ * `strict` refuses an exemplar (anything after the value and timestamp).
+ */
+function parseSampleLine(line: string, lineNo: number, om: boolean, strict: boolean): Sample {
   failLine = lineNo;
   const n = line.length;
   let i = 0;
@@ -161,7 +174,7 @@ function parseSampleLine(line: string, lineNo: number, om: boolean): Sample {
           if (e === 92) value += '\\';
           else if (e === 34) value += '"';
           else if (e === 110) value += '\n';
-          else fail(`invalid escape sequence in value of label ${lname}`);
+          else fail(`bad escape sequence in value of label ${lname}`);
           i += 2;
           chunk = i;
           continue;
@@ -170,7 +183,7 @@ function parseSampleLine(line: string, lineNo: number, om: boolean): Sample {
       }
       value += line.slice(chunk, i);
       i++; // closing quote
-      if (Object.prototype.hasOwnProperty.call(labels, lname)) fail(`duplicate label ${lname}`);
+      if (Object.prototype.hasOwnProperty.call(labels, lname)) fail(`duplicate label ${lname} (given twice)`);
       labels[lname] = value;
       while (i < n && isSpace(line.charCodeAt(i))) i++;
       const sep = line.charCodeAt(i);
@@ -186,7 +199,7 @@ function parseSampleLine(line: string, lineNo: number, om: boolean): Sample {
   const valueText = line.slice(vs, i);
   if (valueText === '') fail(`missing value for ${name}`);
   const value = parseValue(valueText);
-  if (value === undefined) fail(`invalid value "${valueText.slice(0, 40)}"`);
+  if (value === undefined) fail(`bad value "${valueText.slice(0, 40)}" for ${name}`);
   while (i < n && isSpace(line.charCodeAt(i))) i++;
   let timestampMs: number | undefined;
   if (i < n && line.charCodeAt(i) !== 35 /* # */) {
@@ -198,7 +211,7 @@ function parseSampleLine(line: string, lineNo: number, om: boolean): Sample {
     timestampMs = om ? t * 1000 : t;
     while (i < n && isSpace(line.charCodeAt(i))) i++;
   }
-  if (i < n && line.charCodeAt(i) !== 35) fail('unexpected text after the value');
+  if (i < n && (strict || line.charCodeAt(i) !== 35)) fail('unexpected text after "value [timestamp]"');
   // An exemplar is accepted and dropped: nothing here uses it.
   // The series identity as written; label order differences are rare enough to count as distinct.
   lastKey = hadLabels ? line.slice(nameStart, labelsEnd) : name;
@@ -216,6 +229,8 @@ const SUFFIXES: ReadonlyArray<readonly [string, ReadonlySet<FamilyType>]> = [
   ['_gsum', new Set<FamilyType>(['gaugehistogram'])],
   ['_info', new Set<FamilyType>(['info'])],
 ];
+/** The suffixes of the text format 0.0.4 (strict parsing). */
+const TEXT_SUFFIXES = SUFFIXES.filter(([suffix]) => suffix === '_bucket' || suffix === '_count' || suffix === '_sum');
 
 function unescapeHelp(s: string): string {
   return s.replace(/\\(\\|n)/g, (_, c: string) => (c === 'n' ? '\n' : '\\'));
@@ -235,6 +250,7 @@ function seriesKey(name: string, labels: SampleLabels): string {
  * (HELP, TYPE, UNIT) may come in any order and after their samples; samples named
  * `x_bucket`, `x_count`, `x_sum`, `x_created`, `x_total` join family `x` when `x`
  * is declared with a type that has them; repeated series keep their last value.
+ * `strict` narrows all this to the text format 0.0.4 (see ParseOptions.strict).
  */
 export function parseExposition(text: string, opts: ParseOptions = {}): Exposition {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
@@ -244,14 +260,19 @@ export function parseExposition(text: string, opts: ParseOptions = {}): Expositi
   if (text.length > maxBytes || (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes)) {
     throw new ExpositionError(`payload larger than ${maxBytes} bytes`, 0, 'too_large');
   }
+  const strict = opts.strict === true;
   let om: boolean;
-  if (opts.format === 'openmetrics') om = true;
+  if (strict) om = false;
+  else if (opts.format === 'openmetrics') om = true;
   else if (opts.format === 'text') om = false;
   else om = /(^|\n)# EOF\r?\n?\s*$/.test(text.length > 64 ? text.slice(-64) : text);
 
   const meta = new Map<string, { type?: FamilyType; help?: string; unit?: string }>();
   const raw: Sample[] = [];
   const keys: string[] = [];
+  // Strict parsing only: sample names seen (a TYPE must come first) and series seen (no repeats).
+  const sampleNames = new Set<string>();
+  const strictSeries = new Set<string>();
   let lineNo = 0;
   let pos = 0;
   let sawEof = false;
@@ -273,17 +294,23 @@ export function parseExposition(text: string, opts: ParseOptions = {}): Expositi
     if (line.charCodeAt(k) === 35 /* # */) {
       const m = /^#[ \t]+(HELP|TYPE|UNIT)[ \t]+(\S+)(?:[ \t]+(.*))?$/.exec(line.slice(k));
       if (!m) {
-        if (/^#[ \t]*EOF[ \t]*$/.test(line.slice(k))) sawEof = true;
+        if (!strict && /^#[ \t]*EOF[ \t]*$/.test(line.slice(k))) sawEof = true;
         continue; // a plain comment
       }
       const [, kw, fname, rest = ''] = m;
+      if (strict && kw === 'UNIT') continue; // not a keyword of the text format: a plain comment
       if (!NAME_RE.test(fname)) throw new ExpositionError(`invalid metric name in ${kw} line`, lineNo);
       let md = meta.get(fname);
       if (!md) meta.set(fname, (md = {}));
       if (kw === 'TYPE') {
-        const t = rest.trim().toLowerCase();
-        if (!TYPES.has(t)) throw new ExpositionError(`unknown type "${rest.trim().slice(0, 40)}" for ${fname}`, lineNo);
-        md.type ??= t as FamilyType;
+        const t = strict ? rest.trim() : rest.trim().toLowerCase();
+        if (!(strict ? TEXT_TYPES : TYPES).has(t)) throw new ExpositionError(`unknown type "${rest.trim().slice(0, 40)}" for ${fname}`, lineNo);
+        if (strict) {
+          const late = sampleNames.has(fname) || ((t === 'histogram' || t === 'summary') && TEXT_SUFFIXES.some(([suffix]) => sampleNames.has(fname + suffix)));
+          if (late) throw new ExpositionError(`TYPE of ${fname} after its samples`, lineNo);
+          if (md.type && md.type !== 'untyped' && md.type !== t) throw new ExpositionError(`second TYPE for ${fname}`, lineNo);
+          md.type = t as FamilyType;
+        } else md.type ??= t as FamilyType;
       } else if (kw === 'HELP') {
         md.help ??= unescapeHelp(rest);
       } else {
@@ -292,7 +319,14 @@ export function parseExposition(text: string, opts: ParseOptions = {}): Expositi
       continue;
     }
     if (raw.length >= maxSeries) throw new ExpositionError(`more than ${maxSeries} samples`, lineNo, 'too_many_series');
-    raw.push(parseSampleLine(line, lineNo, om));
+    const sample = parseSampleLine(line, lineNo, om, strict);
+    if (strict) {
+      const key = seriesKey(sample.name, sample.labels);
+      if (strictSeries.has(key)) throw new ExpositionError(`duplicate sample for ${sample.name}`, lineNo);
+      strictSeries.add(key);
+      sampleNames.add(sample.name);
+    }
+    raw.push(sample);
     keys.push(lastKey);
   }
 
@@ -303,7 +337,7 @@ export function parseExposition(text: string, opts: ParseOptions = {}): Expositi
     let fname = sampleName;
     let md = meta.get(sampleName);
     if (!md?.type) {
-      for (const [suffix, allowed] of SUFFIXES) {
+      for (const [suffix, allowed] of strict ? TEXT_SUFFIXES : SUFFIXES) {
         if (!sampleName.endsWith(suffix)) continue;
         const base = sampleName.slice(0, -suffix.length);
         const bm = meta.get(base);

@@ -9,16 +9,16 @@ import { catalogEntry, isRecorded, PROMETHEUS_METRICS } from '../../src/generate
 import '../../src/generate/rules/recording.js';
 import { analyze, COUNTER_FUNCTIONS } from '../generate/promql-lint.js';
 import { ROOT, RULE_FILES, ruleEntries } from '../generate/queries.js';
+import { has } from '../helpers/procs.js';
 
 const ruleFiles = RULE_FILES.map((f) => join(ROOT, 'alerts', f));
 const testFiles = readdirSync(join(ROOT, 'test', 'alerts')).filter((f) => f.endsWith('.test.yaml')).map((f) => join(ROOT, 'test', 'alerts', f));
-const hasPromtool = spawnSync('promtool', ['--version']).status === 0;
-const noPromtool = hasPromtool ? false : 'promtool is not installed (scripts/setup-test-tools.sh installs it)';
+const noPromtool = has('promtool') ? false : 'promtool is not installed (scripts/setup-test-tools.sh installs it)';
 
 function findPint(): string | undefined {
   const local = join(ROOT, '.test-tools', 'bin', 'pint');
   if (existsSync(local)) return local;
-  return spawnSync('pint', ['version']).status === 0 ? 'pint' : undefined;
+  return has('pint', ['version']) ? 'pint' : undefined;
 }
 const pint = findPint();
 

@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
@@ -11,6 +8,7 @@ import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { Labels } from '../../src/core/store.js';
 import { parseExposition } from '../../src/parse/exposition.js';
+import { freePort, has, promtoolCheckMetrics } from '../helpers/procs.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/engines/${name}`, import.meta.url), 'utf8');
 
@@ -101,12 +99,9 @@ async function engineServer(routes: Record<string, Route>): Promise<{ url: (path
   };
 }
 
+/** A loopback URL nothing listens on (a port just freed). */
 async function refusedUrl(): Promise<string> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return `http://127.0.0.1:${port}/metrics`;
+  return `http://127.0.0.1:${await freePort()}/metrics`;
 }
 
 async function exporter(argv: string[], now: () => number, lines: string[] = []): Promise<BuiltApp> {
@@ -400,16 +395,7 @@ test('connections are kept alive between samples', async () => {
   }
 });
 
-function hasPromtool(): boolean {
-  try {
-    execFileSync('promtool', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-test('promtool check metrics accepts an engine-fed exposition', { skip: !hasPromtool() && 'promtool not installed (scripts/setup-test-tools.sh installs it)' }, async () => {
+test('promtool check metrics accepts an engine-fed exposition', { skip: !has('promtool') && 'promtool not installed (scripts/setup-test-tools.sh installs it)' }, async () => {
   let now = T0;
   const rules: Grow[] = [
     { name: 'vllm:prompt_tokens_total', perSecond: 10 },
@@ -425,9 +411,7 @@ test('promtool check metrics accepts an engine-fed exposition', { skip: !hasProm
     const text = (await b.app.inject({ url: '/metrics' })).body;
     assert.match(text, /ds_serving_time_to_first_token_seconds\{/);
     assert.match(text, /ds_engine_scrape_errors_total\{/);
-    const dir = mkdtempSync(join(tmpdir(), 'dsx-engine-'));
-    writeFileSync(join(dir, 'm.txt'), text);
-    const out = execFileSync('sh', ['-c', `promtool check metrics < ${join(dir, 'm.txt')} 2>&1; true`]).toString();
+    const out = promtoolCheckMetrics(text);
     assert.equal(out.trim(), '', out);
   } finally {
     await b.close();

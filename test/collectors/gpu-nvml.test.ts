@@ -3,6 +3,7 @@ import { afterEach, test } from 'node:test';
 import { families, testApp, valueOf } from '../helpers/app.js';
 import { buildFakeNvml, fakeNvmlUnavailable, writeFakeNvmlConfig } from '../helpers/fake-nvml.js';
 import { fakeNvmlControl } from '../helpers/fake-nvml-control.js';
+import { waitFor } from '../helpers/procs.js';
 
 const skip = fakeNvmlUnavailable();
 // Close every exporter even when an assertion failed: the NVML event thread would keep the process alive.
@@ -110,7 +111,7 @@ test('missing versioned symbols fall back to the older ones; missing functions l
   // Energy without the device counter: integrated from power (100 W over two 1 s intervals).
   assert.equal(valueOf(text, re('ds_gpu_energy_joules_total', 0)), 200);
   // The old nvmlEventSetWait still delivers XIDs.
-  await waitFor(async () => valueOf(await metrics(), re('ds_gpu_xid_errors_total', 0, ',xid="48"')) === 1, tick);
+  await tickUntil(async () => valueOf(await metrics(), re('ds_gpu_xid_errors_total', 0, ',xid="48"')) === 1, tick);
   await built.close();
 });
 
@@ -182,23 +183,18 @@ test('a GPU lost after N driver calls (from the config) goes down and comes back
   await built.close();
 });
 
-async function waitFor(cond: () => Promise<boolean>, tick: () => Promise<void>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    await tick();
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail('condition not reached in time');
+/** Advances the clock and samples until `cond` holds. */
+async function tickUntil(cond: () => Promise<boolean>, tick: () => Promise<void>, ms = 5000): Promise<void> {
+  await waitFor(async () => (await tick(), cond()), ms, 'the condition', { everyMs: 50, retryErrors: false });
 }
 
 test('XID events are counted per code, and repeats keep counting', { skip }, async () => {
   const { built, metrics, tick, ctl } = await nvmlApp({ gpus: 2, 'gpu.1.xids': '79,79,13' });
   const xid = async (gpu: number, code: number) => valueOf(await metrics(), re('ds_gpu_xid_errors_total', gpu, `,xid="${code}"`));
-  await waitFor(async () => (await xid(1, 79)) === 2 && (await xid(1, 13)) === 1, tick);
+  await tickUntil(async () => (await xid(1, 79)) === 2 && (await xid(1, 13)) === 1, tick);
   ctl.injectXid(1, 79);
   ctl.injectXid(0, 94);
-  await waitFor(async () => (await xid(1, 79)) === 3 && (await xid(0, 94)) === 1, tick);
+  await tickUntil(async () => (await xid(1, 79)) === 3 && (await xid(0, 94)) === 1, tick);
   assert.equal(await xid(0, 79), undefined);
   // The event thread never blocks the event loop: a timer fires while waits are pending.
   const t0 = Date.now();

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { testApp, valueOf } from '../helpers/app.js';
 import { alive, FAKE_SMI, fakeStarts, setFakeSmiEnv, type FakeSmiEnv } from '../helpers/fake-smi.js';
+import { waitFor } from '../helpers/procs.js';
 
 const SMI_FLAGS = ['--gpu.source=nvidia-smi', `--nvidia-smi.path=${FAKE_SMI}`, '--sample.interval=200ms', '--sample.stale-after=2s'];
 
@@ -53,14 +54,8 @@ async function scrape(b: Awaited<ReturnType<typeof testApp>>): Promise<string> {
 
 const success = (body: string) => valueOf(body, /^ds_exporter_collector_success\{collector="gpu"\}/);
 
-async function until(what: string, timeoutMs: number, fn: () => Promise<boolean> | boolean): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await sleep(50);
-  }
-  assert.fail(`timed out waiting for: ${what}`);
-}
+/** Polls every 50 ms; an assertion failing inside `fn` (a slow scrape) fails at once. */
+const until = (what: string, timeoutMs: number, fn: () => Promise<boolean> | boolean) => waitFor(fn, timeoutMs, what, { everyMs: 50, retryErrors: false });
 
 test('one long-lived loop child serves the samples; it is killed and reaped on close', async () => {
   await withApp({ GPUS: '4' }, SMI_FLAGS, async (b, pids) => {

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
-import { readTextfiles } from '../../src/collectors/textfile/index.js';
+import { parseTextfile, readTextfiles } from '../../src/collectors/textfile/index.js';
 import { mapFamilies, MappingError } from '../../src/collectors/textfile/map.js';
-import { ExpositionError, parseExposition } from '../../src/collectors/textfile/parse.js';
+import { ExpositionError } from '../../src/parse/exposition.js';
 import { testApp, valueOf } from '../helpers/app.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/comm/${name}`, import.meta.url), 'utf8');
@@ -17,9 +17,11 @@ const tmp = () => {
   return d;
 };
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+/** A textfile's families in order of first sample (strict parsing, as the collector reads it). */
+const parseFamilies = (text: string) => [...parseTextfile(text).families.values()];
 
 test('parser: HELP/TYPE, labels with escapes, special values, timestamps, histogram suffixes', () => {
-  const fams = parseExposition([
+  const fams = parseFamilies([
     '# HELP a_total Some help \\\\ here',
     '# TYPE a_total counter',
     'a_total{x="1",y="q\\"uote\\\\ back\\nline"} 3 1700000000000',
@@ -37,7 +39,7 @@ test('parser: HELP/TYPE, labels with escapes, special values, timestamps, histog
   ].join('\n'));
   assert.deepEqual(fams.map((f) => [f.name, f.type, f.samples.length]), [['a_total', 'counter', 1], ['b', 'untyped', 1], ['c', 'untyped', 1], ['d', 'untyped', 1], ['h', 'histogram', 4]]);
   assert.equal(fams[0].help, 'Some help \\ here');
-  assert.deepEqual(fams[0].samples[0], { name: 'a_total', labels: { x: '1', y: 'q"uote\\ back\nline' }, value: 3, timestampMs: 1700000000000 });
+  assert.deepEqual({ ...fams[0].samples[0], labels: { ...fams[0].samples[0].labels } }, { name: 'a_total', labels: { x: '1', y: 'q"uote\\ back\nline' }, value: 3, timestampMs: 1700000000000 });
   assert.equal(fams[1].samples[0].value, Infinity);
   assert.equal(fams[2].samples[0].value, -0.0015);
   assert.ok(Number.isNaN(fams[3].samples[0].value));
@@ -55,14 +57,14 @@ test('parser: broken lines are errors naming the line', () => {
     ['{x="1"} 1\n', /metric name/],
     ['# TYPE a wat\n', /unknown type/],
   ] as const) {
-    assert.throws(() => parseExposition(text), (e: Error) => e instanceof ExpositionError && re.test(e.message), text);
+    assert.throws(() => parseTextfile(text), (e: Error) => e instanceof ExpositionError && re.test(e.message), text);
   }
 });
 
 test('parser fuzz: any text either parses or throws ExpositionError; generated expositions round-trip', () => {
   fc.assert(fc.property(fc.string({ maxLength: 200 }), (s) => {
     try {
-      parseExposition(s);
+      parseTextfile(s);
     } catch (e) {
       assert.ok(e instanceof ExpositionError, String(e));
     }
@@ -74,14 +76,14 @@ test('parser fuzz: any text either parses or throws ExpositionError; generated e
     const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
     const fmt = (v: number) => (v === Infinity ? '+Inf' : v === -Infinity ? '-Inf' : String(v));
     const text = `# TYPE ${n} gauge\n` + samples.map((s) => `${n}{${Object.entries(s.labels).map(([k, v]) => `${k}="${esc(v)}"`).join(',')}} ${fmt(s.value)}\n`).join('');
-    const fams = parseExposition(text);
+    const fams = parseFamilies(text);
     assert.equal(fams.length, 1);
     assert.deepEqual(fams[0].samples.map((s) => [{ ...s.labels }, Object.is(s.value, -0) ? 0 : s.value]), samples.map((s) => [{ ...s.labels }, Object.is(s.value, -0) ? 0 : s.value]));
   }), { numRuns: 3000 });
 });
 
 test('NCCL Inspector fixture maps to catalog families in base units', () => {
-  const { samples, ignored } = mapFamilies(parseExposition(fixture('nccl-inspector.prom')));
+  const { samples, ignored } = mapFamilies(parseTextfile(fixture('nccl-inspector.prom')));
   assert.deepEqual(ignored, []);
   const by = new Map(samples.map((s) => [s.name, s]));
   const exec = by.get('ds_nccl_collective_exec_time_seconds')!;
@@ -96,7 +98,7 @@ test('NCCL Inspector fixture maps to catalog families in base units', () => {
 });
 
 test('NCCL Inspector per-device statistics (synthetic lines in its format) map to counters', () => {
-  const { samples } = mapFamilies(parseExposition(fixture('nccl-inspector-stats.prom')));
+  const { samples } = mapFamilies(parseTextfile(fixture('nccl-inspector-stats.prom')));
   assert.deepEqual(samples.map((s) => [s.name, s.type, s.value]), [
     ['ds_nccl_collectives_total', 'counter', 184320],
     ['ds_nccl_collectives_dropped_total', 'counter', 12],
@@ -104,15 +106,15 @@ test('NCCL Inspector per-device statistics (synthetic lines in its format) map t
     ['ds_nccl_p2p_operations_dropped_total', 'counter', 0],
   ]);
   assert.deepEqual(samples[0].labels, { node: 'nvl72004-T01', gpu: '0', slurm_job_id: '4242' });
-  assert.throws(() => mapFamilies(parseExposition('nccl_collectives_total{gpu="GPU0"} -1\n')), MappingError);
+  assert.throws(() => mapFamilies(parseTextfile('nccl_collectives_total{gpu="GPU0"} -1\n')), MappingError);
 });
 
 test('mapping: textfile-sourced ds_ families pass, others are ignored, misfits are errors', () => {
-  const ok = mapFamilies(parseExposition('ds_nccl_test_latency_seconds{op="all_reduce",size_bytes="8",in_place="true"} 2e-5\nnode_load1 0.5\nds_gpu_up{gpu="0",uuid="x"} 1\n'));
+  const ok = mapFamilies(parseTextfile('ds_nccl_test_latency_seconds{op="all_reduce",size_bytes="8",in_place="true"} 2e-5\nnode_load1 0.5\nds_gpu_up{gpu="0",uuid="x"} 1\n'));
   assert.deepEqual(ok.samples.map((s) => s.name), ['ds_nccl_test_latency_seconds']);
   assert.deepEqual(ok.ignored, ['node_load1', 'ds_gpu_up']);
-  assert.throws(() => mapFamilies(parseExposition('ds_nccl_test_latency_seconds{op="x"} 1\n')), MappingError);
-  assert.throws(() => mapFamilies(parseExposition('# TYPE ds_nccl_test_latency_seconds counter\nds_nccl_test_latency_seconds{op="x",size_bytes="1",in_place="false"} 1\n')), MappingError);
+  assert.throws(() => mapFamilies(parseTextfile('ds_nccl_test_latency_seconds{op="x"} 1\n')), MappingError);
+  assert.throws(() => mapFamilies(parseTextfile('# TYPE ds_nccl_test_latency_seconds counter\nds_nccl_test_latency_seconds{op="x",size_bytes="1",in_place="false"} 1\n')), MappingError);
 });
 
 test('collector: broken, partial and duplicate files are skipped and flagged; the rest is served', async () => {
@@ -157,4 +159,27 @@ test('collector: a missing directory is a scrape error, not a failed exporter', 
   const text = (await built.app.inject({ url: '/metrics' })).body;
   assert.equal(valueOf(text, /^ds_textfile_scrape_error /), 1);
   await built.close();
+});
+
+test('collector: an unchanged file is not parsed again; a changed or removed one is', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dsx-textfile-cache-'));
+  const file = join(dir, 'a.prom');
+  writeFileSync(file, 'ds_nccl_test_latency_seconds{op="all_reduce",size_bytes="8",in_place="1"} 0.001\n');
+  const cache = new Map();
+  await readTextfiles(dir, cache);
+  const first = cache.get('a.prom');
+  await readTextfiles(dir, cache);
+  assert.equal(cache.get('a.prom'), first, 'same entry: not parsed again');
+  writeFileSync(file, 'ds_nccl_test_latency_seconds{op="all_reduce",size_bytes="8",in_place="1"} 0.002\n');
+  utimesSync(file, new Date(), new Date(Date.now() + 5000));
+  const read = await readTextfiles(dir, cache);
+  assert.notEqual(cache.get('a.prom'), first);
+  assert.equal(read.samples[0].value, 0.002);
+  writeFileSync(file, 'broken{\n');
+  utimesSync(file, new Date(), new Date(Date.now() + 10_000));
+  assert.equal((await readTextfiles(dir, cache)).errors.length, 1);
+  assert.equal((await readTextfiles(dir, cache)).errors.length, 1, 'a broken file stays reported');
+  rmSync(file);
+  await readTextfiles(dir, cache);
+  assert.equal(cache.size, 0);
 });

@@ -1,101 +1,38 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { autoPanels } from '../generate/auto-panels.js';
 import { dashboardQueries, ROOT, RULE_FILES, ruleEntries, substitute, variableQueries } from '../generate/queries.js';
+import { has, type Proc, startExporter, startPrometheus, waitFor } from '../helpers/procs.js';
 
 // A real Prometheus scraping two simulated exporters, with the generated recording and
 // alerting rules loaded; every dashboard query must run and return data.
 
-const hasPrometheus = spawnSync('prometheus', ['--version']).status === 0;
-const skip = hasPrometheus ? false : 'prometheus is not installed (scripts/setup-test-tools.sh installs it)';
+const skip = has('prometheus') ? false : 'prometheus is not installed (scripts/setup-test-tools.sh installs it)';
 const WARMUP_MS = 25_000;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const children: ChildProcess[] = [];
-let dir = '';
+const procs: Proc[] = [];
 let promUrl = '';
-const logs: string[] = [];
-
-function start(cmd: string, args: string[], name: string): ChildProcess {
-  const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const keep = (b: Buffer) => {
-    logs.push(`[${name}] ${b.toString().trimEnd()}`);
-    if (logs.length > 200) logs.shift();
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  children.push(child);
-  return child;
-}
 
 async function getJson(path: string): Promise<{ status: string; data: any; error?: string }> {
   const res = await fetch(`${promUrl}${path}`);
   return (await res.json()) as { status: string; data: any; error?: string };
 }
 
-async function waitFor(what: string, ok: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if (await ok()) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out waiting for ${what}\n${logs.slice(-30).join('\n')}`);
-}
-
 before(async () => {
   if (skip) return;
-  dir = mkdtempSync(join(tmpdir(), 'ds-dash-live-'));
-  const exporterPorts = [await freePort(), await freePort()];
-  const promPort = await freePort();
-  promUrl = `http://127.0.0.1:${promPort}`;
-  exporterPorts.forEach((port, i) =>
-    start(process.execPath, ['--import', 'tsx', 'src/main.ts', '--simulate', `--simulate.seed=${i + 1}`, '--simulate.gpus=4', '--simulate.peers=3', `--web.listen-address=127.0.0.1:${port}`], `exporter-${i}`),
-  );
-  const config = [
-    'global:',
-    '  scrape_interval: 1s',
-    '  evaluation_interval: 1s',
-    'rule_files:',
-    ...RULE_FILES.map((f) => `  - ${JSON.stringify(join(ROOT, 'alerts', f))}`),
-    'scrape_configs:',
-    '  - job_name: ds-exporter',
-    '    static_configs:',
-    `      - targets: [${exporterPorts.map((p) => `"127.0.0.1:${p}"`).join(', ')}]`,
-    '',
-  ].join('\n');
-  writeFileSync(join(dir, 'prometheus.yml'), config);
-  start('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`], 'prometheus');
-  await waitFor('prometheus ready', async () => (await fetch(`${promUrl}/-/ready`)).ok, 30_000);
-  await waitFor('both exporters scraped', async () => {
-    const r = await getJson('/api/v1/query?query=' + encodeURIComponent('sum(up{job="ds-exporter"})'));
-    return Number(r.data.result[0]?.value[1]) === 2;
-  }, 45_000);
+  const exporters = await Promise.all([1, 2].map((seed) => startExporter(['--simulate', `--simulate.seed=${seed}`, '--simulate.gpus=4', '--simulate.peers=3'])));
+  procs.push(...exporters);
+  const prom = await startPrometheus(exporters.map((e) => e.url), { ruleFiles: RULE_FILES.map((f) => join(ROOT, 'alerts', f)) });
+  procs.push(prom);
+  promUrl = prom.url;
+  await waitFor(async () => Number((await prom.query('sum(up{job="ds-exporter"})'))[0]?.value[1]) === 2, 45_000, 'both exporters scraped');
   // Enough samples for rate() over the substituted interval and for the recording rules.
   await new Promise((r) => setTimeout(r, WARMUP_MS));
 });
 
-after(() => {
-  for (const c of children) c.kill('SIGTERM');
-  if (dir) rmSync(dir, { recursive: true, force: true });
+after(async () => {
+  await Promise.all(procs.map((p) => p.stop()));
 });
 
 test('every dashboard panel query runs against live data and returns series', { skip, timeout: 180_000 }, async () => {

@@ -9,19 +9,10 @@ import { after, before, test } from 'node:test';
 import bcrypt from 'bcryptjs';
 import { has, type Proc, startExporter, startPrometheus, waitFor } from '../helpers/procs.js';
 
-const skip = (!has('prometheus') && 'prometheus is not installed') || (!hasOpenssl() && 'openssl is not installed');
+const skip = (!has('prometheus') && 'prometheus is not installed') || (!has('openssl', ['version']) && 'openssl is not installed');
 const dir = mkdtempSync(join(tmpdir(), 'dsx-tls-'));
 let exporter: Proc;
 let port = 0;
-
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function ssl(...args: string[]) {
   execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });

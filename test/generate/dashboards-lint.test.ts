@@ -14,7 +14,7 @@ const STANDARD_UNITS = new Set([
   'none', 'short', 'percent', 'percentunit', 'bytes', 'decbytes', 'Bps', 'binBps', 'bps', 's', 'ms', 'µs', 'ns',
   'hertz', 'watt', 'joule', 'celsius', 'cps', 'ops', 'reqps', 'rps', 'dtdurations', 'bool',
 ]);
-const FILTER_VARS = ['gpu', 'engine', 'model', 'peer'];
+const FILTER_VARS = ['gpu', 'engine', 'model', 'peer', 'namespace', 'pod'];
 
 test('dashboard settings: datasource variable, job/instance variables, read-only, UTC, tags, stable unique uids', () => {
   const problems: string[] = [];

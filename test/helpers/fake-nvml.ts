@@ -2,20 +2,14 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { has, ROOT } from './procs.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const source = join(root, 'test/fake-nvml/fake_nvml.c');
+const source = join(ROOT, 'test/fake-nvml/fake_nvml.c');
 
 /** Why the fake NVML library cannot be built here, or undefined when it can. */
 export function fakeNvmlUnavailable(): string | undefined {
-  try {
-    execFileSync('gcc', ['--version'], { stdio: 'ignore' });
-    return undefined;
-  } catch {
-    return 'gcc is not installed: cannot build the fake libnvidia-ml.so.1';
-  }
+  return has('gcc') ? undefined : 'gcc is not installed: cannot build the fake libnvidia-ml.so.1';
 }
 
 /**
@@ -25,7 +19,7 @@ export function fakeNvmlUnavailable(): string | undefined {
 export function buildFakeNvml(omit: readonly string[] = []): string {
   const defines = omit.map((f) => `-DOMIT_${f}`);
   const hash = createHash('sha256').update(readFileSync(source)).update(defines.join(' ')).digest('hex').slice(0, 16);
-  const dir = join(root, 'test/.build', `fake-nvml-${hash}`);
+  const dir = join(ROOT, 'test/.build', `fake-nvml-${hash}`);
   const lib = join(dir, 'libnvidia-ml.so.1');
   if (existsSync(lib)) return lib;
   mkdirSync(dir, { recursive: true });

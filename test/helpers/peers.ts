@@ -36,17 +36,6 @@ export async function startExporter(host: string, port: number, flags: string[])
   return built;
 }
 
-/** Polls `fn` until it returns a value other than undefined, or fails after `timeoutMs`. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10_000, everyMs = 50): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
 /** Peer series of an exporter's /metrics, by peer. */
 export async function peerView(b: BuiltApp): Promise<Map<string, { up?: number; loss?: number; count?: number; last?: number }>> {
   const text = (await b.app.inject({ url: '/metrics' })).body;

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,18 +18,36 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** True when `cmd --version` runs. */
-export function has(cmd: string): boolean {
+/** True when `cmd --version` (or `cmd ...args`) runs. */
+export function has(cmd: string, args: readonly string[] = ['--version']): boolean {
   try {
-    execFileSync(cmd, ['--version'], { stdio: 'ignore' });
+    execFileSync(cmd, args, { stdio: 'ignore' });
     return true;
   } catch {
     return false;
   }
 }
 
-/** Polls `fn` until it returns a truthy value or `ms` pass. */
-export async function waitFor<T>(fn: () => Promise<T | undefined | false>, ms: number, what: string): Promise<T> {
+/** What `promtool check metrics` prints (stdout and stderr) for an exposition: empty when it has no finding. */
+export function promtoolCheckMetrics(text: string): string {
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  if (r.error) throw r.error;
+  return r.stdout + r.stderr;
+}
+
+export interface WaitOptions {
+  /** Pause between polls; default 200 ms. */
+  readonly everyMs?: number;
+  /**
+   * Default true: an error thrown by `fn` counts as "not yet" (a server still starting) and
+   * is named in the timeout. False: it fails the wait at once (an assertion inside `fn`).
+   */
+  readonly retryErrors?: boolean;
+}
+
+/** Polls `fn` until it returns a truthy value (and returns it), or fails after `ms`. */
+export async function waitFor<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, ms: number, what: string, opts: WaitOptions = {}): Promise<T> {
+  const everyMs = opts.everyMs ?? 200;
   const deadline = Date.now() + ms;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -37,9 +55,10 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false>, ms: n
       const v = await fn();
       if (v) return v;
     } catch (e) {
+      if (opts.retryErrors === false) throw e;
       last = e;
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
 }

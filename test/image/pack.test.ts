@@ -5,11 +5,11 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
+import { ROOT, waitFor } from '../helpers/procs.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const RUNTIME_FILES = ['dist', 'assets', 'dashboards', 'alerts', 'docs', 'README.md'];
 
 /** The environment without the npm_* variables of an enclosing `npm test`. */
@@ -77,28 +77,18 @@ async function start(bin: string, cwd: string): Promise<{ child: ChildProcess; b
   return { child, base, log: () => log };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 /** The exporter serves /metrics with ds_gpu_up, becomes ready, and stops cleanly on SIGTERM. */
 async function assertServes(bin: string, cwd: string): Promise<void> {
   const { child, base, log } = await start(bin, cwd);
   try {
-    const metrics = await until('ds_gpu_up on /metrics', async () => {
+    const metrics = await waitFor(async () => {
       const res = await fetch(`${base}/metrics`);
       const text = await res.text();
       return res.status === 200 && /^ds_gpu_up\{[^}]*\} 1$/m.test(text) ? text : undefined;
-    });
+    }, 30_000, 'ds_gpu_up on /metrics', { everyMs: 250 });
     assert.match(metrics, /^# TYPE ds_gpu_up gauge$/m);
     assert.match(metrics, /^ds_exporter_build_info\{/m);
-    await until('/readyz 200', async () => ((await fetch(`${base}/readyz`)).status === 200 ? true : undefined));
+    await waitFor(async () => (await fetch(`${base}/readyz`)).status === 200, 30_000, '/readyz 200', { everyMs: 250 });
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
   } finally {
     const code = await new Promise<number | null>((done) => {

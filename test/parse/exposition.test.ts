@@ -108,6 +108,35 @@ test('bounds: payload size and sample count give a clear error', () => {
   assert.throws(() => parseExposition(`m{a="${'é'.repeat(3000)}"} 1\n`, { maxBytes: 5000 }), /larger than/);
 });
 
+test('strict: the text format 0.0.4 only, a repeated series or a late or second TYPE is an error', () => {
+  const strict = (text: string) => parseExposition(text, { strict: true });
+  // What the lenient parser accepts and strict parsing refuses.
+  for (const [text, re] of [
+    ['d{a="1"} 1\nd{a="1"} 2\n', /line 2: duplicate sample for d/],
+    ['d{a="1",b="2"} 1\nd{b="2",a="1"} 2\n', /duplicate sample/], // label order does not make a new series
+    ['m 1\n# TYPE m gauge\n', /line 2: TYPE of m after its samples/],
+    ['h_count 1\n# TYPE h histogram\n', /TYPE of h after its samples/],
+    ['# TYPE m gauge\n# TYPE m counter\n', /second TYPE for m/],
+    ['# TYPE m info\n', /unknown type/],
+    ['# TYPE m GAUGE\n', /unknown type/],
+    ['m_total 10 # {trace_id="abc"} 1.0\n', /unexpected text after "value \[timestamp\]"/],
+    ['m 1 1700000000.5\n# EOF\n', /invalid timestamp/], // never OpenMetrics
+  ] as const) {
+    parseExposition(text); // accepted without strict
+    assert.throws(() => strict(text), (e: unknown) => e instanceof ExpositionError && re.test(e.message), text);
+  }
+  // A repeated identical TYPE, or a TYPE after an untyped one, is fine.
+  assert.equal(strict('# TYPE m untyped\n# TYPE m gauge\n# TYPE m gauge\nm 1\n').families.get('m')!.type, 'gauge');
+  // `# EOF` and `# UNIT` are plain comments; only _bucket/_count/_sum join a family.
+  const exp = strict('# TYPE c counter\n# UNIT c bad-name!\nc_total 1\nc_created 2\n# TYPE h histogram\nh_bucket{le="+Inf"} 1\nh_count 1\nh_sum 2\nh_created 3\n# EOF\nx 1\n');
+  assert.equal(exp.format, 'text');
+  assert.deepEqual([...exp.families.keys()], ['c_total', 'c_created', 'h', 'h_created', 'x', 'c']);
+  assert.deepEqual(exp.families.get('h')!.samples.map((s) => s.name), ['h_bucket', 'h_count', 'h_sum']);
+  assert.equal(exp.duplicates, 0);
+  // The bounds still hold.
+  assert.throws(() => parseExposition('m{a="x"} 1\n'.repeat(1000), { strict: true, maxBytes: 5000 }), (e: unknown) => e instanceof ExpositionError && e.reason === 'too_large');
+});
+
 test('hostile label names and values stay plain data', () => {
   const f = one('m{__proto__="polluted",constructor="x",toString="y",v="\\"}{,=\\n"} 1\n', 'm');
   const l = f.samples[0].labels;
@@ -150,9 +179,9 @@ test('fuzz: random garbage never throws anything but an ExpositionError and neve
     fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b).toString('latin1')),
   );
   fc.assert(
-    fc.property(garbage, (text) => {
+    fc.property(garbage, fc.boolean(), (text, strict) => {
       try {
-        const exp = parseExposition(text, { maxBytes: 4096, maxSeries: 50 });
+        const exp = parseExposition(text, { maxBytes: 4096, maxSeries: 50, strict });
         for (const f of exp.families.values()) for (const s of f.samples) assert.equal(typeof s.value, 'number');
       } catch (err) {
         if (!(err instanceof ExpositionError)) throw err;
@@ -226,8 +255,11 @@ function render(fams: GenFamily[], om: boolean, crlf: boolean): string {
 test('fuzz: generated valid expositions round-trip (text and OpenMetrics, LF and CRLF)', () => {
   fc.assert(
     fc.property(fc.uniqueArray(genFamily, { maxLength: 6, selector: (f) => f.name }), fc.boolean(), fc.boolean(), (fams, om, crlf) => {
-      const exp = parseExposition(render(fams, om, crlf));
+      const text = render(fams, om, crlf);
+      const exp = parseExposition(text);
       assert.equal(exp.format, om ? 'openmetrics' : 'text');
+      // A valid text-format payload reads the same strictly.
+      if (!om) assert.deepEqual(parseExposition(text, { strict: true }), exp);
       for (const g of fams) {
         const f = exp.families.get(g.name);
         assert.ok(f, g.name);

@@ -16,15 +16,18 @@ export function selfAddress(deps: Pick<CollectorDeps, 'shared'>, flags: Flags): 
 }
 
 /** Writes the prober's current view into a batch. */
-export function writePeers(batch: Batch, prober: PeerProber): void {
+export function writePeers(batch: Batch, prober: PeerProber, onState?: (peer: string, up: boolean, lossRatio: number) => void): void {
   batch.gauge('ds_comm_peer_targets', {}, prober.peers.length);
   for (const s of prober.drain()) {
     const l = { peer: s.target.id };
     for (const rtt of s.pendingRtts) batch.observe('ds_comm_peer_latency_seconds', l, rtt);
     if (s.pendingRtts.length === 0 && s.answered > 0) batch.keep('ds_comm_peer_latency_seconds', l);
     if (s.outcomes.length === 0) continue;
-    batch.gauge('ds_comm_peer_up', l, peerUp(s) ? 1 : 0);
-    batch.gauge('ds_comm_peer_loss_ratio', l, s.outcomes.filter((o) => !o).length / s.outcomes.length);
+    const up = peerUp(s);
+    const loss = s.outcomes.filter((o) => !o).length / s.outcomes.length;
+    batch.gauge('ds_comm_peer_up', l, up ? 1 : 0);
+    batch.gauge('ds_comm_peer_loss_ratio', l, loss);
+    onState?.(s.target.id, up, loss);
     if (s.lastRttSeconds !== undefined) batch.gauge('ds_comm_peer_last_rtt_seconds', l, s.lastRttSeconds);
   }
 }
@@ -59,10 +62,20 @@ export function createPeersCollector(deps: CollectorDeps, flags: Flags, seams: P
     logger: deps.logger,
   });
   prober.start();
+  // Log reachability when it changes, not on every sample.
+  const lastUp = new Map<string, boolean>();
+  const onState = (peer: string, up: boolean, loss: number) => {
+    const prev = lastUp.get(peer);
+    lastUp.set(peer, up);
+    if (prev === undefined ? !up : prev !== up) {
+      if (up) deps.logger.info('peer up', { peer });
+      else deps.logger.warn('peer down', { peer, loss_ratio: Number(loss.toFixed(3)) });
+    }
+  };
   return {
     prober,
     async sample(batch) {
-      writePeers(batch, prober);
+      writePeers(batch, prober, onState);
     },
     close: () => prober.close(),
   };

@@ -1,6 +1,6 @@
 import { findMetric, type MetricDef } from '../../catalog/index.js';
 import { NCCL_COLL_LABELS, NCCL_DEVICE_LABELS, NCCL_P2P_LABELS } from '../../catalog/comm.js';
-import type { ParsedFamily } from './parse.js';
+import type { Exposition } from '../../parse/exposition.js';
 
 /** One value to write into the store, already in the catalog's names and base units. */
 export interface MappedSample {
@@ -57,10 +57,10 @@ export class MappingError extends Error {
  * source `textfile` (what `ds-exporter import` writes). Everything else is ignored and
  * listed. Pure.
  */
-export function mapFamilies(families: readonly ParsedFamily[], lookup: (name: string) => MetricDef | undefined = findMetric): MappedFile {
+export function mapFamilies(exp: Exposition, lookup: (name: string) => MetricDef | undefined = findMetric): MappedFile {
   const samples: MappedSample[] = [];
   const ignored: string[] = [];
-  for (const f of families) {
+  for (const f of exp.families.values()) {
     const rule = INSPECTOR[f.name];
     if (rule) {
       for (const s of f.samples) {

@@ -29,7 +29,7 @@ export function unitOf(metric: string): string {
 }
 
 /** Template variables a dashboard may filter by, beyond job and instance. */
-export type FilterVar = 'gpu' | 'engine' | 'model' | 'peer';
+export type FilterVar = 'gpu' | 'engine' | 'model' | 'peer' | 'namespace' | 'pod';
 
 /** Where each filter variable takes its values from. */
 const FILTER_SOURCE: Record<FilterVar, { metric: string; label: string; title: string }> = {
@@ -37,6 +37,10 @@ const FILTER_SOURCE: Record<FilterVar, { metric: string; label: string; title: s
   engine: { metric: 'ds_serving_requests_running', label: 'engine', title: 'Engine' },
   model: { metric: 'ds_serving_requests_running', label: 'model', title: 'Model' },
   peer: { metric: 'ds_comm_peer_up', label: 'peer', title: 'Peer' },
+  // Kubernetes attribution: only ds_gpu_allocation_info carries these, so the selector helper
+  // filters that series alone; per-pod panels join it on uuid to reach the GPU metrics.
+  namespace: { metric: 'ds_gpu_allocation_info', label: 'namespace', title: 'Namespace' },
+  pod: { metric: 'ds_gpu_allocation_info', label: 'pod', title: 'Pod' },
 };
 
 /** Query helpers bound to one dashboard's variables. */
@@ -264,3 +268,59 @@ export function dashboardShell(opts: {
  */
 export const UTILIZATION_NOTE =
   'Computed from rate(ds_gpu_busy_seconds_total): seconds the GPU ran kernels per second, integrated by the exporter from the driver sample buffer (see ds_gpu_utilization_method: "samples" is lossless, "point" integrates point readings), so the average over any range is exact. ds_gpu_utilization_ratio is only the driver\'s last point reading and misses bursts between scrapes; it is used for "now" values only.';
+
+/** What the per-pod panels say about where the pod comes from. */
+export const POD_NOTE =
+  'The pod is the one the kubelet assigned the GPU to (ds_gpu_allocation_info, joined on job, instance and uuid); GPUs assigned to no pod are left out, and the namespace and pod variables filter the allocation.';
+
+/**
+ * Attributes a per-GPU expression (one series per job, instance, uuid) to pods:
+ * `ds_gpu_allocation_info{...} * on (job, instance, uuid) group_left () (expr)`. The allocation
+ * is the "many" side, so a GPU shared by several pods (time-slicing) counts for each of
+ * them instead of failing the join; the allocation series is 1, so values are kept. `job`
+ * is the scrape job on both sides (pushed series keep theirs as exported_job).
+ */
+export function perPod(q: Q, expr: string): string {
+  return `${q.s('ds_gpu_allocation_info')} * on (job, instance, uuid) group_left () (${expr})`;
+}
+
+/**
+ * Labels a per-process expression (several series per GPU) with the pod holding the GPU:
+ * `expr * on (job, instance, uuid) group_left (namespace, pod) <allocations of GPUs held by
+ * one pod>`. A process cannot be told apart between pods sharing its GPU, so shared GPUs
+ * are left out rather than failing the join (many-to-many).
+ */
+export function byPodProcess(q: Q, expr: string): string {
+  const alloc = q.s('ds_gpu_allocation_info');
+  return `${expr} * on (job, instance, uuid) group_left (namespace, pod) (${alloc} and on (job, instance, uuid) (count by (job, instance, uuid) (${alloc}) == 1))`;
+}
+
+/** GPU busy time per pod: the busy fraction summed over the pod's GPUs. */
+export function podBusyPanel(q: Q, opts: { w?: number } = {}): timeseries.PanelBuilder {
+  return timeSeries({
+    title: 'GPU busy by pod',
+    description: `Busy fraction of the GPUs of each pod, summed over its GPUs (1 = one GPU busy all the time, so a pod holding 4 GPUs tops out at 400%); a GPU shared by several pods counts fully for each. ${POD_NOTE} ${UTILIZATION_NOTE}`,
+    unit: 'percentunit', min: 0, w: opts.w,
+    targets: [{ expr: `sum by (namespace, pod) (${perPod(q, `rate(${q.s('ds_gpu_busy_seconds_total')}[$__rate_interval])`)})`, legend: '{{namespace}}/{{pod}}' }],
+  });
+}
+
+/** Device memory used per pod: the driver's used bytes summed over the pod's GPUs. */
+export function podMemoryPanel(q: Q, opts: { w?: number } = {}): timeseries.PanelBuilder {
+  return timeSeries({
+    title: 'GPU memory used by pod',
+    description: `Device memory in use on the GPUs of each pod (ds_gpu_memory_used_bytes, driver view: includes the allocator cache and the CUDA context), summed over its GPUs; a GPU shared by several pods counts fully for each. ${POD_NOTE}`,
+    unit: 'bytes', min: 0, w: opts.w,
+    targets: [{ expr: `sum by (namespace, pod) (${perPod(q, q.s('ds_gpu_memory_used_bytes'))})`, legend: '{{namespace}}/{{pod}}' }],
+  });
+}
+
+/** Allocator fragmentation of every process, labeled with the pod holding its GPU. */
+export function podFragmentationPanel(q: Q, opts: { w?: number } = {}): timeseries.PanelBuilder {
+  return timeSeries({
+    title: 'Fragmentation by pod',
+    description: `(reserved - allocated) / reserved of the caching allocator of each process (ds_gpu_memory_fragmentation_ratio, one series per pid), labeled with the pod holding its GPU. ${POD_NOTE} Processes on a GPU shared by several pods are left out (the exporter cannot tell which pod a process belongs to); see Fragmentation per process. exported_job is the process's own job label, renamed by Prometheus beside the scrape job.`,
+    unit: 'percentunit', min: 0, max: 1, w: opts.w,
+    targets: [{ expr: byPodProcess(q, q.s('ds_gpu_memory_fragmentation_ratio')), legend: '{{namespace}}/{{pod}} {{instance}} GPU {{gpu}} pid {{pid}} {{exported_job}}' }],
+  });
+}

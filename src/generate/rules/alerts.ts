@@ -25,6 +25,21 @@ const GPU = `${T}, gpu, uuid`;
 const where = 'on {{ $labels.instance }}';
 const gpuAt = 'GPU {{ $labels.gpu }} ({{ $labels.uuid }}) on {{ $labels.instance }}';
 
+/**
+ * ` (held by namespace/pod)` when the kubelet assigned the alert's GPU to a pod, nothing
+ * otherwise: the description queries ds_gpu_allocation_info for the alert's instance and
+ * uuid (Prometheus template `query`, read when the alert is evaluated) and lists every pod
+ * found, sorted. The query goes through the selector helper, so it names a catalog
+ * series and carries the configured selector; a Go raw string keeps its quotes intact.
+ */
+export function heldBy(s: Scope): string {
+  const q = selector('ds_gpu_allocation_info', s, ['instance=%q', 'uuid=%q']);
+  if (q.includes('`')) throw new Error(`heldBy: the selector ${q} cannot be written in a template raw string`);
+  const fmt = q.replace(/%(?!q)/g, '%%');
+  return '{{ with printf `' + fmt + '` $labels.instance $labels.uuid | query | sortByLabel "pod" }}'
+    + ' (held by {{ range $i, $a := . }}{{ if $i }}, {{ end }}{{ $a.Labels.namespace }}/{{ $a.Labels.pod }}{{ end }}){{ end }}';
+}
+
 /** The alert groups, from the catalog (through the selector helper) and the config. */
 export function alertGroups(cfg: RulesConfig): AlertGroup[] {
   const s: Scope = { always: cfg.selector, byLabel: {} };
@@ -32,6 +47,8 @@ export function alertGroups(cfg: RulesConfig): AlertGroup[] {
   const w = cfg.rateWindow;
   const xids = cfg.criticalXids.join('|');
   const pct = (r: number) => `${Math.round(r * 100)}%`;
+  // The GPU and, when a pod holds it, the pod: for alerts whose labels carry instance and uuid.
+  const gpuHeld = gpuAt + heldBy(s);
   return [
     {
       name: 'ds-exporter-exporter',
@@ -63,7 +80,7 @@ export function alertGroups(cfg: RulesConfig): AlertGroup[] {
           alert: 'DsGpuLost', for: '1m', severity: 'critical',
           expr: `${m('ds_gpu_up')} == 0`,
           summary: 'A GPU stopped answering the driver.',
-          description: gpuAt + ' does not answer NVML; workloads on it are failing or hung.',
+          description: gpuHeld + ' does not answer NVML; workloads on it are failing or hung.',
         },
         {
           alert: 'DsGpuCountDropped', for: '5m', severity: 'critical',
@@ -75,47 +92,48 @@ export function alertGroups(cfg: RulesConfig): AlertGroup[] {
           alert: 'DsGpuXidCritical', for: '0m', severity: 'critical',
           expr: `increase(${m('ds_gpu_xid_errors_total', [`xid=~"${xids}"`])}[${w}]) > 0`,
           summary: 'A GPU reported a critical XID error.',
-          description: gpuAt + ' reported XID {{ $labels.xid }} ({{ $value | printf "%.0f" }} in ' + w + '); see the runbook for what this XID means and whether the GPU must be drained and reset.',
+          description: gpuHeld + ' reported XID {{ $labels.xid }} ({{ $value | printf "%.0f" }} in ' + w + '); see the runbook for what this XID means and whether the GPU must be drained and reset.',
         },
         {
           alert: 'DsGpuXidErrors', for: '0m', severity: 'info',
           expr: `increase(${m('ds_gpu_xid_errors_total', [`xid!~"${xids}"`])}[${w}]) > 0`,
           summary: 'A GPU reported an XID error.',
-          description: gpuAt + ' reported XID {{ $labels.xid }}; usually an application fault (e.g. 13, 31, 43), worth a look when it repeats.',
+          description: gpuHeld + ' reported XID {{ $labels.xid }}; usually an application fault (e.g. 13, 31, 43), worth a look when it repeats.',
         },
         {
           alert: 'DsGpuEccUncorrectable', for: '0m', severity: 'critical',
           expr: `increase(${m('ds_gpu_ecc_errors_total', ['type="uncorrected"'])}[${w}]) > 0`,
           summary: 'A GPU had uncorrectable ECC errors.',
-          description: gpuAt + ' counted {{ $value | printf "%.0f" }} uncorrectable ECC errors in ' + w + '; data on it may be corrupt.',
+          description: gpuHeld + ' counted {{ $value | printf "%.0f" }} uncorrectable ECC errors in ' + w + '; data on it may be corrupt.',
         },
         {
           alert: 'DsGpuThermalThrottling', for: cfg.thermalThrottleFor, severity: 'warning',
           expr: `sum by (${GPU}) (rate(${m('ds_gpu_throttle_seconds_total', ['reason=~"hw_slowdown|sw_thermal_slowdown|hw_thermal_slowdown"'])}[${w}])) > ${cfg.throttleRatio}`,
           summary: 'A GPU is throttled for heat.',
-          description: gpuAt + ' spent {{ $value | humanizePercentage }} of the time in thermal slowdown for ' + cfg.thermalThrottleFor + '.',
+          description: gpuHeld + ' spent {{ $value | humanizePercentage }} of the time in thermal slowdown for ' + cfg.thermalThrottleFor + '.',
         },
         {
           alert: 'DsGpuPowerThrottling', for: cfg.powerThrottleFor, severity: 'info',
           expr: `sum by (${GPU}) (rate(${m('ds_gpu_throttle_seconds_total', ['reason=~"sw_power_cap|hw_power_brake_slowdown"'])}[${w}])) > ${cfg.throttleRatio}`,
           summary: 'A GPU is held at its power limit.',
-          description: gpuAt + ' spent {{ $value | humanizePercentage }} of the time power-capped for ' + cfg.powerThrottleFor + '.',
+          description: gpuHeld + ' spent {{ $value | humanizePercentage }} of the time power-capped for ' + cfg.powerThrottleFor + '.',
         },
         {
           alert: 'DsGpuMemoryNearlyFull', for: '15m', severity: 'warning',
           expr: `${m('ds_gpu_memory_utilization_ratio')} > ${cfg.memoryFullRatio}`,
           summary: 'GPU memory is nearly full.',
-          description: gpuAt + ' has {{ $value | humanizePercentage }} of its memory in use (threshold ' + pct(cfg.memoryFullRatio) + ').',
+          description: gpuHeld + ' has {{ $value | humanizePercentage }} of its memory in use (threshold ' + pct(cfg.memoryFullRatio) + ').',
         },
         {
           alert: 'DsGpuMemoryFragmentationHigh', for: '15m', severity: 'warning',
           expr: `${m('ds_gpu_memory_fragmentation_ratio')} > ${cfg.fragmentationRatio} and on (${GPU}, pid) increase(${m('ds_allocator_alloc_retries_total')}[${w}]) > 0`,
           summary: 'A process allocator is fragmented and retrying allocations.',
-          description: 'Process {{ $labels.pid }} on ' + gpuAt + ' keeps {{ $value | humanizePercentage }} of its reserved memory unused and its allocations are being retried.',
+          description: 'Process {{ $labels.pid }} on ' + gpuHeld + ' keeps {{ $value | humanizePercentage }} of its reserved memory unused and its allocations are being retried.',
         },
         {
           alert: 'DsGpuAllocatedIdle', for: cfg.idleFor, severity: 'warning',
-          expr: `(rate(${m('ds_gpu_busy_seconds_total')}[${cfg.idleWindow}]) < ${cfg.idleUtilization}) * on (${T}, uuid) group_left (namespace, pod, container) ${m('ds_gpu_allocation_info')}`,
+          // The allocation is the "many" side: a GPU shared by several pods (time-slicing) alerts once per pod.
+          expr: `${m('ds_gpu_allocation_info')} * on (${T}, uuid) group_left () (rate(${m('ds_gpu_busy_seconds_total')}[${cfg.idleWindow}]) < ${cfg.idleUtilization})`,
           summary: 'A GPU is allocated to a pod but idle.',
           description: gpuAt + ' is allocated to {{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) and has been busy only {{ $value | humanizePercentage }} of the time.',
         },

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { stringify } from 'yaml';
+import { dashboardQueries, loadDashboard, substitute } from './queries.js';
+
+// The per-pod panels and allocation tables evaluated by promtool on a host where two GPUs
+// belong to one pod each (one busy, one idle), one GPU is shared by two pods (time-slicing)
+// and one GPU is free: what each pod is shown.
+
+const hasPromtool = spawnSync('promtool', ['--version']).status === 0;
+const skip = hasPromtool ? false : 'promtool is not installed (scripts/setup-test-tools.sh installs it)';
+
+const POD_PANELS: Record<string, readonly string[]> = {
+  'GPU busy by pod': ['fleet-overview', 'node-detail'],
+  'GPU memory used by pod': ['fleet-overview', 'node-detail', 'memory'],
+  'Fragmentation by pod': ['memory'],
+};
+
+/** The one query of a panel, with "All" for job/instance/gpu and the given namespace/pod values. */
+function panelExpr(dashboard: string, title: string, vars: { namespace?: string; pod?: string } = {}, panelType?: string): string {
+  const qs = dashboardQueries().filter((q) => q.dashboard === dashboard && q.panel === title && (!panelType || q.panelType === panelType));
+  assert.equal(qs.length, 1, `${dashboard} / ${title}: want one query, found ${qs.length}`);
+  let e = qs[0].expr.replace(/\$namespace/g, vars.namespace ?? '.+').replace(/\$pod/g, vars.pod ?? '.+');
+  e = substitute(e, '5m');
+  return e;
+}
+
+const T = 'job="ds-exporter",instance="n1:9842"';
+const gpu = (i: number) => `gpu="${i}",uuid="GPU-${i}"`;
+const alloc = (i: number, ns: string, pod: string) => `ds_gpu_allocation_info{${T},${gpu(i)},namespace="${ns}",pod="${pod}",container="main"}`;
+const INPUT = [
+  // GPU 0: pod train-0 alone, busy 50%, 30 GB used, two processes.
+  { series: alloc(0, 'ml', 'train-0'), values: '1x20' },
+  { series: `ds_gpu_busy_seconds_total{${T},${gpu(0)}}`, values: '0+30x20' },
+  { series: `ds_gpu_memory_used_bytes{${T},${gpu(0)}}`, values: '30000000000x20' },
+  { series: `ds_gpu_memory_fragmentation_ratio{${T},${gpu(0)},pid="100",exported_job="trainer"}`, values: '0.25x20' },
+  { series: `ds_gpu_memory_fragmentation_ratio{${T},${gpu(0)},pid="101",exported_job="trainer"}`, values: '0.5x20' },
+  // GPU 1: shared by nb-a and nb-b, busy 25%, 10 GB used, one process.
+  { series: alloc(1, 'lab', 'nb-a'), values: '1x20' },
+  { series: alloc(1, 'lab', 'nb-b'), values: '1x20' },
+  { series: `ds_gpu_busy_seconds_total{${T},${gpu(1)}}`, values: '0+15x20' },
+  { series: `ds_gpu_memory_used_bytes{${T},${gpu(1)}}`, values: '10000000000x20' },
+  { series: `ds_gpu_memory_fragmentation_ratio{${T},${gpu(1)},pid="200",exported_job="notebook"}`, values: '0.75x20' },
+  // GPU 2: free, busy 75%, 5 GB used, one process.
+  { series: `ds_gpu_busy_seconds_total{${T},${gpu(2)}}`, values: '0+45x20' },
+  { series: `ds_gpu_memory_used_bytes{${T},${gpu(2)}}`, values: '5000000000x20' },
+  { series: `ds_gpu_memory_fragmentation_ratio{${T},${gpu(2)},pid="300",exported_job="other"}`, values: '0.1x20' },
+  // GPU 3: pod idle-nb alone, idle, 1 GB used.
+  { series: alloc(3, 'lab', 'idle-nb'), values: '1x20' },
+  { series: `ds_gpu_busy_seconds_total{${T},${gpu(3)}}`, values: '0x20' },
+  { series: `ds_gpu_memory_used_bytes{${T},${gpu(3)}}`, values: '1000000000x20' },
+  ...[0, 1, 2, 3].map((i) => ({ series: `ds_gpu_utilization_method{${T},${gpu(i)},method="samples"}`, values: '1x20' })),
+];
+
+const busyBy = (ns: string, pod: string, value: number) => ({ labels: `{namespace="${ns}",pod="${pod}"}`, value });
+const frag = (i: number, pid: string, job: string, pod: string, value: number) => ({
+  labels: `{${T},${gpu(i)},pid="${pid}",exported_job="${job}",namespace="ml",pod="${pod}"}`, value,
+});
+
+function cases(): Array<{ expr: string; eval_time: string; exp_samples: Array<{ labels: string; value: number }> }> {
+  const out: Array<{ expr: string; eval_time: string; exp_samples: Array<{ labels: string; value: number }> }> = [];
+  for (const d of POD_PANELS['GPU busy by pod']) {
+    // The shared GPU counts fully for each of its pods; the free GPU for none.
+    out.push({ expr: panelExpr(d, 'GPU busy by pod'), eval_time: '10m', exp_samples: [busyBy('ml', 'train-0', 0.5), busyBy('lab', 'nb-a', 0.25), busyBy('lab', 'nb-b', 0.25), busyBy('lab', 'idle-nb', 0)] });
+    out.push({ expr: panelExpr(d, 'GPU busy by pod', { namespace: 'lab', pod: 'nb-b' }), eval_time: '10m', exp_samples: [busyBy('lab', 'nb-b', 0.25)] });
+  }
+  for (const d of POD_PANELS['GPU memory used by pod']) {
+    out.push({ expr: panelExpr(d, 'GPU memory used by pod'), eval_time: '10m', exp_samples: [busyBy('ml', 'train-0', 30e9), busyBy('lab', 'nb-a', 10e9), busyBy('lab', 'nb-b', 10e9), busyBy('lab', 'idle-nb', 1e9)] });
+    out.push({ expr: panelExpr(d, 'GPU memory used by pod', { namespace: 'ml' }), eval_time: '10m', exp_samples: [busyBy('ml', 'train-0', 30e9)] });
+  }
+  for (const d of POD_PANELS['Fragmentation by pod']) {
+    // Processes of the exclusively held GPU, labeled with its pod; the shared and the free GPU are left out.
+    out.push({ expr: panelExpr(d, 'Fragmentation by pod'), eval_time: '10m', exp_samples: [frag(0, '100', 'trainer', 'train-0', 0.25), frag(0, '101', 'trainer', 'train-0', 0.5)] });
+    out.push({ expr: panelExpr(d, 'Fragmentation by pod', { pod: 'train-0' }), eval_time: '10m', exp_samples: [frag(0, '100', 'trainer', 'train-0', 0.25), frag(0, '101', 'trainer', 'train-0', 0.5)] });
+    out.push({ expr: panelExpr(d, 'Fragmentation by pod', { namespace: 'lab' }), eval_time: '10m', exp_samples: [] });
+  }
+  // Allocation tables: one row per pod, a shared GPU once per pod.
+  const held = (i: number, ns: string, pod: string, value: number, extra = '') => ({ labels: `{${T},${gpu(i)},namespace="${ns}",pod="${pod}",container="main"${extra}}`, value });
+  out.push({ expr: panelExpr('fleet-overview', 'Allocated but idle GPUs', {}, 'table'), eval_time: '10m', exp_samples: [held(3, 'lab', 'idle-nb', 0)] });
+  out.push({ expr: panelExpr('fleet-overview', 'GPU allocation and utilization'), eval_time: '10m', exp_samples: [held(3, 'lab', 'idle-nb', 0), held(1, 'lab', 'nb-a', 0.25), held(1, 'lab', 'nb-b', 0.25), held(0, 'ml', 'train-0', 0.5)] });
+  out.push({
+    expr: panelExpr('node-detail', 'Utilization method and pod'), eval_time: '10m',
+    exp_samples: [
+      held(0, 'ml', 'train-0', 1, ',method="samples"'), held(1, 'lab', 'nb-a', 1, ',method="samples"'), held(1, 'lab', 'nb-b', 1, ',method="samples"'), held(3, 'lab', 'idle-nb', 1, ',method="samples"'),
+      { labels: `ds_gpu_utilization_method{${T},${gpu(2)},method="samples"}`, value: 1 },
+    ],
+  });
+  return out;
+}
+
+test('per-pod panels exist on the dashboards that have namespace and pod variables', () => {
+  for (const [title, dashboards] of Object.entries(POD_PANELS)) {
+    for (const d of dashboards) {
+      const vars = (loadDashboard(d).templating.list as Array<{ name: string }>).map((v) => v.name);
+      assert.ok(vars.includes('namespace') && vars.includes('pod'), `${d}: no namespace/pod variables`);
+      assert.ok(dashboardQueries().some((q) => q.dashboard === d && q.panel === title), `${d}: no "${title}" panel`);
+    }
+  }
+});
+
+test('per-pod panels attribute GPUs to pods (exclusive, shared, free GPUs) and honour the variables', { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ds-pod-panels-'));
+  try {
+    const file = join(dir, 'pod-panels.test.yaml');
+    writeFileSync(file, stringify({ rule_files: [], evaluation_interval: '1m', tests: [{ interval: '1m', input_series: INPUT, promql_expr_test: cases() }] }));
+    const r = spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8', cwd: dir });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
