@@ -30,6 +30,8 @@ interface Probe {
   lagMaxMs: number;
   cpuS: number;
   series: number;
+  /** Series identities (name and labels) of this probe's exposition. */
+  ids: Set<string>;
 }
 
 interface MinuteRow {
@@ -165,6 +167,7 @@ export async function soak(opts: SoakOptions): Promise<string> {
       lagMaxMs: metricValue(text, 'nodejs_eventloop_lag_max_seconds') * 1000,
       cpuS: cpuSeconds(pid),
       series: text.split('\n').filter((l) => l && !l.startsWith('#')).length,
+      ids: new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.slice(0, l.lastIndexOf(' ')))),
     };
   };
 
@@ -203,14 +206,22 @@ export async function soak(opts: SoakOptions): Promise<string> {
     }
   });
 
+  // Growth is judged after a warm-up (JIT, caches, the first push of every reporter), so start-up growth is not read as a leak.
+  const warmupS = Math.min(300, (opts.minutes * 60) / 6);
   const first = await probe();
   probes.push(first);
+  /** The first probe after the warm-up: the series of the steady state, compared with the last probe's. */
+  let base: Probe | undefined;
   let minuteStart = first;
   let minute = 0;
   while (Date.now() < end && !exitedEarly) {
     await sleep(Math.min(opts.probeSeconds * 1000, end - Date.now()));
     if (exitedEarly) break;
     const p = await probe();
+    // Only the first and the latest probe keep their series identities (thousands of strings each).
+    const prevProbe = probes[probes.length - 1];
+    if (prevProbe !== base) prevProbe.ids.clear();
+    if (!base && p.t >= warmupS) base = p;
     probes.push(p);
     if (p.t >= (minute + 1) * 60 - opts.probeSeconds / 2 || Date.now() >= end) {
       minute++;
@@ -253,8 +264,7 @@ export async function soak(opts: SoakOptions): Promise<string> {
   await ex.stop();
   if (exitedEarly) throw new Error(exitedEarly);
 
-  // Verdict: fit after a warm-up (JIT, caches, the push histograms' first buckets), so start-up growth is not read as a leak.
-  const warmupS = Math.min(300, (opts.minutes * 60) / 6);
+  // Verdict: fit over the probes after the warm-up.
   const steady = probes.filter((p) => p.t >= warmupS);
   const verdictOf = (name: string, ys: number[], xs: number[]) => {
     const fit = linearFit(xs, ys);
@@ -275,6 +285,11 @@ export async function soak(opts: SoakOptions): Promise<string> {
   const growth = verdicts.some((v) => v.growing);
   const codes = [...pushCodes].map(([c, n]) => `${c}: ${n}`).join(', ');
   const overall = allLatencies.sort((a, b) => a - b);
+  const lastProbe = probes[probes.length - 1];
+  const baseIds = (base ?? first).ids;
+  const added = [...lastProbe.ids].filter((id) => !baseIds.has(id));
+  const removed = [...baseIds].filter((id) => !lastProbe.ids.has(id));
+  const listIds = (ids: string[]) => (ids.length === 0 ? 'none' : ids.slice(0, 20).map((id) => `\`${id}\``).join(', ') + (ids.length > 20 ? `, ... (${ids.length} in all)` : ''));
 
   const md = [
     '# Soak benchmark',
@@ -290,6 +305,8 @@ export async function soak(opts: SoakOptions): Promise<string> {
     ),
     '',
     `Totals: ${totalScrapes} scrapes answered 200 (p50 ${quantile(overall, 0.5).toFixed(2)} ms, p99 ${quantile(overall, 0.99).toFixed(2)} ms, max ${(overall[overall.length - 1] ?? NaN).toFixed(1)} ms), ${totalScrapeErrors} scrape errors; ${totalPushes} pushes (${codes}), ${totalPushErrors} not accepted.`,
+    '',
+    `Series added between the first probe after the warm-up (${Math.round((base ?? first).t)} s) and the last: ${listIds(added)}. Removed: ${listIds(removed)}.`,
     '',
     '## Verdict',
     '',
