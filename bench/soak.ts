@@ -106,7 +106,19 @@ function pushBody(rank: number, seq: number, gpus: number): string {
   });
 }
 
+/** The commit measured, with a mark when the worktree has changes. */
+function revision(): string {
+  try {
+    const rev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT }).toString().trim() !== '';
+    return dirty ? `${rev} with local changes` : rev;
+  } catch {
+    return 'unknown';
+  }
+}
+
 export async function soak(opts: SoakOptions): Promise<string> {
+  const rev = revision();
   process.stderr.write('soak: building dist/...\n');
   execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
   const port = freePortSync();
@@ -295,7 +307,7 @@ export async function soak(opts: SoakOptions): Promise<string> {
     '# Soak benchmark',
     '',
     `Machine: ${machine()}`,
-    `Date: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; command: \`npm run bench -- --soak --minutes=${opts.minutes}\``,
+    `Date: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; commit ${rev}; command: \`npm run bench -- --soak --minutes=${opts.minutes}\``,
     '',
     `The built exporter (\`node dist/main.js ${args.join(' ')}\`) for ${opts.minutes} minutes under ${opts.scrapesPerSecond} scrapes/s of \`/metrics\` (open loop, keep-alive) and ${opts.reporters} reporters each pushing a valid body (2 devices, training counters, two collective ops with 8 + 2 durations) every second. The load generator runs on the same machine. Every ${opts.probeSeconds} s: RSS and CPU from \`/proc\`, V8 heap used and event-loop delay (\`nodejs_eventloop_lag_p99_seconds\`, \`nodejs_eventloop_lag_max_seconds\`) from the exporter's own \`/metrics\`. A row is one minute: RSS and heap at its end, CPU as % of one core over the minute, the highest lag reading of the minute, the scrape latencies of the minute.`,
     '',
