@@ -2,12 +2,18 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchCore } from './core.js';
 import { machine, ROOT, table } from './lib.js';
+import { soak, soakOptions } from './soak.js';
 
 /**
  * `npm run bench`: measures the exporter and prints a table; writes bench/results/core.md.
  * `npm run bench -- --quick` shortens every phase (for a smoke run).
+ * `npm run bench -- --soak [--minutes=N]` runs the soak instead (bench/soak.ts; default 30 minutes).
  */
 async function main() {
+  if (process.argv.includes('--soak')) {
+    process.stdout.write(await soak(soakOptions(process.argv.slice(2))));
+    return;
+  }
   const quick = process.argv.includes('--quick');
   const idleMs = quick ? 3000 : 20_000;
   const loadMs = quick ? 2000 : 10_000;
