@@ -1,15 +1,22 @@
-import { gzipSync } from 'node:zlib';
+import { gzip } from 'node:zlib';
+import { promisify } from 'node:util';
+
+const gzipAsync = promisify(gzip);
 import client from 'prom-client';
 import { catalog as defaultCatalog, findMetric, type MetricDef } from '../catalog/index.js';
 
 /** Label values by label name. */
 export type Labels = Readonly<Record<string, string>>;
 
-type PromMetric = client.Gauge<string> | client.Counter<string> | client.Histogram<string>;
-
 interface Family {
   readonly def: MetricDef;
-  readonly metric: PromMetric;
+  /** Live series in the order they appeared. */
+  readonly live: Set<Series>;
+  /** `# HELP`/`# TYPE` lines, text format and OpenMetrics (counters lose `_total` there). */
+  readonly textHeader: string;
+  readonly omHeader: string;
+  /** `le="…"` label text of each bucket bound, +Inf last (histograms). */
+  readonly les: readonly string[];
 }
 
 interface Series {
@@ -20,10 +27,10 @@ interface Series {
   readonly labels: Labels;
   /** Last gauge value or counter total. */
   value: number;
-  /** The value prom-client holds (synced lazily, at render time). */
-  synced: number;
-  /** Queued for the next sync. */
-  dirty: boolean;
+  /** Label pairs, escaped once when the series appears: `a="x",b="y"` in catalog order. */
+  readonly labelText: string;
+  /** Observations per bucket (not cumulative), +Inf last (histograms). */
+  readonly buckets?: Float64Array;
   /** Commit id that last wrote the series. */
   seen: number;
   /** Histogram observations seen by this process (snapshot only). */
@@ -86,6 +93,25 @@ export class Batch {
   }
 }
 
+/** Escapes HELP text and label values the way the exposition formats require. */
+function escapeText(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+/** `a="x",b="y"` for the family's labels, in catalog order, escaped. */
+function labelText(def: MetricDef, labels: Labels): string {
+  let out = '';
+  for (const l of def.labels) out += `${out ? ',' : ''}${l}="${escapeText(labels[l]).replace(/"/g, '\\"')}"`;
+  return out;
+}
+
+/** Sample values as the exposition formats spell them. */
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (!Number.isFinite(v)) return v < 0 ? '-Inf' : '+Inf';
+  return `${v}`;
+}
+
 /** True when `labels` has the same values as the series for every label of its family. */
 function sameLabels(s: Series, labels: Labels): boolean {
   const names = s.family.def.labels;
@@ -97,7 +123,8 @@ function sameLabels(s: Series, labels: Labels): boolean {
 export interface Rendered {
   readonly body: Buffer;
   readonly contentType: string;
-  gzip(): Buffer;
+  /** The body gzipped once, off the event loop (zlib's thread pool), shared by every caller. */
+  gzip(): Promise<Buffer>;
 }
 
 /** JSON view of the current samples (`/api/v1/snapshot`). */
@@ -133,9 +160,7 @@ export class SampleStore {
   private readonly maxCacheAgeMs: number;
   private readonly minRenderIntervalMs: number;
   private commitId = 0;
-  /** Gauges and counters changed since the last render; prom-client is updated from them lazily. */
-  private dirty: Series[] = [];
-  private removals: Series[] = [];
+  /** prom-client's process and Node.js metrics, rendered after the catalog families. */
   readonly textRegistry = new client.Registry();
   readonly omRegistry = new client.Registry<typeof client.openMetricsContentType>();
   private generation = 0;
@@ -189,12 +214,17 @@ export class SampleStore {
       const key = this.key(e.name, e.labels);
       let s = owner.series.get(key) ?? fresh?.get(key);
       if (!s) {
-        s = { key, kind: e.kind, family, labels: e.labels, value: NaN, synced: 0, dirty: false, seen: 0, count: 0, sum: 0 };
+        s = { key, kind: e.kind, family, labels: e.labels, value: NaN, labelText: labelText(family.def, e.labels), buckets: family.def.type === 'histogram' ? new Float64Array(family.les.length) : undefined, seen: 0, count: 0, sum: 0 };
         (fresh ??= new Map()).set(key, s);
       }
       order[i] = s;
     }
-    if (fresh) for (const [key, s] of fresh) owner.series.set(key, s);
+    if (fresh) {
+      for (const [key, s] of fresh) {
+        owner.series.set(key, s);
+        s.family.live.add(s);
+      }
+    }
     owner.order = order;
     const id = ++this.commitId;
     for (let i = 0; i < entries.length; i++) {
@@ -204,20 +234,23 @@ export class SampleStore {
       s.kind = e.kind;
       switch (e.kind) {
         case 'gauge':
-          if (s.value !== e.value) this.markDirty(s, e.value);
+          s.value = e.value;
           break;
         case 'counter': {
           const prev = Number.isNaN(s.value) ? 0 : s.value;
           // A total below the previous one is a reset of the source: count it as new increments.
-          const next = e.value >= prev ? e.value : prev + e.value;
-          if (next !== s.value) this.markDirty(s, next);
+          s.value = e.value >= prev ? e.value : prev + e.value;
           break;
         }
-        case 'observe':
-          (s.family.metric as client.Histogram<string>).observe(e.labels, e.value);
+        case 'observe': {
+          const bounds = s.family.def.buckets!;
+          let b = 0;
+          while (b < bounds.length && e.value > bounds[b]) b++;
+          s.buckets![b]++;
           s.count++;
           s.sum += e.value;
           break;
+        }
         case 'keep':
           break;
       }
@@ -232,38 +265,9 @@ export class SampleStore {
     this.generation++;
   }
 
-  /** Removes a series: histograms at once (observations go straight to prom-client), the rest at the next sync. */
+  /** Removes a series from the exposition. */
   private retire(s: Series): void {
-    if (s.family.def.type === 'histogram') s.family.metric.remove(s.labels);
-    else this.removals.push(s);
-  }
-
-  private markDirty(s: Series, value: number): void {
-    s.value = value;
-    if (!s.dirty) {
-      s.dirty = true;
-      this.dirty.push(s);
-    }
-  }
-
-  /** Brings prom-client up to date with the series changed since the last render. */
-  private sync(): void {
-    for (const s of this.removals) {
-      s.family.metric.remove(s.labels);
-      s.dirty = false;
-    }
-    this.removals = [];
-    for (const s of this.dirty) {
-      if (!s.dirty) continue; // removed since
-      s.dirty = false;
-      if (s.family.def.type === 'counter') {
-        (s.family.metric as client.Counter<string>).inc(s.labels, s.value - s.synced);
-      } else {
-        (s.family.metric as client.Gauge<string>).set(s.labels, s.value);
-      }
-      s.synced = s.value;
-    }
-    this.dirty = [];
+    s.family.live.delete(s);
   }
 
   /** Removes every series of collectors whose last commit is older than their stale bound. */
@@ -303,16 +307,49 @@ export class SampleStore {
     const now = this.now();
     const hit = this.cache.get(format);
     if (hit && now - hit.at < this.maxCacheAgeMs && (hit.generation === this.generation || now - hit.at < this.minRenderIntervalMs)) return hit.promise;
-    this.sync();
+    const ours = this.renderFamilies(format);
     const registry = format === 'text' ? this.textRegistry : this.omRegistry;
-    const promise = registry.metrics().then((text): Rendered => {
-      const body = Buffer.from(text);
-      let gz: Buffer | undefined;
-      return { body, contentType: registry.contentType, gzip: () => (gz ??= gzipSync(body, { level: 6 })) };
+    const contentType = format === 'text' ? client.prometheusContentType : client.openMetricsContentType;
+    const promise = (registry.getMetricsAsArray().length ? registry.metrics() : Promise.resolve(format === 'text' ? '' : '# EOF\n')).then((runtime): Rendered => {
+      const body = Buffer.from(format === 'text' ? ours + (runtime && ours ? '\n' : '') + runtime : ours + runtime);
+      let gz: Promise<Buffer> | undefined;
+      return { body, contentType, gzip: () => (gz ??= gzipAsync(body, { level: 6 })) };
     });
     this.cache.set(format, { generation: this.generation, at: now, promise });
     promise.catch(() => this.cache.delete(format));
     return promise;
+  }
+
+  /**
+   * The catalog families in the text format or OpenMetrics, written from label text
+   * escaped once per series (the same bytes prom-client writes for the same series; a
+   * test holds the two to each other).
+   */
+  private renderFamilies(format: 'text' | 'openmetrics'): string {
+    const om = format === 'openmetrics';
+    const parts: string[] = [];
+    for (const f of this.families.values()) {
+      if (f.live.size === 0) continue;
+      const def = f.def;
+      const lines: string[] = [om ? f.omHeader : f.textHeader];
+      const sampleName = def.name;
+      if (def.type === 'histogram') {
+        for (const s of f.live) {
+          const b = s.buckets!;
+          let cum = 0;
+          for (let i = 0; i < b.length; i++) {
+            cum += b[i];
+            lines.push(`${sampleName}_bucket{${f.les[i]}${s.labelText ? ',' + s.labelText : ''}} ${cum}`);
+          }
+          const braces = s.labelText ? `{${s.labelText}}` : '';
+          lines.push(`${sampleName}_sum${braces} ${formatValue(s.sum)}`, `${sampleName}_count${braces} ${s.count}`);
+        }
+      } else {
+        for (const s of f.live) lines.push(`${sampleName}${s.labelText ? `{${s.labelText}}` : ''} ${formatValue(s.value)}`);
+      }
+      parts.push(lines.join('\n'));
+    }
+    return parts.length === 0 ? '' : om ? parts.join('\n') + '\n' : parts.join('\n\n') + '\n';
   }
 
   /** Current values as JSON, built at most once per commit. */
@@ -359,12 +396,16 @@ export class SampleStore {
     if (!f) {
       const def = this.defs.get(name) ?? findMetric(name);
       if (!def || !this.defs.has(name)) throw new Error(`metric ${name} is not in the catalog`);
-      const opts = { name: def.name, help: def.help, labelNames: [...def.labels], registers: [this.textRegistry, this.omRegistry] as client.Registry[] };
-      const metric =
-        def.type === 'counter' ? new client.Counter(opts)
-        : def.type === 'histogram' ? new client.Histogram({ ...opts, buckets: [...(def.buckets ?? [])] })
-        : new client.Gauge(opts);
-      f = { def, metric };
+      const type = def.type === 'info' ? 'gauge' : def.type;
+      const help = escapeText(def.help);
+      const omName = type === 'counter' ? def.name.replace(/_total$/, '') : def.name;
+      f = {
+        def,
+        live: new Set(),
+        textHeader: `# HELP ${def.name} ${help}\n# TYPE ${def.name} ${type}`,
+        omHeader: `# HELP ${omName} ${help}\n# TYPE ${omName} ${type}`,
+        les: def.type === 'histogram' ? [...(def.buckets ?? []).map((b) => `le="${b}"`), 'le="+Inf"'] : [],
+      };
       this.families.set(name, f);
     }
     const t = f.def.type;

@@ -12,7 +12,7 @@ export const metricsPlugin: FastifyPluginAsync<{ store: SampleStore }> = async (
     const rendered = await store.render(wantsOpenMetrics(req.headers.accept) ? 'openmetrics' : 'text');
     reply.header('content-type', rendered.contentType).header('cache-control', 'no-store').header('vary', 'Accept, Accept-Encoding');
     if (/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
-      return reply.header('content-encoding', 'gzip').send(rendered.gzip());
+      return reply.header('content-encoding', 'gzip').send(await rendered.gzip());
     }
     return reply.send(rendered.body);
   });

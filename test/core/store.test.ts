@@ -78,8 +78,9 @@ test('rendering is cached per commit, shared by concurrent scrapes, and gzip mat
   s.commit(s.batch('x').gauge('ds_gpu_up', id, 1));
   const [a, b] = await Promise.all([s.render(), s.render()]);
   assert.equal(a, b);
-  assert.deepEqual(gunzipSync(a.gzip()), a.body);
+  assert.deepEqual(gunzipSync(await a.gzip()), a.body);
   assert.equal(a.gzip(), a.gzip());
+  assert.equal(await a.gzip(), await a.gzip());
   s.commit(s.batch('x').gauge('ds_gpu_up', id, 0));
   const c = await s.render();
   assert.notEqual(c, a);
