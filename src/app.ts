@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { getPushState } from './collectors/push/index.js';
+import { simCollector } from './collectors/sim/index.js';
 import type { Config } from './config/config.js';
 import type { Collector, CollectorDefinition, CollectorDeps } from './core/collector.js';
 import { describeError } from './core/errors.js';
@@ -87,6 +88,11 @@ export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<B
       collector = deferredCollector(def, deps, config);
     }
     scheduler.add(def.name, collector);
+  }
+  // With no GPU to be found, `auto` serves a whole simulated host (engine, allocator,
+  // peers too), not simulated GPUs beside empty panels; the warning already says so.
+  if (config.flags.string('gpu.source') === 'auto' && deps.shared.get('gpu.source') === 'simulated' && !config.collectors.some((d) => d.name === simCollector.name) && !config.flags.explicit.has('collector.sim')) {
+    scheduler.add(simCollector.name, await simCollector.create(deps, config.flags));
   }
 
   const tls = webConfig?.tls;

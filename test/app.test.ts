@@ -100,6 +100,9 @@ test('without a GPU, auto falls back to the simulator and says so', async () => 
   const text = (await built.app.inject({ url: '/metrics' })).body;
   assert.match(text, /ds_exporter_gpu_source_info\{source="simulated"\} 1/);
   assert.ok(lines.some((l) => /level=warn.*SIMULATED/.test(l)), lines.join('\n'));
+  // The whole host is simulated, not only the GPUs.
+  assert.match(text, /ds_serving_throughput_tokens_per_second\{/);
+  assert.match(text, /ds_exporter_collector_success\{collector="sim"\} 1/);
   await built.close();
 });
 
