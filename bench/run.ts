@@ -17,10 +17,11 @@ async function main() {
   const quick = process.argv.includes('--quick');
   const idleMs = quick ? 3000 : 20_000;
   const loadMs = quick ? 2000 : 10_000;
+  const warmupMs = quick ? 2000 : 30_000;
   const rows = [];
   for (const gpus of [8, 64, 256]) {
     process.stderr.write(`bench: ${gpus} simulated GPUs...\n`);
-    rows.push(await benchCore(gpus, { idleMs, loadMs }));
+    rows.push(await benchCore(gpus, { idleMs, loadMs, warmupMs }));
   }
   const md = [
     '# Core benchmark',
@@ -28,7 +29,7 @@ async function main() {
     `Machine: ${machine()}`,
     `Date: ${new Date().toISOString().slice(0, 10)}; command: \`npm run bench\`${quick ? ' -- --quick' : ''}`,
     '',
-    `Whole host simulated (\`--simulate\`, 16 peers), 1 s sampling, the built exporter (\`node dist/main.js\`). Idle: ${idleMs / 1000} s with no scrapes. Saturated: 10 keep-alive connections scraping /metrics in a closed loop for ${loadMs / 1000} s (the load generator shares the 2 cores), plain then gzip; latency there is mostly queueing (10 connections / throughput). Paced: the same 10 connections at 10 scrapes/s each (100/s), gzip, as Prometheus scrapes.`,
+    `Whole host simulated (\`--simulate\`, 16 peers), 1 s sampling, the built exporter (\`node dist/main.js\`). Idle: ${idleMs / 1000} s with no scrapes, after ${warmupMs / 1000} s of warm-up. Saturated: 10 keep-alive connections scraping /metrics in a closed loop for ${loadMs / 1000} s (the load generator shares the 2 cores), plain then gzip; latency there is mostly queueing (10 connections / throughput). Paced: the same 10 connections at 10 scrapes/s each (100/s), gzip, as Prometheus scrapes.`,
     '',
     table(
       ['GPUs', 'series', 'idle CPU % of a core', 'CPU ms per sample tick', 'paced p50 ms', 'paced p99 ms', 'saturated p50 ms', 'saturated p99 ms', 'saturated gzip p99 ms', 'saturated scrapes/s', 'RSS MB'],
