@@ -46,7 +46,6 @@ function deferredCollector(def: CollectorDefinition, deps: CollectorDeps, config
   let inner: Collector | undefined;
   let creating: Promise<Collector> | undefined;
   return {
-    intervalMs: undefined,
     async sample(batch, signal) {
       if (!inner) {
         creating ??= Promise.resolve(def.create(deps, config.flags)).finally(() => (creating = undefined));

@@ -3,6 +3,9 @@ import type { CollectorDefinition } from '../core/collector.js';
 import { ConfigError } from '../core/errors.js';
 import type { LogLevel } from '../core/logger.js';
 import { type FlagDef, type Flags, parseFlags } from './flags.js';
+import { parseListenAddress } from './listen.js';
+
+export { parseListenAddress } from './listen.js';
 
 /** Flags of the exporter itself; collectors bring their own. */
 export const coreFlags: readonly FlagDef[] = [
@@ -34,15 +37,6 @@ export interface Config {
   readonly staleAfterMs: number;
   readonly logLevel: LogLevel;
   readonly collectors: readonly CollectorDefinition[];
-}
-
-/** Splits `[host]:port`; an empty host listens on every interface. */
-export function parseListenAddress(addr: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec(addr.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new ConfigError(`--web.listen-address: expected [host]:port, got "${addr}"`);
-  const host = m[1] ?? m[2] ?? '';
-  return { host: host === '' ? '0.0.0.0' : host, port };
 }
 
 /** Flags and environment → a validated Config. Throws ConfigError. */

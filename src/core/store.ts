@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 
 const gzipAsync = promisify(gzip);
 import client from 'prom-client';
-import { catalog as defaultCatalog, findMetric, type MetricDef } from '../catalog/index.js';
+import { catalog as defaultCatalog, type MetricDef } from '../catalog/index.js';
 
 /** Label values by label name. */
 export type Labels = Readonly<Record<string, string>>;
@@ -396,8 +396,8 @@ export class SampleStore {
   private family(name: string, kind: Entry['kind']): Family {
     let f = this.families.get(name);
     if (!f) {
-      const def = this.defs.get(name) ?? findMetric(name);
-      if (!def || !this.defs.has(name)) throw new Error(`metric ${name} is not in the catalog`);
+      const def = this.defs.get(name);
+      if (!def) throw new Error(`metric ${name} is not in the catalog`);
       const type = def.type === 'info' ? 'gauge' : def.type;
       const help = escapeText(def.help);
       const omName = type === 'counter' ? def.name.replace(/_total$/, '') : def.name;

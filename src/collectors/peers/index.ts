@@ -1,3 +1,4 @@
+import { parseListenAddress } from '../../config/listen.js';
 import type { Flags } from '../../config/flags.js';
 import type { Collector, CollectorDefinition, CollectorDeps } from '../../core/collector.js';
 import type { Batch } from '../../core/store.js';
@@ -11,8 +12,7 @@ export const SHARED_LISTEN = 'web.listen';
 export function selfAddress(deps: Pick<CollectorDeps, 'shared'>, flags: Flags): SelfAddress {
   const bound = deps.shared.get(SHARED_LISTEN) as SelfAddress | undefined;
   if (bound) return bound;
-  const m = /^(?:\[([^\]]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec((flags.string('web.listen-address') ?? ':9842').trim());
-  return { host: m?.[1] ?? m?.[2] ?? '', port: m ? Number(m[3]) : 9842 };
+  return parseListenAddress(flags.string('web.listen-address') ?? ':9842');
 }
 
 /** Writes the prober's current view into a batch. */
