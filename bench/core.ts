@@ -1,5 +1,9 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { freePortSync } from './port.js';
-import { cpuSeconds, load, quantile, rssBytes, sleep, startBuiltExporter } from './lib.js';
+import { cpuSeconds, load, quantile, ROOT, rssBytes, sleep, startBuiltExporter } from './lib.js';
 
 export interface CoreRow {
   gpus: number;
@@ -11,6 +15,9 @@ export interface CoreRow {
   gzipP99Ms: number;
   pacedP50Ms: number;
   pacedP99Ms: number;
+  /** The same paced load against a plain node:http server sending the same gzip bytes. */
+  referencePacedP50Ms: number;
+  referencePacedP99Ms: number;
   scrapesPerSecond: number;
   rssMb: number;
 }
@@ -36,7 +43,9 @@ export async function benchCore(gpus: number, opts: { idleMs: number; loadMs: nu
     const plain = await load(ex.url, '/metrics', 10, opts.loadMs);
     const gz = await load(ex.url, '/metrics', 10, opts.loadMs / 2, { 'accept-encoding': 'gzip' });
     // 10 connections at 10 scrapes/s each: far more than any Prometheus fleet sends, below saturation.
-    const paced = await load(ex.url, '/metrics', 10, opts.loadMs, { 'accept-encoding': 'gzip' }, 10);
+    const paced = await load(ex.url, '/metrics', 10, 2 * opts.loadMs, { 'accept-encoding': 'gzip' }, 10);
+    const gzBody = Buffer.from(await (await fetch(`${ex.url}/metrics`, { headers: { 'accept-encoding': 'gzip' } })).arrayBuffer());
+    const reference = await referencePaced(gzBody, 2 * opts.loadMs);
     return {
       gpus,
       series,
@@ -47,10 +56,34 @@ export async function benchCore(gpus: number, opts: { idleMs: number; loadMs: nu
       gzipP99Ms: quantile(gz.latencies, 0.99),
       pacedP50Ms: quantile(paced.latencies, 0.5),
       pacedP99Ms: quantile(paced.latencies, 0.99),
+      referencePacedP50Ms: quantile(reference.latencies, 0.5),
+      referencePacedP99Ms: quantile(reference.latencies, 0.99),
       scrapesPerSecond: plain.latencies.length / plain.seconds,
       rssMb: rssBytes(pid) / 2 ** 20,
     };
   } finally {
     await ex.stop();
+  }
+}
+
+/**
+ * The paced load against `bench/static-server.mjs` serving `body`: what the machine, the
+ * load generator and node:http cost without any exporter work, measured in the same run.
+ */
+async function referencePaced(body: Buffer, ms: number): Promise<{ latencies: number[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'ds-bench-'));
+  const file = join(dir, 'body.gz');
+  writeFileSync(file, body);
+  const port = freePortSync();
+  const child = spawn(process.execPath, [join(ROOT, 'bench/static-server.mjs'), file, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise((res, rej) => {
+      child.stdout!.once('data', res);
+      child.once('exit', (code) => rej(new Error(`static server exited with ${code}`)));
+    });
+    return await load(`http://127.0.0.1:${port}`, '/metrics', 10, ms, { 'accept-encoding': 'gzip' }, 10);
+  } finally {
+    child.kill();
+    rmSync(dir, { recursive: true, force: true });
   }
 }

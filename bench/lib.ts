@@ -33,9 +33,12 @@ export function quantile(sorted: number[], q: number): number {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The node flags the exporter runs with (its shebang and `npm start`): see docs/operations.md. */
+export const EXPORTER_NODE_FLAGS = ['--no-memory-reducer'];
+
 /** Starts the built exporter (dist/) with `args` on `port` and waits until it is ready. */
 export async function startBuiltExporter(port: number, args: string[]): Promise<{ child: ChildProcess; url: string; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [join(ROOT, 'dist/main.js'), `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [...EXPORTER_NODE_FLAGS, join(ROOT, 'dist/main.js'), `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 150; i++) {
     try {

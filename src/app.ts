@@ -70,7 +70,9 @@ export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<B
   const logger = appDeps.logger ?? createLogger(config.logLevel);
   const now = appDeps.now ?? Date.now;
   // A burst of scrapes renders at most once per sample interval; Prometheus-rate scrapes always get a fresh render.
-  const store = new SampleStore({ now, processMetrics: appDeps.processMetrics ?? true, minRenderIntervalMs: appDeps.minRenderIntervalMs ?? config.intervalMs });
+  const minRenderIntervalMs = appDeps.minRenderIntervalMs ?? config.intervalMs;
+  // Scrapers faster than the sample interval are served the last rendering (at most about 2 s old) while the next one renders.
+  const store = new SampleStore({ now, processMetrics: appDeps.processMetrics ?? true, minRenderIntervalMs, staleWhileRenderMs: Math.min(minRenderIntervalMs, 1000) });
   const deps: CollectorDeps = { logger, store, now, shared: new Map() };
   const scheduler = new Scheduler({ store, logger, intervalMs: config.intervalMs, staleAfterMs: config.staleAfterMs, now });
 

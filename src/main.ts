@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --no-memory-reducer
 import { buildApp } from './app.js';
 import { collectorDefinitions } from './collectors/index.js';
 import { allFlags, loadConfig } from './config/config.js';

@@ -12,11 +12,15 @@ interface Family {
   readonly def: MetricDef;
   /** Live series in the order they appeared. */
   readonly live: Set<Series>;
-  /** `# HELP`/`# TYPE` lines, text format and OpenMetrics (counters lose `_total` there). */
-  readonly textHeader: string;
-  readonly omHeader: string;
+  /** `# HELP`/`# TYPE` lines with their newline, text format and OpenMetrics (counters lose `_total` there). */
+  readonly textHeader: Buffer;
+  readonly omHeader: Buffer;
   /** `le="…"` label text of each bucket bound, +Inf last (histograms). */
   readonly les: readonly string[];
+  /** True when a series of the family was added, removed or changed value since `lines` was written. */
+  dirty: boolean;
+  /** The family's sample lines as last rendered and encoded (the same in both formats), each ending in a newline. */
+  lines: Buffer;
 }
 
 interface Series {
@@ -29,6 +33,11 @@ interface Series {
   value: number;
   /** Label pairs, escaped once when the series appears: `a="x",b="y"` in catalog order. */
   readonly labelText: string;
+  /** `name{labels} `: everything of the sample line before the value (gauges and counters). */
+  readonly prefix: string;
+  /** The sample line as last rendered, and the value it was rendered from. */
+  line: string;
+  lineValue: number;
   /** Observations per bucket (not cumulative), +Inf last (histograms). */
   readonly buckets?: Float64Array;
   /** Commit id that last wrote the series. */
@@ -112,8 +121,45 @@ function formatValue(v: number): string {
   return `${v}`;
 }
 
+const NEWLINE = Buffer.from('\n');
+const EMPTY = Buffer.alloc(0);
+
+/** Gauge and counter sample lines of a family; a line is rewritten only when its value changed. */
+function sampleLines(f: Family): string {
+  const lines = new Array<string>(f.live.size);
+  let i = 0;
+  for (const s of f.live) {
+    if (s.line === '' || !Object.is(s.lineValue, s.value)) {
+      s.line = s.prefix + formatValue(s.value) + '\n';
+      s.lineValue = s.value;
+    }
+    lines[i++] = s.line;
+  }
+  // join() writes one flat string; appending would build a rope that encoding must flatten.
+  return lines.join('');
+}
+
+/** Histogram sample lines of a family: cumulative buckets, sum and count per series. */
+function histogramLines(f: Family): string {
+  const name = f.def.name;
+  const out: string[] = [];
+  for (const s of f.live) {
+    const b = s.buckets!;
+    const extra = s.labelText ? ',' + s.labelText : '';
+    let cum = 0;
+    for (let i = 0; i < b.length; i++) {
+      cum += b[i];
+      out.push(`${name}_bucket{${f.les[i]}${extra}} ${cum}\n`);
+    }
+    const braces = s.labelText ? `{${s.labelText}}` : '';
+    out.push(`${name}_sum${braces} ${formatValue(s.sum)}\n${name}_count${braces} ${s.count}\n`);
+  }
+  return out.join('');
+}
+
 /** True when `labels` has the same values as the series for every label of its family. */
 function sameLabels(s: Series, labels: Labels): boolean {
+  if (s.labels === labels) return true;
   const names = s.family.def.labels;
   for (let i = 0; i < names.length; i++) if (s.labels[names[i]] !== labels[names[i]]) return false;
   return true;
@@ -145,6 +191,21 @@ export interface StoreOptions {
    * scrapes renders at most once per interval (0: always fresh).
    */
   readonly minRenderIntervalMs?: number;
+  /**
+   * How much older than `maxCacheAgeMs` a rendering may be and still be served while its
+   * successor renders in the background (0: a scrape that finds no fresh rendering waits).
+   */
+  readonly staleWhileRenderMs?: number;
+}
+
+interface CacheEntry {
+  readonly generation: number;
+  readonly at: number;
+  promise: Promise<Rendered>;
+  /** The rendering has resolved (only a finished rendering is served stale). */
+  done: boolean;
+  /** A scrape asked for gzip: a background successor is gzipped before it is swapped in. */
+  gzipWanted: boolean;
 }
 
 /**
@@ -164,7 +225,9 @@ export class SampleStore {
   readonly textRegistry = new client.Registry();
   readonly omRegistry = new client.Registry<typeof client.openMetricsContentType>();
   private generation = 0;
-  private readonly cache = new Map<string, { generation: number; at: number; promise: Promise<Rendered> }>();
+  private readonly staleWhileRenderMs: number;
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly refreshing = new Set<string>();
   private snapshotCache?: { generation: number; snapshot: Snapshot };
 
   constructor(opts: StoreOptions = {}) {
@@ -172,12 +235,14 @@ export class SampleStore {
     this.defs = new Map((opts.catalog ?? defaultCatalog).map((d) => [d.name, d]));
     this.maxCacheAgeMs = opts.maxCacheAgeMs ?? 1000;
     this.minRenderIntervalMs = opts.minRenderIntervalMs ?? 0;
+    this.staleWhileRenderMs = opts.staleWhileRenderMs ?? 0;
     this.omRegistry.setContentType(client.openMetricsContentType);
     if (opts.processMetrics) {
-      // prom-client samples event-loop delay every 10 ms by default, which alone costs
-      // about 1 % of a core; every 100 ms is plenty for the lag percentiles it exports.
-      client.collectDefaultMetrics({ register: this.textRegistry, eventLoopMonitoringPrecision: 100 });
-      client.collectDefaultMetrics({ register: this.omRegistry, eventLoopMonitoringPrecision: 100 });
+      // prom-client samples event-loop delay every 10 ms by default, which alone costs about
+      // 1 % of a core (0.1 % every 100 ms). Once a second is what an idle exporter can afford;
+      // the percentiles then describe one-second samples.
+      client.collectDefaultMetrics({ register: this.textRegistry, eventLoopMonitoringPrecision: 1000 });
+      client.collectDefaultMetrics({ register: this.omRegistry, eventLoopMonitoringPrecision: 1000 });
     }
   }
 
@@ -205,18 +270,21 @@ export class SampleStore {
     // bad batch leaves the store as it was. The fast path reuses the series written at the
     // same position last time when name, kind and label values match (no key is built).
     let fresh: Map<string, Series> | undefined;
+    let reused = 0;
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i];
       const p = prev[i];
       if (p !== undefined && p.family.def.name === e.name && p.kind === e.kind && sameLabels(p, e.labels)) {
         order[i] = p;
+        reused++;
         continue;
       }
       const family = this.family(e.name, e.kind);
       const key = this.key(e.name, e.labels);
       let s = owner.series.get(key) ?? fresh?.get(key);
       if (!s) {
-        s = { key, kind: e.kind, family, labels: e.labels, value: NaN, labelText: labelText(family.def, e.labels), buckets: family.def.type === 'histogram' ? new Float64Array(family.les.length) : undefined, seen: 0, count: 0, sum: 0 };
+        const text = labelText(family.def, e.labels);
+        s = { key, kind: e.kind, family, labels: e.labels, value: NaN, labelText: text, prefix: `${family.def.name}${text ? `{${text}}` : ''} `, line: '', lineValue: NaN, buckets: family.def.type === 'histogram' ? new Float64Array(family.les.length) : undefined, seen: 0, count: 0, sum: 0 };
         (fresh ??= new Map()).set(key, s);
       }
       order[i] = s;
@@ -225,6 +293,7 @@ export class SampleStore {
       for (const [key, s] of fresh) {
         owner.series.set(key, s);
         s.family.live.add(s);
+        s.family.dirty = true;
       }
     }
     owner.order = order;
@@ -236,12 +305,19 @@ export class SampleStore {
       s.kind = e.kind;
       switch (e.kind) {
         case 'gauge':
-          s.value = e.value;
+          if (s.value !== e.value) {
+            s.value = e.value;
+            s.family.dirty = true;
+          }
           break;
         case 'counter': {
           const prev = Number.isNaN(s.value) ? 0 : s.value;
           // A total below the previous one is a reset of the source: count it as new increments.
-          s.value = e.value >= prev ? e.value : prev + e.value;
+          const next = e.value >= prev ? e.value : prev + e.value;
+          if (s.value !== next) {
+            s.value = next;
+            s.family.dirty = true;
+          }
           break;
         }
         case 'observe': {
@@ -251,16 +327,21 @@ export class SampleStore {
           s.buckets![b]++;
           s.count++;
           s.sum += e.value;
+          s.family.dirty = true;
           break;
         }
         case 'keep':
           break;
       }
     }
-    for (const s of owner.series.values()) {
-      if (s.seen !== id) {
-        this.retire(s);
-        owner.series.delete(s.key);
+    // The collector's series are exactly those of its last commit. When every entry is the
+    // series written at the same position last time, the set is unchanged: nothing retires.
+    if (reused !== entries.length || entries.length !== prev.length) {
+      for (const s of owner.series.values()) {
+        if (s.seen !== id) {
+          this.retire(s);
+          owner.series.delete(s.key);
+        }
       }
     }
     owner.lastCommit = this.now();
@@ -270,6 +351,7 @@ export class SampleStore {
   /** Removes a series from the exposition. */
   private retire(s: Series): void {
     s.family.live.delete(s);
+    s.family.dirty = true;
   }
 
   /** Removes every series of collectors whose last commit is older than their stale bound. */
@@ -304,54 +386,94 @@ export class SampleStore {
     return n;
   }
 
-  /** The exposition in `format`, rendered at most once per commit and shared by concurrent scrapes. */
+  /**
+   * The exposition in `format`, rendered at most once per commit and shared by concurrent
+   * scrapes. With `staleWhileRenderMs`, a rendering that is behind but younger than
+   * `maxCacheAgeMs + staleWhileRenderMs` is served while its successor renders in the
+   * background, so a burst of scrapes never waits on a rendering.
+   */
   render(format: 'text' | 'openmetrics' = 'text'): Promise<Rendered> {
     const now = this.now();
     const hit = this.cache.get(format);
-    if (hit && now - hit.at < this.maxCacheAgeMs && (hit.generation === this.generation || now - hit.at < this.minRenderIntervalMs)) return hit.promise;
+    if (hit) {
+      const age = now - hit.at;
+      if (age < this.maxCacheAgeMs && (hit.generation === this.generation || age < this.minRenderIntervalMs)) return hit.promise;
+      if (this.staleWhileRenderMs > 0 && hit.done && age < this.maxCacheAgeMs + this.staleWhileRenderMs) {
+        this.refresh(format, hit);
+        return hit.promise;
+      }
+    }
+    const entry = this.startRender(format);
+    this.cache.set(format, entry);
+    entry.promise.catch(() => {
+      if (this.cache.get(format) === entry) this.cache.delete(format);
+    });
+    return entry.promise;
+  }
+
+  /** Renders `format` in a later turn of the event loop and swaps it in (gzipped first if scrapes asked for gzip). */
+  private refresh(format: 'text' | 'openmetrics', old: CacheEntry): void {
+    if (this.refreshing.has(format)) return;
+    this.refreshing.add(format);
+    setImmediate(() => {
+      const entry = this.startRender(format);
+      entry.promise
+        .then((r) => (old.gzipWanted ? r.gzip() : undefined))
+        .then(
+          () => {
+            if (this.cache.get(format) === old) this.cache.set(format, entry);
+          },
+          () => {},
+        )
+        .finally(() => this.refreshing.delete(format));
+    });
+  }
+
+  private startRender(format: 'text' | 'openmetrics'): CacheEntry {
+    const entry: CacheEntry = { generation: this.generation, at: this.now(), promise: undefined as unknown as Promise<Rendered>, done: false, gzipWanted: false };
     const ours = this.renderFamilies(format);
     const registry = format === 'text' ? this.textRegistry : this.omRegistry;
     const contentType = format === 'text' ? client.prometheusContentType : client.openMetricsContentType;
-    const promise = (registry.getMetricsAsArray().length ? registry.metrics() : Promise.resolve(format === 'text' ? '' : '# EOF\n')).then((runtime): Rendered => {
-      const body = Buffer.from(format === 'text' ? ours + (runtime && ours ? '\n' : '') + runtime : ours + runtime);
+    entry.promise = (registry.getMetricsAsArray().length ? registry.metrics() : Promise.resolve(format === 'text' ? '' : '# EOF\n')).then((runtime): Rendered => {
+      if (runtime) {
+        if (format === 'text' && ours.length) ours.push(NEWLINE);
+        ours.push(Buffer.from(runtime));
+      }
+      const body = Buffer.concat(ours);
       let gz: Promise<Buffer> | undefined;
-      return { body, contentType, gzip: () => (gz ??= gzipAsync(body, { level: 6 })) };
+      entry.done = true;
+      return {
+        body,
+        contentType,
+        gzip: () => {
+          entry.gzipWanted = true;
+          return (gz ??= gzipAsync(body, { level: 6 }));
+        },
+      };
     });
-    this.cache.set(format, { generation: this.generation, at: now, promise });
-    promise.catch(() => this.cache.delete(format));
-    return promise;
+    return entry;
   }
 
   /**
    * The catalog families in the text format or OpenMetrics, written from label text
    * escaped once per series (the same bytes prom-client writes for the same series; a
-   * test holds the two to each other).
+   * test holds the two to each other). A family none of whose series changed since the
+   * last rendering reuses its lines; a series whose value did not change reuses its line.
    */
-  private renderFamilies(format: 'text' | 'openmetrics'): string {
+  private renderFamilies(format: 'text' | 'openmetrics'): Buffer[] {
     const om = format === 'openmetrics';
-    const parts: string[] = [];
+    const parts: Buffer[] = [];
     for (const f of this.families.values()) {
       if (f.live.size === 0) continue;
-      const def = f.def;
-      const lines: string[] = [om ? f.omHeader : f.textHeader];
-      const sampleName = def.name;
-      if (def.type === 'histogram') {
-        for (const s of f.live) {
-          const b = s.buckets!;
-          let cum = 0;
-          for (let i = 0; i < b.length; i++) {
-            cum += b[i];
-            lines.push(`${sampleName}_bucket{${f.les[i]}${s.labelText ? ',' + s.labelText : ''}} ${cum}`);
-          }
-          const braces = s.labelText ? `{${s.labelText}}` : '';
-          lines.push(`${sampleName}_sum${braces} ${formatValue(s.sum)}`, `${sampleName}_count${braces} ${s.count}`);
-        }
-      } else {
-        for (const s of f.live) lines.push(`${sampleName}${s.labelText ? `{${s.labelText}}` : ''} ${formatValue(s.value)}`);
+      if (f.dirty) {
+        f.lines = Buffer.from(f.def.type === 'histogram' ? histogramLines(f) : sampleLines(f));
+        f.dirty = false;
       }
-      parts.push(lines.join('\n'));
+      // Text separates families with an empty line; OpenMetrics does not.
+      if (!om && parts.length) parts.push(NEWLINE);
+      parts.push(om ? f.omHeader : f.textHeader, f.lines);
     }
-    return parts.length === 0 ? '' : om ? parts.join('\n') + '\n' : parts.join('\n\n') + '\n';
+    return parts;
   }
 
   /** Current values as JSON, built at most once per commit. */
@@ -404,9 +526,11 @@ export class SampleStore {
       f = {
         def,
         live: new Set(),
-        textHeader: `# HELP ${def.name} ${help}\n# TYPE ${def.name} ${type}`,
-        omHeader: `# HELP ${omName} ${help}\n# TYPE ${omName} ${type}`,
+        textHeader: Buffer.from(`# HELP ${def.name} ${help}\n# TYPE ${def.name} ${type}\n`),
+        omHeader: Buffer.from(`# HELP ${omName} ${help}\n# TYPE ${omName} ${type}\n`),
         les: def.type === 'histogram' ? [...(def.buckets ?? []).map((b) => `le="${b}"`), 'le="+Inf"'] : [],
+        dirty: true,
+        lines: EMPTY,
       };
       this.families.set(name, f);
     }

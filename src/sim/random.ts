@@ -10,15 +10,17 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-/** A hash of integers to [0, 1), for value noise that depends only on its inputs. */
-export function hash01(...xs: number[]): number {
-  let h = 0x811c9dc5;
-  for (const x of xs) {
-    h ^= x | 0;
-    h = Math.imul(h, 0x01000193);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0x5bd1e995);
-  }
+/** One round of the integer hash. */
+function mix(h: number, x: number): number {
+  h ^= x | 0;
+  h = Math.imul(h, 0x01000193);
+  h ^= h >>> 13;
+  return Math.imul(h, 0x5bd1e995);
+}
+
+/** A hash of three integers to [0, 1), for value noise that depends only on its inputs (no allocation: it runs for every GPU every step). */
+export function hash01(a: number, b: number, c: number): number {
+  let h = mix(mix(mix(0x811c9dc5, a), b), c);
   h ^= h >>> 15;
   return (h >>> 0) / 4294967296;
 }

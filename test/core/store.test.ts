@@ -128,6 +128,31 @@ test('with a minimum render interval, a burst of scrapes renders once and then c
   assert.match((await s.render()).body.toString(), /ds_gpu_up\{gpu="0",uuid="U"\} 0/);
 });
 
+test('with stale-while-render, a scrape that finds the rendering behind is served it while the next renders', async () => {
+  let now = 0;
+  const s = new SampleStore({ now: () => now, maxCacheAgeMs: 1000, minRenderIntervalMs: 1000, staleWhileRenderMs: 1000 });
+  const id = { gpu: '0', uuid: 'U' };
+  s.commit(s.batch('g').gauge('ds_gpu_up', id, 1));
+  const first = await s.render();
+  await first.gzip();
+  s.commit(s.batch('g').gauge('ds_gpu_up', id, 0));
+  now += 1500;
+  assert.equal(await s.render(), first, 'served at once, behind by one commit');
+  assert.equal(await s.render(), first, 'one background rendering at a time; the old one is served meanwhile');
+  // The successor replaces it once rendered (and gzipped, since scrapes asked for gzip).
+  let next = first;
+  for (let i = 0; i < 50 && next === first; i++) {
+    await new Promise((r) => setTimeout(r, 5));
+    next = await s.render();
+  }
+  assert.notEqual(next, first, 'the background rendering was swapped in');
+  assert.match(next.body.toString(), /ds_gpu_up\{gpu="0",uuid="U"\} 0/);
+  // Too old to serve stale: the scrape waits for a fresh rendering.
+  s.commit(s.batch('g').gauge('ds_gpu_up', id, 1));
+  now += 2500;
+  assert.match((await s.render()).body.toString(), /ds_gpu_up\{gpu="0",uuid="U"\} 1/);
+});
+
 test('a batch in the same order as the last one, with one label changed, updates the right series', async () => {
   const s = new SampleStore();
   const l = (gpu: string) => ({ gpu, uuid: `U${gpu}` });

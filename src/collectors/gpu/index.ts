@@ -61,17 +61,66 @@ function gauge(batch: Batch, name: string, id: { gpu: string; uuid: string }, v:
   if (v !== undefined) batch.gauge(name, id, v);
 }
 
+/**
+ * Label objects of one GPU, made once and reused every sample: the store recognises an
+ * unchanged series by its label object, and nothing is allocated per series and sample.
+ */
+class GpuLabels {
+  readonly id: { gpu: string; uuid: string };
+  private info?: Record<string, string>;
+  private readonly extra = new Map<string, Map<string, Record<string, string>>>();
+  private extraCount = 0;
+  constructor(gpu: string, uuid: string) {
+    this.id = { gpu, uuid };
+  }
+
+  /** `{gpu, uuid, [name]: value}`. */
+  with(name: string, value: string): Record<string, string> {
+    let byValue = this.extra.get(name);
+    if (!byValue) this.extra.set(name, (byValue = new Map()));
+    let l = byValue.get(value);
+    if (!l) {
+      // Process ids and XID codes come and go; the cache is bounded.
+      if (++this.extraCount > 4096) {
+        this.extra.clear();
+        this.extraCount = 1;
+        this.extra.set(name, (byValue = new Map()));
+      }
+      l = { gpu: this.id.gpu, uuid: this.id.uuid, [name]: value };
+      byValue.set(value, l);
+    }
+    return l;
+  }
+
+  /** The labels of `ds_gpu_info`, the same object while they do not change. */
+  infoLabels(name: string, pciBusId: string, driverVersion: string, migMode: string): Record<string, string> {
+    const i = this.info;
+    if (i && i.name === name && i.pci_bus_id === pciBusId && i.driver_version === driverVersion && i.mig_mode === migMode) return i;
+    return (this.info = { gpu: this.id.gpu, uuid: this.id.uuid, name, pci_bus_id: pciBusId, driver_version: driverVersion, mig_mode: migMode });
+  }
+}
+
 export class GpuMetrics {
   private readonly acc = new Map<string, Accumulators>();
+  private readonly labels = new Map<string, GpuLabels>();
+  private readonly sourceInfo = new Map<string, { source: string }>();
   constructor(private readonly now: () => number, private readonly intervalMs: number) {}
 
   write(batch: Batch, readings: readonly GpuReading[], sourceKind: string): void {
-    batch.info('ds_exporter_gpu_source_info', { source: sourceKind });
+    let src = this.sourceInfo.get(sourceKind);
+    if (!src) this.sourceInfo.set(sourceKind, (src = { source: sourceKind }));
+    batch.info('ds_exporter_gpu_source_info', src);
     const nowMs = this.now();
     for (const r of readings) {
       const d = r.device;
-      const id = { gpu: String(d.index), uuid: d.uuid };
-      batch.info('ds_gpu_info', { gpu: id.gpu, uuid: id.uuid, name: d.name, pci_bus_id: d.pciBusId, driver_version: d.driverVersion, mig_mode: d.migMode });
+      const lkey = `${d.index}\u0000${d.uuid}`;
+      let L = this.labels.get(lkey);
+      if (!L) {
+        if (this.labels.size >= 1024) this.labels.clear();
+        this.labels.set(lkey, (L = new GpuLabels(String(d.index), d.uuid)));
+      }
+      const id = L.id;
+      batch.info('ds_gpu_info', L.infoLabels(d.name, d.pciBusId, d.driverVersion, d.migMode));
       batch.gauge('ds_gpu_up', id, r.up ? 1 : 0);
       let a = this.acc.get(d.uuid);
       if (!a) this.acc.set(d.uuid, (a = { busy: 0, memoryBusy: 0, energy: 0, throttle: new Map() }));
@@ -85,7 +134,7 @@ export class GpuMetrics {
       else if (r.utilization !== undefined) a.busy += r.utilization * elapsedS;
       if (r.busySecondsDelta !== undefined || r.utilization !== undefined) {
         batch.counter('ds_gpu_busy_seconds_total', id, a.busy);
-        batch.gauge('ds_gpu_utilization_method', { gpu: id.gpu, uuid: id.uuid, method: r.utilizationMethod ?? (r.busySecondsDelta !== undefined ? 'samples' : 'point') }, 1);
+        batch.gauge('ds_gpu_utilization_method', L.with('method', r.utilizationMethod ?? (r.busySecondsDelta !== undefined ? 'samples' : 'point')), 1);
       }
       if (r.utilizationSamplesLostSeconds !== undefined) batch.counter('ds_gpu_utilization_samples_lost_seconds_total', id, r.utilizationSamplesLostSeconds);
       if (r.memoryBusySecondsDelta !== undefined) a.memoryBusy += Math.max(0, r.memoryBusySecondsDelta);
@@ -110,31 +159,31 @@ export class GpuMetrics {
       gauge(batch, 'ds_gpu_sm_clock_hertz', id, r.smClockHz);
       gauge(batch, 'ds_gpu_memory_clock_hertz', id, r.memoryClockHz);
       for (const [reason, active] of Object.entries(r.throttleReasons ?? {})) {
-        batch.gauge('ds_gpu_clock_throttle_active', { gpu: id.gpu, uuid: id.uuid, reason }, active ? 1 : 0);
+        batch.gauge('ds_gpu_clock_throttle_active', L.with('reason', reason), active ? 1 : 0);
         // Without a driver counter, integrate the active flag over the interval.
         if (r.throttleSeconds?.[reason] === undefined) {
           const t = (a.throttle.get(reason) ?? 0) + (active ? elapsedS : 0);
           a.throttle.set(reason, t);
-          batch.counter('ds_gpu_throttle_seconds_total', { gpu: id.gpu, uuid: id.uuid, reason }, t);
+          batch.counter('ds_gpu_throttle_seconds_total', L.with('reason', reason), t);
         }
       }
       for (const [reason, seconds] of Object.entries(r.throttleSeconds ?? {})) {
-        batch.counter('ds_gpu_throttle_seconds_total', { gpu: id.gpu, uuid: id.uuid, reason }, seconds);
+        batch.counter('ds_gpu_throttle_seconds_total', L.with('reason', reason), seconds);
       }
-      if (r.pcieTxBytesPerSecond !== undefined) batch.gauge('ds_gpu_pcie_throughput_bytes_per_second', { gpu: id.gpu, uuid: id.uuid, direction: 'tx' }, r.pcieTxBytesPerSecond);
-      if (r.pcieRxBytesPerSecond !== undefined) batch.gauge('ds_gpu_pcie_throughput_bytes_per_second', { gpu: id.gpu, uuid: id.uuid, direction: 'rx' }, r.pcieRxBytesPerSecond);
-      if (r.nvlinkTxBytes !== undefined) batch.counter('ds_gpu_nvlink_bytes_total', { gpu: id.gpu, uuid: id.uuid, direction: 'tx' }, r.nvlinkTxBytes);
-      if (r.nvlinkRxBytes !== undefined) batch.counter('ds_gpu_nvlink_bytes_total', { gpu: id.gpu, uuid: id.uuid, direction: 'rx' }, r.nvlinkRxBytes);
-      if (r.eccCorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', { gpu: id.gpu, uuid: id.uuid, type: 'corrected' }, r.eccCorrected);
-      if (r.eccUncorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', { gpu: id.gpu, uuid: id.uuid, type: 'uncorrected' }, r.eccUncorrected);
-      for (const [xid, n] of r.xidCounts ?? []) batch.counter('ds_gpu_xid_errors_total', { gpu: id.gpu, uuid: id.uuid, xid: String(xid) }, n);
+      if (r.pcieTxBytesPerSecond !== undefined) batch.gauge('ds_gpu_pcie_throughput_bytes_per_second', L.with('direction', 'tx'), r.pcieTxBytesPerSecond);
+      if (r.pcieRxBytesPerSecond !== undefined) batch.gauge('ds_gpu_pcie_throughput_bytes_per_second', L.with('direction', 'rx'), r.pcieRxBytesPerSecond);
+      if (r.nvlinkTxBytes !== undefined) batch.counter('ds_gpu_nvlink_bytes_total', L.with('direction', 'tx'), r.nvlinkTxBytes);
+      if (r.nvlinkRxBytes !== undefined) batch.counter('ds_gpu_nvlink_bytes_total', L.with('direction', 'rx'), r.nvlinkRxBytes);
+      if (r.eccCorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', L.with('type', 'corrected'), r.eccCorrected);
+      if (r.eccUncorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', L.with('type', 'uncorrected'), r.eccUncorrected);
+      for (const [xid, n] of r.xidCounts ?? []) batch.counter('ds_gpu_xid_errors_total', L.with('xid', String(xid)), n);
       for (const m of r.migDevices ?? []) {
-        const mid = { gpu: id.gpu, uuid: id.uuid, gpu_instance: String(m.gpuInstance) };
+        const mid = L.with('gpu_instance', String(m.gpuInstance));
         batch.info('ds_gpu_mig_info', { gpu: mid.gpu, uuid: mid.uuid, gpu_instance: mid.gpu_instance, compute_instance: m.computeInstance === undefined ? 'N/A' : String(m.computeInstance), mig_uuid: m.uuid, name: m.name });
         if (m.memoryUsedBytes !== undefined) batch.gauge('ds_gpu_mig_memory_used_bytes', mid, m.memoryUsedBytes);
         if (m.memoryTotalBytes !== undefined) batch.gauge('ds_gpu_mig_memory_total_bytes', mid, m.memoryTotalBytes);
       }
-      for (const [pid, bytes] of r.processMemoryBytes ?? []) batch.gauge('ds_gpu_process_memory_used_bytes', { gpu: id.gpu, uuid: id.uuid, pid: String(pid) }, bytes);
+      for (const [pid, bytes] of r.processMemoryBytes ?? []) batch.gauge('ds_gpu_process_memory_used_bytes', L.with('pid', String(pid)), bytes);
     }
   }
 }
