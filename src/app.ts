@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { catalog, enrichCatalog } from './catalog/index.js';
 import { getPushState } from './collectors/push/index.js';
 import { simCollector } from './collectors/sim/index.js';
 import type { Config } from './config/config.js';
@@ -70,7 +71,9 @@ export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<B
   const logger = appDeps.logger ?? createLogger(config.logLevel);
   const now = appDeps.now ?? Date.now;
   // A burst of scrapes renders at most once per sample interval; Prometheus-rate scrapes always get a fresh render.
-  const store = new SampleStore({ now, processMetrics: appDeps.processMetrics ?? true, minRenderIntervalMs: appDeps.minRenderIntervalMs ?? config.intervalMs });
+  // With --kubelet.enrich-labels the GPU families carry the pod labels; otherwise the catalog as is.
+  const storeCatalog = config.flags.bool('kubelet.enrich-labels') ? enrichCatalog(catalog) : catalog;
+  const store = new SampleStore({ now, catalog: storeCatalog, processMetrics: appDeps.processMetrics ?? true, minRenderIntervalMs: appDeps.minRenderIntervalMs ?? config.intervalMs });
   const deps: CollectorDeps = { logger, store, now, shared: new Map() };
   const scheduler = new Scheduler({ store, logger, intervalMs: config.intervalMs, staleAfterMs: config.staleAfterMs, now });
 

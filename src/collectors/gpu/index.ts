@@ -1,7 +1,10 @@
 import type { Flags } from '../../config/flags.js';
 import type { Collector, CollectorDefinition, CollectorDeps } from '../../core/collector.js';
 import { describeError, SourceError } from '../../core/errors.js';
-import type { Batch } from '../../core/store.js';
+import { catalog, enrichedFamilies } from '../../catalog/index.js';
+import { Batch } from '../../core/store.js';
+import { SHARED_ALLOCATIONS, SHARED_GPU_PROCESSES, type SharedAllocations, type SharedGpuProcesses } from '../kubelet/shared.js';
+import { enrichWithPods, replay } from './enrich.js';
 import { getSimHost } from '../../sim/shared.js';
 import { nvmlOpener } from './nvml.js';
 import { simulatedGpuSource } from './simulated.js';
@@ -61,11 +64,25 @@ function gauge(batch: Batch, name: string, id: { gpu: string; uuid: string }, v:
   if (v !== undefined) batch.gauge(name, id, v);
 }
 
+/** `--kubelet.enrich-labels`: which families get pod labels, and where the allocations are. */
+export interface PodEnrichment {
+  readonly families: ReadonlySet<string>;
+  readonly allocations: () => SharedAllocations | undefined;
+}
+
 export class GpuMetrics {
   private readonly acc = new Map<string, Accumulators>();
-  constructor(private readonly now: () => number, private readonly intervalMs: number) {}
+  constructor(private readonly now: () => number, private readonly intervalMs: number, private readonly enrich?: PodEnrichment) {}
 
+  /** Writes the series of one sample; with pod enrichment, through one post-pass over them. */
   write(batch: Batch, readings: readonly GpuReading[], sourceKind: string): void {
+    if (!this.enrich) return this.writeReadings(batch, readings, sourceKind);
+    const own = new Batch(batch.collector);
+    this.writeReadings(own, readings, sourceKind);
+    replay(batch, enrichWithPods(own.entries, this.enrich.families, this.enrich.allocations(), this.now()));
+  }
+
+  private writeReadings(batch: Batch, readings: readonly GpuReading[], sourceKind: string): void {
     batch.info('ds_exporter_gpu_source_info', { source: sourceKind });
     const nowMs = this.now();
     for (const r of readings) {
@@ -139,6 +156,20 @@ export class GpuMetrics {
   }
 }
 
+/** The processes NVML lists on each GPU, for process attribution. Pure. */
+export function gpuProcesses(readings: readonly GpuReading[], readAtMs: number, maxAgeMs: number): SharedGpuProcesses {
+  return {
+    readAtMs,
+    maxAgeMs,
+    gpus: readings.filter((r) => r.up).map((r) => ({
+      gpu: String(r.device.index),
+      uuid: r.device.uuid,
+      migUuids: (r.migDevices ?? []).map((m) => m.uuid),
+      pids: [...(r.processMemoryBytes?.keys() ?? [])],
+    })),
+  };
+}
+
 /** The GPU collector: one source (NVML, nvidia-smi or simulated), one set of metric names. */
 export const gpuCollector: CollectorDefinition = {
   name: 'gpu',
@@ -152,7 +183,11 @@ export const gpuCollector: CollectorDefinition = {
   ],
   async create(deps: CollectorDeps, flags: Flags): Promise<Collector> {
     const source = await openGpuSource(flags, deps);
-    const metrics = new GpuMetrics(deps.now, flags.number('sample.interval') ?? 1000);
+    const intervalMs = flags.number('sample.interval') ?? 1000;
+    const enrich: PodEnrichment | undefined = flags.bool('kubelet.enrich-labels')
+      ? { families: enrichedFamilies(catalog), allocations: () => deps.shared.get(SHARED_ALLOCATIONS) as SharedAllocations | undefined }
+      : undefined;
+    const metrics = new GpuMetrics(deps.now, intervalMs, enrich);
     deps.shared.set('gpu.source', source.kind);
     return {
       async sample(batch, signal) {
@@ -160,6 +195,7 @@ export const gpuCollector: CollectorDefinition = {
         metrics.write(batch, readings, source.kind);
         // Other collectors (kubelet attribution) match devices to GPUs by UUID.
         deps.shared.set('gpu.devices', readings.map((r) => ({ index: r.device.index, uuid: r.device.uuid })));
+        deps.shared.set(SHARED_GPU_PROCESSES, gpuProcesses(readings, deps.now(), 3 * intervalMs));
       },
       close: () => source.close(),
     };

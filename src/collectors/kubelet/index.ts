@@ -2,8 +2,9 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { CollectorDefinition } from '../../core/collector.js';
-import { SourceError } from '../../core/errors.js';
+import { ConfigError, SourceError } from '../../core/errors.js';
 import { type DeviceAllocation, gpuAllocations, type KnownGpu } from './match.js';
+import { SHARED_ALLOCATIONS, type SharedAllocations } from './shared.js';
 
 const PROTO = fileURLToPath(new URL('../../../assets/kubelet/podresources.proto', import.meta.url));
 
@@ -40,23 +41,31 @@ export const kubeletCollector: CollectorDefinition = {
     { name: 'kubelet.resource-names', type: 'list', help: 'Extra resource names that hold GPUs, besides nvidia.com/gpu and nvidia.com/mig-*.' },
     { name: 'kubelet.interval', type: 'duration', default: '5s', min: 100, help: 'How often to ask the kubelet which pod holds which GPU.' },
     { name: 'kubelet.timeout', type: 'duration', default: '2s', min: 100, help: 'Timeout of one List call.' },
+    { name: 'kubelet.enrich-labels', type: 'bool', default: false, help: 'Add namespace, pod and container of the pod holding the GPU to every GPU series keyed by uuid (one series per pod on a time-shared GPU); needs --collector.kubelet.' },
   ],
+  validate(flags, enabled) {
+    if (flags.bool('kubelet.enrich-labels') && !enabled.has('kubelet')) throw new ConfigError('--kubelet.enrich-labels needs --collector.kubelet (the pod labels come from the kubelet)');
+  },
   create(deps, flags) {
     const socket = flags.string('kubelet.pod-resources-socket') ?? '/var/lib/kubelet/pod-resources/kubelet.sock';
     const extra = flags.list('kubelet.resource-names');
     const timeoutMs = flags.number('kubelet.timeout') ?? 2000;
+    const intervalMs = flags.number('kubelet.interval') ?? 5000;
     const def = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, defaults: true });
     const pkg = grpc.loadPackageDefinition(def) as unknown as { v1: { PodResourcesLister: new (addr: string, creds: grpc.ChannelCredentials, opts?: object) => ListerClient } };
     const client = new pkg.v1.PodResourcesLister(`unix://${socket}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 16 << 20 });
     return {
-      intervalMs: flags.number('kubelet.interval') ?? 5000,
+      intervalMs,
       async sample(batch, signal) {
         const res = await new Promise<ListResponse>((resolve, reject) => {
           const call = client.List({}, { deadline: Date.now() + timeoutMs }, (err, r) => (err ? reject(new SourceError(`kubelet pod-resources List on ${socket}: ${err.details || err.message}`, { cause: err })) : resolve(r)));
           signal.addEventListener('abort', () => call.cancel(), { once: true });
         });
         const gpus = (deps.shared.get('gpu.devices') as KnownGpu[] | undefined) ?? [];
-        for (const a of gpuAllocations(flattenList(res), gpus, extra)) batch.info('ds_gpu_allocation_info', { ...a });
+        const allocations = gpuAllocations(flattenList(res), gpus, extra);
+        for (const a of allocations) batch.info('ds_gpu_allocation_info', { ...a });
+        // The GPU collector labels its series with these (--kubelet.enrich-labels) while they are fresh.
+        deps.shared.set(SHARED_ALLOCATIONS, { allocations, readAtMs: deps.now(), maxAgeMs: 3 * intervalMs } satisfies SharedAllocations);
       },
       async close() {
         client.close();

@@ -3,8 +3,14 @@ import type { Batch } from '../../core/store.js';
 import type { SimHost } from '../../sim/host.js';
 import { getSimHost } from '../../sim/shared.js';
 
+/** What the simulator leaves to real collectors running beside it. */
+export interface SimHostOptions {
+  /** The kubelet collector runs: pod allocations come from it, not from the simulator. */
+  readonly kubelet?: boolean;
+}
+
 /** Everything but the GPUs of a simulated host: engine, allocator, training, peers, collectives, pods. */
-export function writeSimHost(batch: Batch, host: SimHost): void {
+export function writeSimHost(batch: Batch, host: SimHost, opts: SimHostOptions = {}): void {
   const engine = 'vllm';
   const model = host.model;
   batch.gauge('ds_engine_up', { target: 'sim://vllm/metrics', engine }, 1);
@@ -29,7 +35,7 @@ export function writeSimHost(batch: Batch, host: SimHost): void {
     batch.gauge('ds_gpu_memory_fragmentation_ratio', l, g.allocReserved > 0 ? (g.allocReserved - g.allocAllocated) / g.allocReserved : 0);
     batch.counter('ds_allocator_alloc_retries_total', l, g.allocRetries);
     batch.counter('ds_allocator_ooms_total', l, g.allocOoms);
-    if (g.pod) batch.info('ds_gpu_allocation_info', { gpu: String(g.index), uuid: g.uuid, ...g.pod });
+    if (g.pod && !opts.kubelet) batch.info('ds_gpu_allocation_info', { gpu: String(g.index), uuid: g.uuid, ...g.pod });
   }
   for (let rank = 0; rank < 2; rank++) {
     const l = { job: host.job, rank: String(rank) };
@@ -99,10 +105,11 @@ export const simCollector: CollectorDefinition = {
   ],
   create(deps, flags) {
     const host = getSimHost(deps, flags);
+    const opts: SimHostOptions = { kubelet: flags.bool('collector.kubelet') };
     return {
       async sample(batch) {
         host.advanceTo(deps.now());
-        writeSimHost(batch, host);
+        writeSimHost(batch, host, opts);
       },
     };
   },
