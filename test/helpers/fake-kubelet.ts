@@ -43,7 +43,7 @@ export async function startFakeKubelet(): Promise<FakeKubelet> {
       return calls;
     },
     answer(a) {
-      answer = typeof a === 'function' ? a : () => a;
+      answer = typeof a === 'function' ? (a as (call: number) => FakeAnswer) : () => a;
     },
     async close() {
       server.forceShutdown();
