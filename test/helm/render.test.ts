@@ -207,6 +207,18 @@ describe('default values', needHelm, () => {
     assert.ok(!args(off).some((a) => a.startsWith('--collector.kubelet')));
   });
 
+  test('kubelet.enrichLabels: --kubelet.enrich-labels only when set, and only with the kubelet collector', async () => {
+    assert.ok(!args(await render({ namespace: NS })).includes('--kubelet.enrich-labels'), 'off by default');
+    const on = await render({ namespace: NS, set: ['kubelet.enrichLabels=true'] });
+    assert.ok(args(on).includes('--kubelet.enrich-labels'));
+    assert.ok(args(on).includes('--collector.kubelet'));
+    // The exporter accepts what the chart passes.
+    assert.equal(loadConfig(args(on).filter((a) => !a.startsWith('--peers.dns')), {}).flags.bool('kubelet.enrich-labels'), true);
+    const orphan = await renderRaw({ namespace: NS, set: ['kubelet.enabled=false', 'kubelet.enrichLabels=true'] });
+    assert.notEqual(orphan.code, 0);
+    assert.match(orphan.stderr, /kubelet\.enrichLabels needs kubelet\.enabled/);
+  });
+
   test('the headless Service the peer prober resolves, and the metrics Service', async () => {
     const objs = await render({ namespace: NS });
     const services = ofKind(objs, 'Service');
