@@ -18,6 +18,7 @@ const POD_PANELS: Record<string, readonly string[]> = {
   'GPU busy by pod': ['fleet-overview', 'node-detail'],
   'GPU memory used by pod': ['fleet-overview', 'node-detail', 'memory'],
   'Fragmentation by pod': ['memory'],
+  'GPU memory by pod (processes)': ['fleet-overview', 'node-detail', 'memory'],
 };
 
 /** The one query of a panel, with "All" for job/instance/gpu and the given namespace/pod values. */
@@ -54,6 +55,12 @@ const INPUT = [
   { series: `ds_gpu_busy_seconds_total{${T},${gpu(3)}}`, values: '0x20' },
   { series: `ds_gpu_memory_used_bytes{${T},${gpu(3)}}`, values: '1000000000x20' },
   ...[0, 1, 2, 3].map((i) => ({ series: `ds_gpu_utilization_method{${T},${gpu(i)},method="samples"}`, values: '1x20' })),
+  // GPU processes with the pod their cgroup names (--kubelet.process-attribution): train-0's
+  // two processes, one process of each pod sharing GPU 1, and an unattributed one on GPU 2.
+  ...([[0, '100', 20e9, 'ml', 'train-0'], [0, '101', 8e9, 'ml', 'train-0'], [1, '200', 6e9, 'lab', 'nb-a'], [1, '201', 3e9, 'lab', 'nb-b'], [2, '300', 4e9, '', '']] as const).flatMap(([i, pid, bytes, ns, pod]) => [
+    { series: `ds_gpu_process_memory_used_bytes{${T},${gpu(i)},pid="${pid}"}`, values: `${bytes}x20` },
+    { series: `ds_gpu_process_info{${T},${gpu(i)},pid="${pid}",namespace="${ns}",pod="${pod}",container="main",pod_uid="${pod ? `uid-${pod}` : ''}",container_id=""}`, values: '1x20' },
+  ]),
 ];
 
 const busyBy = (ns: string, pod: string, value: number) => ({ labels: `{namespace="${ns}",pod="${pod}"}`, value });
@@ -77,6 +84,11 @@ function cases(): Array<{ expr: string; eval_time: string; exp_samples: Array<{ 
     out.push({ expr: panelExpr(d, 'Fragmentation by pod'), eval_time: '10m', exp_samples: [frag(0, '100', 'trainer', 'train-0', 0.25), frag(0, '101', 'trainer', 'train-0', 0.5)] });
     out.push({ expr: panelExpr(d, 'Fragmentation by pod', { pod: 'train-0' }), eval_time: '10m', exp_samples: [frag(0, '100', 'trainer', 'train-0', 0.25), frag(0, '101', 'trainer', 'train-0', 0.5)] });
     out.push({ expr: panelExpr(d, 'Fragmentation by pod', { namespace: 'lab' }), eval_time: '10m', exp_samples: [] });
+  }
+  for (const d of POD_PANELS['GPU memory by pod (processes)']) {
+    // The shared GPU is split by process; the unattributed process is left out.
+    out.push({ expr: panelExpr(d, 'GPU memory by pod (processes)'), eval_time: '10m', exp_samples: [busyBy('ml', 'train-0', 28e9), busyBy('lab', 'nb-a', 6e9), busyBy('lab', 'nb-b', 3e9)] });
+    out.push({ expr: panelExpr(d, 'GPU memory by pod (processes)', { pod: 'nb-b' }), eval_time: '10m', exp_samples: [busyBy('lab', 'nb-b', 3e9)] });
   }
   // Allocation tables: one row per pod, a shared GPU once per pod.
   const held = (i: number, ns: string, pod: string, value: number, extra = '') => ({ labels: `{${T},${gpu(i)},namespace="${ns}",pod="${pod}",container="main"${extra}}`, value });

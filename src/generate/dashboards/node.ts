@@ -1,6 +1,6 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import { catalog } from '../../catalog/index.js';
-import { autoPanel, dashboardShell, podBusyPanel, podMemoryPanel, usedByDashboards, queries, row, statPanel, tablePanel, timeSeries, UTILIZATION_NOTE } from './common.js';
+import { autoPanel, dashboardShell, podBusyPanel, podMemoryPanel, podProcessMemoryPanel, usedByDashboards, queries, row, statPanel, tablePanel, timeSeries, UTILIZATION_NOTE } from './common.js';
 
 const PER_GPU = '{{instance}} GPU {{gpu}}';
 
@@ -39,6 +39,7 @@ export function nodeDashboard(): dashboard.Dashboard {
     .withRow(row('Pods'))
     .withPanel(podBusyPanel(q))
     .withPanel(podMemoryPanel(q))
+    .withPanel(podProcessMemoryPanel(q))
     .withRow(row('Power and temperature'))
     .withPanel(timeSeries({ title: 'Power', description: 'Power draw per GPU with its enforced limit.', unit: 'watt', targets: [{ expr: s('ds_gpu_power_watts'), legend: PER_GPU }, { expr: `max(${s('ds_gpu_power_limit_watts')})`, legend: 'limit' }] }))
     .withPanel(timeSeries({ title: 'Energy rate', description: 'Average power over the rate interval from the energy counter (rate(ds_gpu_energy_joules_total)): exact, unlike point power readings.', unit: 'watt', targets: [{ expr: `rate(${s('ds_gpu_energy_joules_total')}[$__rate_interval])`, legend: PER_GPU }] }))
