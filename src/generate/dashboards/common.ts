@@ -334,8 +334,9 @@ export function podFragmentationPanel(q: Q, opts: { w?: number } = {}): timeseri
 export function podProcessMemoryPanel(q: Q, opts: { w?: number } = {}): timeseries.PanelBuilder {
   return timeSeries({
     title: 'GPU memory by pod (processes)',
-    description: 'Device memory used by the GPU processes of each pod (ds_gpu_process_memory_used_bytes, needs --nvml.process-memory), each process attributed to the pod its cgroup names (ds_gpu_process_info, needs --kubelet.process-attribution and hostPID; joined on job, instance, uuid and pid). Unlike "GPU memory used by pod", a GPU shared by several pods is split between them by process, so the pods add up to the memory actually used; the CUDA context and memory of processes that could not be attributed (empty pod) are left out, and the namespace and pod variables filter the pods of the processes.',
+    description: 'Device memory used by the GPU processes of each pod (ds_gpu_process_memory_used_bytes, needs --nvml.process-memory), each process attributed to the pod its cgroup names (ds_gpu_process_info, needs --kubelet.process-attribution and hostPID; joined on job, instance, uuid and pid; also correct with --kubelet.enrich-labels). Unlike "GPU memory used by pod", a GPU shared by several pods is split between them by process, so the pods add up to the memory actually used; the CUDA context and memory of processes that could not be attributed (empty pod) are left out, and the namespace and pod variables filter the pods of the processes.',
     unit: 'bytes', min: 0, w: opts.w,
-    targets: [{ expr: `sum by (namespace, pod) (${q.s('ds_gpu_process_memory_used_bytes')} * on (job, instance, uuid, pid) group_left (namespace, pod) ${q.s('ds_gpu_process_info')})`, legend: '{{namespace}}/{{pod}}' }],
+    // max by (…, pid) collapses the per-holder copies --kubelet.enrich-labels makes of a shared GPU's process series.
+    targets: [{ expr: `sum by (namespace, pod) (max by (job, instance, uuid, pid) (${q.s('ds_gpu_process_memory_used_bytes')}) * on (job, instance, uuid, pid) group_left (namespace, pod) ${q.s('ds_gpu_process_info')})`, legend: '{{namespace}}/{{pod}}' }],
   });
 }
