@@ -185,3 +185,23 @@ test('without the flag, no ds_gpu_process_info and no /proc read', { skip }, asy
   assert.doesNotMatch(body, /ds_gpu_process_info/);
   assert.match(body, /ds_gpu_process_memory_used_bytes\{gpu="0",[^}]*pid="1000"\} 1000/);
 });
+
+test('--simulate: the serving process of every GPU has its ds_gpu_process_info, in the pod holding the GPU', async () => {
+  const built = await testApp(['--simulate', '--simulate.gpus=4']);
+  open.push(built);
+  await built.scheduler.sampleAll();
+  const m = built.store.snapshot().metrics;
+  const procs = m.ds_gpu_process_memory_used_bytes.map((s) => `${s.labels.uuid} ${s.labels.pid}`).sort();
+  assert.equal(procs.length, 4);
+  assert.deepEqual(m.ds_gpu_process_info.map((s) => `${s.labels.uuid} ${s.labels.pid}`).sort(), procs);
+  for (const s of m.ds_gpu_process_info) {
+    const a = m.ds_gpu_allocation_info.find((x) => x.labels.uuid === s.labels.uuid)!;
+    assert.deepEqual([s.labels.namespace, s.labels.pod, s.labels.container], [a.labels.namespace, a.labels.pod, a.labels.container]);
+    assert.match(s.labels.pod_uid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-8[0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.match(s.labels.container_id, /^[0-9a-f]{64}$/);
+  }
+  // One pod, one UID; two pods, two UIDs.
+  const uidOf = new Map(m.ds_gpu_process_info.map((s) => [s.labels.pod, s.labels.pod_uid]));
+  assert.equal(new Set(uidOf.values()).size, uidOf.size);
+  assert.equal(uidOf.size, 2);
+});
