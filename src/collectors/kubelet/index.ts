@@ -35,7 +35,7 @@ export function flattenList(res: ListResponse): DeviceAllocation[] {
 /** Which pod holds which GPU, from the kubelet's pod-resources API over its unix socket. */
 export const kubeletCollector: CollectorDefinition = {
   name: 'kubelet',
-  description: 'GPU-to-pod attribution from the kubelet pod-resources API (ds_gpu_allocation_info)',
+  description: 'GPU-to-pod attribution from the kubelet pod-resources API (ds_gpu_allocation_info; ds_gpu_process_info with --kubelet.process-attribution)',
   defaultEnabled: false,
   flags: [
     { name: 'kubelet.pod-resources-socket', type: 'string', default: '/var/lib/kubelet/pod-resources/kubelet.sock', help: 'Unix socket of the kubelet pod-resources API.' },
