@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { catalog, enrichCatalog } from './catalog/index.js';
 import { getPushState } from './collectors/push/index.js';
 import { simCollector } from './collectors/sim/index.js';
 import type { Config } from './config/config.js';
@@ -71,8 +72,10 @@ export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<B
   const now = appDeps.now ?? Date.now;
   // A burst of scrapes renders at most once per sample interval; Prometheus-rate scrapes always get a fresh render.
   const minRenderIntervalMs = appDeps.minRenderIntervalMs ?? config.intervalMs;
+  // With --kubelet.enrich-labels the GPU families carry the pod labels; otherwise the catalog as is.
+  const storeCatalog = config.flags.bool('kubelet.enrich-labels') ? enrichCatalog(catalog) : catalog;
   // Scrapers faster than the sample interval are served the last rendering (at most about 2 s old) while the next one renders.
-  const store = new SampleStore({ now, processMetrics: appDeps.processMetrics ?? true, minRenderIntervalMs, staleWhileRenderMs: Math.min(minRenderIntervalMs, 1000) });
+  const store = new SampleStore({ now, catalog: storeCatalog, processMetrics: appDeps.processMetrics ?? true, minRenderIntervalMs, staleWhileRenderMs: Math.min(minRenderIntervalMs, 1000) });
   const deps: CollectorDeps = { logger, store, now, shared: new Map() };
   const scheduler = new Scheduler({ store, logger, intervalMs: config.intervalMs, staleAfterMs: config.staleAfterMs, now });
 

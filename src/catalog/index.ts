@@ -6,6 +6,7 @@ import { servingMetrics } from './serving.js';
 import type { MetricDef } from './types.js';
 
 export type { MetricDef, MetricType, MetricUnit, MetricSource } from './types.js';
+export { enrichCatalog, enrichedFamilies, isEnrichedFamily, POD_LABELS } from './enrich.js';
 
 /** Every metric the exporter can emit. Registration, dashboards, alerts and docs derive from it. */
 export const catalog: readonly MetricDef[] = [

@@ -55,6 +55,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, defs
     if (flags.explicit.has(sw)) return flags.bool(sw);
     return flags.bool(sw) || (d.autoEnable?.(flags) ?? false);
   });
+  const enabled = new Set(collectors.map((d) => d.name));
+  for (const d of defs) d.validate?.(flags, enabled);
   return {
     flags,
     listenHost: host,

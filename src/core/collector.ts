@@ -37,5 +37,11 @@ export interface CollectorDefinition {
    * targets given), unless `--no-collector.<name>` is explicit. May throw ConfigError.
    */
   autoEnable?(flags: Flags): boolean;
+  /**
+   * Checks flags of this collector that depend on other flags or collectors, whether or
+   * not it is enabled (`enabled` holds the names of the enabled collectors). Throws a
+   * ConfigError naming the flags.
+   */
+  validate?(flags: Flags, enabled: ReadonlySet<string>): void;
   create(deps: CollectorDeps, flags: Flags): Promise<Collector> | Collector;
 }

@@ -1,12 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { gpuAllocations, resolveDevice } from '../../src/collectors/kubelet/match.js';
-import { ROOT } from '../helpers/procs.js';
+import { type FakeKubelet, fakePod, startFakeKubelet } from '../helpers/fake-kubelet.js';
 import { testApp } from '../helpers/app.js';
 
 const gpus = [
@@ -29,33 +24,19 @@ test('only GPU resources count, and replicas of one GPU in one container count o
   assert.deepEqual(a.map((x) => `${x.gpu}/${x.uuid}`).sort(), ['/MIG-x', '0/GPU-aaaa', '1/GPU-bbbb']);
 });
 
-// A fake kubelet speaking the v1 pod-resources protocol on a unix socket.
-const dir = mkdtempSync(join(tmpdir(), 'dsx-kubelet-'));
-const socket = join(dir, 'kubelet.sock');
-let server: grpc.Server;
-let calls = 0;
-let responses: object[] = [];
-
+let kubelet: FakeKubelet;
 before(async () => {
-  const def = protoLoader.loadSync(join(ROOT, 'assets/kubelet/podresources.proto'), { keepCase: true });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { v1: { PodResourcesLister: { service: grpc.ServiceDefinition } } };
-  server = new grpc.Server();
-  server.addService(pkg.v1.PodResourcesLister.service, {
-    List: (_call: unknown, cb: grpc.sendUnaryData<object>) => {
-      cb(null, responses[Math.min(calls, responses.length - 1)]);
-      calls++;
-    },
-  });
-  await new Promise<void>((res, rej) => server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())));
+  kubelet = await startFakeKubelet();
 });
-after(() => server?.forceShutdown());
+after(() => kubelet?.close());
 
-const pod = (name: string, devices: string[]) => ({ name, namespace: 'inference', containers: [{ name: 'vllm', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: devices }] }] });
+const pod = (name: string, devices: string[]) => fakePod('inference', name, { vllm: devices });
 
 test('allocation series follow pods as they come and go; the GPUs come from the GPU collector', async () => {
-  responses = [{ pod_resources: [pod('a', ['GPU-0'])] }, { pod_resources: [pod('a', ['GPU-0']), pod('b', ['nvidia1'])] }, { pod_resources: [pod('b', ['nvidia1'])] }];
-  calls = 0;
-  const built = await testApp(['--gpu.source=simulated', '--simulate.gpus=2', '--collector.kubelet', `--kubelet.pod-resources-socket=${socket}`]);
+  let responses: object[] = [{ pod_resources: [pod('a', ['GPU-0'])] }, { pod_resources: [pod('a', ['GPU-0']), pod('b', ['nvidia1'])] }, { pod_resources: [pod('b', ['nvidia1'])] }];
+  const first = kubelet.calls;
+  kubelet.answer((call) => responses[Math.min(call - first, responses.length - 1)]);
+  const built = await testApp(['--gpu.source=simulated', '--simulate.gpus=2', '--collector.kubelet', `--kubelet.pod-resources-socket=${kubelet.socket}`]);
   const uuids = () => built.deps.shared.get('gpu.devices') as Array<{ uuid: string }> | undefined;
   await built.scheduler.sampleAll();
   // The fake kubelet names GPU 0 by the simulated UUID from the second call on.
@@ -69,14 +50,14 @@ test('allocation series follow pods as they come and go; the GPUs come from the 
   assert.ok(lines.some((l) => l.includes(`gpu="1",uuid="${uuids()![1].uuid}",namespace="inference",pod="b"`)), lines.join('\n'));
   await built.scheduler.sampleAll();
   lines = await metrics();
-  assert.equal(lines.length, 1, lines.join("\n") + ` calls=${calls}`);
+  assert.equal(lines.length, 1, lines.join("\n") + ` calls=${kubelet.calls}`);
   assert.match(lines[0], /pod="b"/);
   assert.match((await built.app.inject({ url: '/metrics' })).body, /ds_exporter_collector_success\{collector="kubelet"\} 1/);
   await built.close();
 });
 
 test('a missing socket fails the kubelet collector visibly and nothing else', async () => {
-  const built = await testApp(['--gpu.source=simulated', '--simulate.gpus=1', '--collector.kubelet', `--kubelet.pod-resources-socket=${join(dir, 'missing.sock')}`, '--kubelet.timeout=300ms']);
+  const built = await testApp(['--gpu.source=simulated', '--simulate.gpus=1', '--collector.kubelet', `--kubelet.pod-resources-socket=${kubelet.path('missing.sock')}`, '--kubelet.timeout=300ms']);
   await built.scheduler.sampleAll();
   const body = (await built.app.inject({ url: '/metrics' })).body;
   assert.match(body, /ds_exporter_collector_success\{collector="kubelet"\} 0/);
@@ -87,7 +68,7 @@ test('a missing socket fails the kubelet collector visibly and nothing else', as
 
 test('a socket that is not a kubelet (garbage server) fails visibly', async () => {
   const { createServer } = await import('node:net');
-  const bad = join(dir, 'bad.sock');
+  const bad = kubelet.path('bad.sock');
   const srv = createServer((c) => c.end('HTTP/1.1 400 nope\r\n\r\n')).listen(bad);
   const built = await testApp(['--gpu.source=simulated', '--simulate.gpus=1', '--collector.kubelet', `--kubelet.pod-resources-socket=${bad}`, '--kubelet.timeout=500ms']);
   await built.scheduler.sampleAll();

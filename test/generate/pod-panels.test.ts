@@ -18,6 +18,7 @@ const POD_PANELS: Record<string, readonly string[]> = {
   'GPU busy by pod': ['fleet-overview', 'node-detail'],
   'GPU memory used by pod': ['fleet-overview', 'node-detail', 'memory'],
   'Fragmentation by pod': ['memory'],
+  'GPU memory by pod (processes)': ['fleet-overview', 'node-detail', 'memory'],
 };
 
 /** The one query of a panel, with "All" for job/instance/gpu and the given namespace/pod values. */
@@ -54,6 +55,12 @@ const INPUT = [
   { series: `ds_gpu_busy_seconds_total{${T},${gpu(3)}}`, values: '0x20' },
   { series: `ds_gpu_memory_used_bytes{${T},${gpu(3)}}`, values: '1000000000x20' },
   ...[0, 1, 2, 3].map((i) => ({ series: `ds_gpu_utilization_method{${T},${gpu(i)},method="samples"}`, values: '1x20' })),
+  // GPU processes with the pod their cgroup names (--kubelet.process-attribution): train-0's
+  // two processes, one process of each pod sharing GPU 1, and an unattributed one on GPU 2.
+  ...([[0, '100', 20e9, 'ml', 'train-0'], [0, '101', 8e9, 'ml', 'train-0'], [1, '200', 6e9, 'lab', 'nb-a'], [1, '201', 3e9, 'lab', 'nb-b'], [2, '300', 4e9, '', '']] as const).flatMap(([i, pid, bytes, ns, pod]) => [
+    { series: `ds_gpu_process_memory_used_bytes{${T},${gpu(i)},pid="${pid}"}`, values: `${bytes}x20` },
+    { series: `ds_gpu_process_info{${T},${gpu(i)},pid="${pid}",namespace="${ns}",pod="${pod}",container="main",pod_uid="${pod ? `uid-${pod}` : ''}",container_id=""}`, values: '1x20' },
+  ]),
 ];
 
 const busyBy = (ns: string, pod: string, value: number) => ({ labels: `{namespace="${ns}",pod="${pod}"}`, value });
@@ -77,6 +84,11 @@ function cases(): Array<{ expr: string; eval_time: string; exp_samples: Array<{ 
     out.push({ expr: panelExpr(d, 'Fragmentation by pod'), eval_time: '10m', exp_samples: [frag(0, '100', 'trainer', 'train-0', 0.25), frag(0, '101', 'trainer', 'train-0', 0.5)] });
     out.push({ expr: panelExpr(d, 'Fragmentation by pod', { pod: 'train-0' }), eval_time: '10m', exp_samples: [frag(0, '100', 'trainer', 'train-0', 0.25), frag(0, '101', 'trainer', 'train-0', 0.5)] });
     out.push({ expr: panelExpr(d, 'Fragmentation by pod', { namespace: 'lab' }), eval_time: '10m', exp_samples: [] });
+  }
+  for (const d of POD_PANELS['GPU memory by pod (processes)']) {
+    // The shared GPU is split by process; the unattributed process is left out.
+    out.push({ expr: panelExpr(d, 'GPU memory by pod (processes)'), eval_time: '10m', exp_samples: [busyBy('ml', 'train-0', 28e9), busyBy('lab', 'nb-a', 6e9), busyBy('lab', 'nb-b', 3e9)] });
+    out.push({ expr: panelExpr(d, 'GPU memory by pod (processes)', { pod: 'nb-b' }), eval_time: '10m', exp_samples: [busyBy('lab', 'nb-b', 3e9)] });
   }
   // Allocation tables: one row per pod, a shared GPU once per pod.
   const held = (i: number, ns: string, pod: string, value: number, extra = '') => ({ labels: `{${T},${gpu(i)},namespace="${ns}",pod="${pod}",container="main"${extra}}`, value });
@@ -107,6 +119,31 @@ test('per-pod panels attribute GPUs to pods (exclusive, shared, free GPUs) and h
   try {
     const file = join(dir, 'pod-panels.test.yaml');
     writeFileSync(file, stringify({ rule_files: [], evaluation_interval: '1m', tests: [{ interval: '1m', input_series: INPUT, promql_expr_test: cases() }] }));
+    const r = spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8', cwd: dir });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('per-pod panels give the same answers when GPU series carry pod labels (--kubelet.enrich-labels)', { skip }, () => {
+  // What the exporter writes with the flag: every GPU series labelled with its holder, the
+  // shared GPU once per pod (same value), the free GPU with empty pod labels.
+  const holders: Record<number, Array<[string, string]>> = { 0: [['ml', 'train-0']], 1: [['lab', 'nb-a'], ['lab', 'nb-b']], 2: [['', '']], 3: [['lab', 'idle-nb']] };
+  const enriched = INPUT.flatMap((s) => {
+    const m = /^(ds_gpu_(?:busy_seconds_total|memory_used_bytes|utilization_method))\{(.*)\}$/.exec(s.series);
+    if (!m) return [s];
+    const i = Number(/gpu="(\d+)"/.exec(m[2])![1]);
+    return holders[i].map(([ns, pod]) => ({ series: `${m[1]}{${m[2]},namespace="${ns}",pod="${pod}",container="${pod ? 'main' : ''}"}`, values: s.values }));
+  });
+  // The fallback row of the node table (a GPU nobody holds) is the raw series; with the flag its
+  // empty pod labels are no labels at all in Prometheus, so the expected rows stay the same.
+  const wanted = cases().filter((c) => /busy_seconds|memory_used_bytes|utilization_method/.test(c.expr) && !/process_memory/.test(c.expr));
+  assert.ok(wanted.length >= 9, `expected the busy, memory and allocation table cases, found ${wanted.length}`);
+  const dir = mkdtempSync(join(tmpdir(), 'ds-pod-panels-enriched-'));
+  try {
+    const file = join(dir, 'pod-panels.test.yaml');
+    writeFileSync(file, stringify({ rule_files: [], evaluation_interval: '1m', tests: [{ interval: '1m', input_series: enriched, promql_expr_test: wanted }] }));
     const r = spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8', cwd: dir });
     assert.equal(r.status, 0, r.stdout + r.stderr);
   } finally {

@@ -207,6 +207,45 @@ describe('default values', needHelm, () => {
     assert.ok(!args(off).some((a) => a.startsWith('--collector.kubelet')));
   });
 
+  test('kubelet.enrichLabels: --kubelet.enrich-labels only when set, and only with the kubelet collector', async () => {
+    assert.ok(!args(await render({ namespace: NS })).includes('--kubelet.enrich-labels'), 'off by default');
+    const on = await render({ namespace: NS, set: ['kubelet.enrichLabels=true'] });
+    assert.ok(args(on).includes('--kubelet.enrich-labels'));
+    assert.ok(args(on).includes('--collector.kubelet'));
+    // The exporter accepts what the chart passes.
+    assert.equal(loadConfig(args(on).filter((a) => !a.startsWith('--peers.dns')), {}).flags.bool('kubelet.enrich-labels'), true);
+    const orphan = await renderRaw({ namespace: NS, set: ['kubelet.enabled=false', 'kubelet.enrichLabels=true'] });
+    assert.notEqual(orphan.code, 0);
+    assert.match(orphan.stderr, /kubelet\.enrichLabels needs kubelet\.enabled/);
+  });
+
+  test('kubelet.processAttribution: hostPID and the two flags only when set, and no other privilege', async () => {
+    const off = await render({ namespace: NS });
+    assert.equal(daemonSet(off).spec.template.spec.hostPID, false, 'hostPID off by default');
+    assert.ok(!args(off).some((a) => a === '--kubelet.process-attribution' || a === '--nvml.process-memory'));
+    const on = await render({ namespace: NS, set: ['kubelet.processAttribution=true'] });
+    assert.equal(daemonSet(on).spec.template.spec.hostPID, true);
+    assert.deepEqual(args(on), [...args(off), '--kubelet.process-attribution', '--nvml.process-memory']);
+    // Everything else is byte for byte the default: no capability, host path, host network or IPC, privilege or user change.
+    const strip = (objs: K8s[]) => {
+      const copy = structuredClone(objs);
+      const pod = one(copy, 'DaemonSet').spec.template.spec;
+      delete pod.hostPID;
+      pod.containers[0].args = pod.containers[0].args.filter((a: string) => a !== '--kubelet.process-attribution' && a !== '--nvml.process-memory');
+      return copy;
+    };
+    assert.deepEqual(strip(on), strip(off));
+    // The exporter accepts what the chart passes.
+    const config = loadConfig(args(on).filter((a) => !a.startsWith('--peers.dns')), {});
+    assert.equal(config.flags.bool('kubelet.process-attribution'), true);
+    const orphan = await renderRaw({ namespace: NS, set: ['kubelet.enabled=false', 'kubelet.processAttribution=true'] });
+    assert.notEqual(orphan.code, 0);
+    assert.match(orphan.stderr, /kubelet\.processAttribution needs kubelet\.enabled/);
+    const smi = await renderRaw({ namespace: NS, set: ['gpuSource=nvidia-smi', 'kubelet.processAttribution=true'] });
+    assert.notEqual(smi.code, 0);
+    assert.match(smi.stderr, /kubelet\.processAttribution needs .*nvml/);
+  });
+
   test('the headless Service the peer prober resolves, and the metrics Service', async () => {
     const objs = await render({ namespace: NS });
     const services = ofKind(objs, 'Service');

@@ -18,6 +18,8 @@ const BAD: [string, Record<string, unknown>, string][] = [
   ['port as a string', { port: '9842' }, '/port'],
   ['port out of range', { port: 70000 }, '/port'],
   ['hostNetwork as a string', { hostNetwork: 'enabled' }, '/hostNetwork'],
+  ['kubelet.enrichLabels as a string', { kubelet: { enrichLabels: 'on-request' } }, '/kubelet/enrichLabels'],
+  ['kubelet.processAttribution as a string', { kubelet: { processAttribution: 'true' } }, '/kubelet/processAttribution'],
   ['gpuSource out of its enum', { gpuSource: 'simulate' }, '/gpuSource'],
   ['extraArgs as a string', { extraArgs: '--simulate' }, '/extraArgs'],
   ['env entry without a name', { env: [{ value: 'x' }] }, '/env/0'],

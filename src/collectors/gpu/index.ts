@@ -1,7 +1,10 @@
 import type { Flags } from '../../config/flags.js';
 import type { Collector, CollectorDefinition, CollectorDeps } from '../../core/collector.js';
 import { describeError, SourceError } from '../../core/errors.js';
-import type { Batch } from '../../core/store.js';
+import { catalog, enrichedFamilies } from '../../catalog/index.js';
+import { Batch } from '../../core/store.js';
+import { SHARED_ALLOCATIONS, SHARED_GPU_PROCESSES, type SharedAllocations, type SharedGpuProcesses } from '../kubelet/shared.js';
+import { enrichWithPods, replay } from './enrich.js';
 import { getSimHost } from '../../sim/shared.js';
 import { nvmlOpener } from './nvml.js';
 import { simulatedGpuSource } from './simulated.js';
@@ -100,13 +103,27 @@ class GpuLabels {
   }
 }
 
+/** `--kubelet.enrich-labels`: which families get pod labels, and where the allocations are. */
+export interface PodEnrichment {
+  readonly families: ReadonlySet<string>;
+  readonly allocations: () => SharedAllocations | undefined;
+}
+
 export class GpuMetrics {
   private readonly acc = new Map<string, Accumulators>();
   private readonly labels = new Map<string, GpuLabels>();
   private readonly sourceInfo = new Map<string, { source: string }>();
-  constructor(private readonly now: () => number, private readonly intervalMs: number) {}
+  constructor(private readonly now: () => number, private readonly intervalMs: number, private readonly enrich?: PodEnrichment) {}
 
+  /** Writes the series of one sample; with pod enrichment, through one post-pass over them. */
   write(batch: Batch, readings: readonly GpuReading[], sourceKind: string): void {
+    if (!this.enrich) return this.writeReadings(batch, readings, sourceKind);
+    const own = new Batch(batch.collector);
+    this.writeReadings(own, readings, sourceKind);
+    replay(batch, enrichWithPods(own.entries, this.enrich.families, this.enrich.allocations(), this.now()));
+  }
+
+  private writeReadings(batch: Batch, readings: readonly GpuReading[], sourceKind: string): void {
     let src = this.sourceInfo.get(sourceKind);
     if (!src) this.sourceInfo.set(sourceKind, (src = { source: sourceKind }));
     batch.info('ds_exporter_gpu_source_info', src);
@@ -188,6 +205,20 @@ export class GpuMetrics {
   }
 }
 
+/** The processes NVML lists on each GPU, for process attribution. Pure. */
+export function gpuProcesses(readings: readonly GpuReading[], readAtMs: number, maxAgeMs: number): SharedGpuProcesses {
+  return {
+    readAtMs,
+    maxAgeMs,
+    gpus: readings.filter((r) => r.up).map((r) => ({
+      gpu: String(r.device.index),
+      uuid: r.device.uuid,
+      migUuids: (r.migDevices ?? []).map((m) => m.uuid),
+      pids: [...(r.processMemoryBytes?.keys() ?? [])],
+    })),
+  };
+}
+
 /** The GPU collector: one source (NVML, nvidia-smi or simulated), one set of metric names. */
 export const gpuCollector: CollectorDefinition = {
   name: 'gpu',
@@ -201,7 +232,11 @@ export const gpuCollector: CollectorDefinition = {
   ],
   async create(deps: CollectorDeps, flags: Flags): Promise<Collector> {
     const source = await openGpuSource(flags, deps);
-    const metrics = new GpuMetrics(deps.now, flags.number('sample.interval') ?? 1000);
+    const intervalMs = flags.number('sample.interval') ?? 1000;
+    const enrich: PodEnrichment | undefined = flags.bool('kubelet.enrich-labels')
+      ? { families: enrichedFamilies(catalog), allocations: () => deps.shared.get(SHARED_ALLOCATIONS) as SharedAllocations | undefined }
+      : undefined;
+    const metrics = new GpuMetrics(deps.now, intervalMs, enrich);
     deps.shared.set('gpu.source', source.kind);
     return {
       async sample(batch, signal) {
@@ -209,6 +244,7 @@ export const gpuCollector: CollectorDefinition = {
         metrics.write(batch, readings, source.kind);
         // Other collectors (kubelet attribution) match devices to GPUs by UUID.
         deps.shared.set('gpu.devices', readings.map((r) => ({ index: r.device.index, uuid: r.device.uuid })));
+        deps.shared.set(SHARED_GPU_PROCESSES, gpuProcesses(readings, deps.now(), 3 * intervalMs));
       },
       close: () => source.close(),
     };

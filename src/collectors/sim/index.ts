@@ -1,10 +1,34 @@
 import type { CollectorDefinition } from '../../core/collector.js';
 import type { Batch } from '../../core/store.js';
 import type { SimHost } from '../../sim/host.js';
+import { hash01 } from '../../sim/random.js';
 import { getSimHost } from '../../sim/shared.js';
 
+/** What the simulator leaves to real collectors running beside it. */
+export interface SimHostOptions {
+  /** The kubelet collector runs: pod allocations come from it, not from the simulator. */
+  readonly kubelet?: boolean;
+  /** The kubelet collector attributes GPU processes itself (--kubelet.process-attribution). */
+  readonly processAttribution?: boolean;
+}
+
+/** `digits` hex digits that depend only on the seed and the text. */
+function simHex(seed: number, text: string, digits: number): string {
+  let h = 0;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  let out = '';
+  for (let k = 0; out.length < digits; k++) out += Math.floor(hash01(seed, h, k) * 0x10000).toString(16).padStart(4, '0');
+  return out.slice(0, digits);
+}
+
+/** A pod UID and container ID as the cgroup of the simulated serving process would show them. */
+function simCgroupIds(seed: number, pod: { namespace: string; pod: string; container: string }): { pod_uid: string; container_id: string } {
+  const u = simHex(seed, `${pod.namespace}/${pod.pod}`, 32);
+  return { pod_uid: `${u.slice(0, 8)}-${u.slice(8, 12)}-4${u.slice(13, 16)}-8${u.slice(17, 20)}-${u.slice(20)}`, container_id: simHex(seed, `${pod.namespace}/${pod.pod}/${pod.container}`, 64) };
+}
+
 /** Everything but the GPUs of a simulated host: engine, allocator, training, peers, collectives, pods. */
-export function writeSimHost(batch: Batch, host: SimHost): void {
+export function writeSimHost(batch: Batch, host: SimHost, opts: SimHostOptions = {}): void {
   const engine = 'vllm';
   const model = host.model;
   batch.gauge('ds_engine_up', { target: 'sim://vllm/metrics', engine }, 1);
@@ -29,7 +53,9 @@ export function writeSimHost(batch: Batch, host: SimHost): void {
     batch.gauge('ds_gpu_memory_fragmentation_ratio', l, g.allocReserved > 0 ? (g.allocReserved - g.allocAllocated) / g.allocReserved : 0);
     batch.counter('ds_allocator_alloc_retries_total', l, g.allocRetries);
     batch.counter('ds_allocator_ooms_total', l, g.allocOoms);
-    if (g.pod) batch.info('ds_gpu_allocation_info', { gpu: String(g.index), uuid: g.uuid, ...g.pod });
+    if (g.pod && !opts.kubelet) batch.info('ds_gpu_allocation_info', { gpu: String(g.index), uuid: g.uuid, ...g.pod });
+    // The serving process of each GPU (the simulated GPU source lists it with its memory), in its pod.
+    if (g.pod && !opts.processAttribution) batch.info('ds_gpu_process_info', { gpu: String(g.index), uuid: g.uuid, pid: String(g.pid), ...g.pod, ...simCgroupIds(host.opts.seed, g.pod) });
   }
   for (let rank = 0; rank < 2; rank++) {
     const l = { job: host.job, rank: String(rank) };
@@ -99,10 +125,11 @@ export const simCollector: CollectorDefinition = {
   ],
   create(deps, flags) {
     const host = getSimHost(deps, flags);
+    const opts: SimHostOptions = { kubelet: flags.bool('collector.kubelet'), processAttribution: flags.bool('collector.kubelet') && flags.bool('kubelet.process-attribution') };
     return {
       async sample(batch) {
         host.advanceTo(deps.now());
-        writeSimHost(batch, host);
+        writeSimHost(batch, host, opts);
       },
     };
   },

@@ -281,8 +281,14 @@ export const POD_NOTE =
  * is the scrape job on both sides (pushed series keep theirs as exported_job).
  */
 export function perPod(q: Q, expr: string): string {
-  return `${q.s('ds_gpu_allocation_info')} * on (job, instance, uuid) group_left () (${expr})`;
+  return `${q.s('ds_gpu_allocation_info')} * on (job, instance, uuid) group_left () (${ONE_PER_GPU}(${expr}))`;
 }
+
+/**
+ * Collapses the copies `--kubelet.enrich-labels` makes of a shared GPU's series (one per pod,
+ * same value) back to one series per GPU; a no-op without the flag.
+ */
+export const ONE_PER_GPU = 'max without (namespace, pod, container) ';
 
 /**
  * Labels a per-process expression (several series per GPU) with the pod holding the GPU:
@@ -292,7 +298,7 @@ export function perPod(q: Q, expr: string): string {
  */
 export function byPodProcess(q: Q, expr: string): string {
   const alloc = q.s('ds_gpu_allocation_info');
-  return `${expr} * on (job, instance, uuid) group_left (namespace, pod) (${alloc} and on (job, instance, uuid) (count by (job, instance, uuid) (${alloc}) == 1))`;
+  return `${ONE_PER_GPU}(${expr}) * on (job, instance, uuid) group_left (namespace, pod) (${alloc} and on (job, instance, uuid) (count by (job, instance, uuid) (${alloc}) == 1))`;
 }
 
 /** GPU busy time per pod: the busy fraction summed over the pod's GPUs. */
@@ -322,5 +328,21 @@ export function podFragmentationPanel(q: Q, opts: { w?: number } = {}): timeseri
     description: `(reserved - allocated) / reserved of the caching allocator of each process (ds_gpu_memory_fragmentation_ratio, one series per pid), labeled with the pod holding its GPU. ${POD_NOTE} Processes on a GPU shared by several pods are left out (the exporter cannot tell which pod a process belongs to); see Fragmentation per process. exported_job is the process's own job label, renamed by Prometheus beside the scrape job.`,
     unit: 'percentunit', min: 0, max: 1, w: opts.w,
     targets: [{ expr: byPodProcess(q, q.s('ds_gpu_memory_fragmentation_ratio')), legend: '{{namespace}}/{{pod}} {{instance}} GPU {{gpu}} pid {{pid}} {{exported_job}}' }],
+  });
+}
+
+/**
+ * Device memory per pod from the GPU processes themselves: each process's memory, labelled
+ * with the pod its cgroup names (`ds_gpu_process_info`, one series per process, so the join is
+ * one-to-one). A GPU shared by several pods is split by process instead of counting fully
+ * for each.
+ */
+export function podProcessMemoryPanel(q: Q, opts: { w?: number } = {}): timeseries.PanelBuilder {
+  return timeSeries({
+    title: 'GPU memory by pod (processes)',
+    description: 'Device memory used by the GPU processes of each pod (ds_gpu_process_memory_used_bytes, needs --nvml.process-memory), each process attributed to the pod its cgroup names (ds_gpu_process_info, needs --kubelet.process-attribution and hostPID; joined on job, instance, uuid and pid; also correct with --kubelet.enrich-labels). Unlike "GPU memory used by pod", a GPU shared by several pods is split between them by process, so the pods add up to the memory actually used; the CUDA context and memory of processes that could not be attributed (empty pod) are left out, and the namespace and pod variables filter the pods of the processes.',
+    unit: 'bytes', min: 0, w: opts.w,
+    // max by (…, pid) collapses the per-holder copies --kubelet.enrich-labels makes of a shared GPU's process series.
+    targets: [{ expr: `sum by (namespace, pod) (max by (job, instance, uuid, pid) (${q.s('ds_gpu_process_memory_used_bytes')}) * on (job, instance, uuid, pid) group_left (namespace, pod) ${q.s('ds_gpu_process_info')})`, legend: '{{namespace}}/{{pod}}' }],
   });
 }

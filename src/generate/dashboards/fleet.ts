@@ -1,6 +1,6 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import { REC } from '../rules/recording.js';
-import { dashboardShell, podBusyPanel, podMemoryPanel, queries, row, seriesHeatmap, statPanel, tablePanel, timeSeries, UTILIZATION_NOTE } from './common.js';
+import { dashboardShell, ONE_PER_GPU, podBusyPanel, podMemoryPanel, podProcessMemoryPanel, queries, row, seriesHeatmap, statPanel, tablePanel, timeSeries, UTILIZATION_NOTE } from './common.js';
 
 /** Fleet overview: every exporter at once, mostly from the recording rules. */
 export function fleetDashboard(): dashboard.Dashboard {
@@ -29,17 +29,18 @@ export function fleetDashboard(): dashboard.Dashboard {
       title: 'Allocated but idle GPUs',
       description: `GPUs allocated to a pod (ds_gpu_allocation_info, joined on uuid; a GPU shared by several pods shows once per pod) whose busy fraction over the rate interval is under 5%: capacity paid for and unused. ${UTILIZATION_NOTE}`,
       unit: 'percentunit', columns: ['instance', 'gpu', 'namespace', 'pod', 'container'], sortBy: 'Value',
-      targets: [{ expr: `${alloc} * on (job, instance, uuid) group_left () (${busy} < 0.05)`, format: 'table', instant: true }],
+      targets: [{ expr: `${alloc} * on (job, instance, uuid) group_left () (${ONE_PER_GPU}(${busy}) < 0.05)`, format: 'table', instant: true }],
     }))
     .withPanel(tablePanel({
       title: 'GPU allocation and utilization',
       description: `Every allocated GPU with its pod and busy fraction, least busy first; a GPU shared by several pods shows once per pod. ${UTILIZATION_NOTE}`,
       unit: 'percentunit', w: 24, columns: ['instance', 'gpu', 'namespace', 'pod', 'container'],
-      targets: [{ expr: `sort(${alloc} * on (job, instance, uuid) group_left () ${busy})`, format: 'table', instant: true }],
+      targets: [{ expr: `sort(${alloc} * on (job, instance, uuid) group_left () ${ONE_PER_GPU}(${busy}))`, format: 'table', instant: true }],
     }))
     .withRow(row('Pods'))
     .withPanel(podBusyPanel(q))
     .withPanel(podMemoryPanel(q))
+    .withPanel(podProcessMemoryPanel(q))
     .withRow(row('Memory and fragmentation'))
     .withPanel(timeSeries({ title: 'GPU memory used by host', description: 'Device memory in use per exporter (sum over its GPUs), with the total as a dashed line.', unit: 'bytes', targets: [{ expr: s(REC.memoryUsed), legend: '{{instance}} used' }, { expr: s(REC.memoryTotal), legend: '{{instance}} total' }] }))
     .withPanel(timeSeries({ title: 'Worst allocator fragmentation by host', description: 'Highest (reserved - allocated) / reserved of any process allocator on each host; high values with allocation retries mean memory is wasted in cached blocks.', unit: 'percentunit', min: 0, max: 1, targets: [{ expr: s(REC.fragmentationMax), legend: '{{instance}}' }] }))

@@ -1,5 +1,5 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
-import { dashboardShell, podFragmentationPanel, podMemoryPanel, queries, row, seriesHeatmap, tablePanel, timeSeries } from './common.js';
+import { dashboardShell, podFragmentationPanel, podMemoryPanel, podProcessMemoryPanel, queries, row, seriesHeatmap, tablePanel, timeSeries } from './common.js';
 
 const PER_GPU = '{{instance}} GPU {{gpu}}';
 const PER_PROC = '{{instance}} GPU {{gpu}} pid {{pid}} {{exported_job}}';
@@ -29,6 +29,7 @@ export function memoryDashboard(): dashboard.Dashboard {
     .withRow(row('Pods'))
     .withPanel(podMemoryPanel(q))
     .withPanel(podFragmentationPanel(q))
+    .withPanel(podProcessMemoryPanel(q))
     .withRow(row('Failures'))
     .withPanel(timeSeries({ title: 'Allocation retries', description: 'Allocations that failed and were retried after the allocator freed its cache (num_alloc_retries), per interval; rising retries with high fragmentation precede OOMs.', unit: 'short', targets: [{ expr: `increase(${s('ds_allocator_alloc_retries_total')}[$__rate_interval])`, legend: PER_PROC }] }))
     .withPanel(timeSeries({ title: 'Out-of-memory errors', description: 'Out-of-memory errors raised by the allocator (num_ooms), per interval.', unit: 'short', targets: [{ expr: `increase(${s('ds_allocator_ooms_total')}[$__rate_interval])`, legend: PER_PROC }] }))

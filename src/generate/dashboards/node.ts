@@ -1,6 +1,6 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import { catalog } from '../../catalog/index.js';
-import { autoPanel, dashboardShell, podBusyPanel, podMemoryPanel, usedByDashboards, queries, row, statPanel, tablePanel, timeSeries, UTILIZATION_NOTE } from './common.js';
+import { autoPanel, dashboardShell, ONE_PER_GPU, podBusyPanel, podMemoryPanel, podProcessMemoryPanel, usedByDashboards, queries, row, statPanel, tablePanel, timeSeries, UTILIZATION_NOTE } from './common.js';
 
 const PER_GPU = '{{instance}} GPU {{gpu}}';
 
@@ -26,7 +26,7 @@ export function nodeDashboard(): dashboard.Dashboard {
     .withPanel(statPanel({ title: 'Memory in use', description: 'Device memory used across the selected GPUs, as a fraction of their total.', unit: 'percentunit', min: 0, max: 1, targets: [{ expr: `sum(${s('ds_gpu_memory_used_bytes')}) / sum(${s('ds_gpu_memory_total_bytes')})` }] }))
     .withPanel(statPanel({ title: 'Recent XID errors', description: 'XID errors reported by the driver over the last rate interval, all codes; the XID errors panel below has them by code.', unit: 'short', thresholds: [[null, 'green'], [1, 'red']], targets: [{ expr: `sum(increase(${s('ds_gpu_xid_errors_total')}[$__rate_interval])) or vector(0)` }] }))
     .withPanel(tablePanel({ title: 'GPUs', description: 'Identity of each GPU (ds_gpu_info): model, PCI bus id, driver, MIG mode.', unit: 'short', w: 16, columns: ['instance', 'gpu', 'name', 'uuid', 'pci_bus_id', 'driver_version', 'mig_mode'], targets: [{ expr: s('ds_gpu_info'), format: 'table', instant: true }] }))
-    .withPanel(tablePanel({ title: 'Utilization method and pod', description: 'How busy time is measured on each GPU (ds_gpu_utilization_method: samples = lossless driver sample buffer, point = integrated point readings) and the pod the kubelet assigned it to (ds_gpu_allocation_info; one row per pod when pods share the GPU, none when no pod holds it).', unit: 'short', w: 8, columns: ['instance', 'gpu', 'method', 'namespace', 'pod', 'container'], targets: [{ expr: `${s('ds_gpu_allocation_info')} * on (job, instance, uuid) group_left (method) ${s('ds_gpu_utilization_method')} or on (job, instance, uuid) ${s('ds_gpu_utilization_method')}`, format: 'table', instant: true }] }))
+    .withPanel(tablePanel({ title: 'Utilization method and pod', description: 'How busy time is measured on each GPU (ds_gpu_utilization_method: samples = lossless driver sample buffer, point = integrated point readings) and the pod the kubelet assigned it to (ds_gpu_allocation_info; one row per pod when pods share the GPU, none when no pod holds it).', unit: 'short', w: 8, columns: ['instance', 'gpu', 'method', 'namespace', 'pod', 'container'], targets: [{ expr: `${s('ds_gpu_allocation_info')} * on (job, instance, uuid) group_left (method) ${ONE_PER_GPU}(${s('ds_gpu_utilization_method')}) or on (job, instance, uuid) ${s('ds_gpu_utilization_method')}`, format: 'table', instant: true }] }))
     .withRow(row('Compute'))
     .withPanel(timeSeries({ title: 'GPU utilization', description: `Busy fraction per GPU. ${UTILIZATION_NOTE}`, unit: 'percentunit', min: 0, max: 1, targets: [{ expr: `rate(${s('ds_gpu_busy_seconds_total')}[$__rate_interval])`, legend: PER_GPU }] }))
     .withPanel(timeSeries({ title: 'Memory controller utilization', description: 'Fraction of time device memory was read or written, from rate(ds_gpu_memory_busy_seconds_total) (exact over the window, like GPU utilization).', unit: 'percentunit', min: 0, max: 1, targets: [{ expr: `rate(${s('ds_gpu_memory_busy_seconds_total')}[$__rate_interval])`, legend: PER_GPU }] }))
@@ -39,6 +39,7 @@ export function nodeDashboard(): dashboard.Dashboard {
     .withRow(row('Pods'))
     .withPanel(podBusyPanel(q))
     .withPanel(podMemoryPanel(q))
+    .withPanel(podProcessMemoryPanel(q))
     .withRow(row('Power and temperature'))
     .withPanel(timeSeries({ title: 'Power', description: 'Power draw per GPU with its enforced limit.', unit: 'watt', targets: [{ expr: s('ds_gpu_power_watts'), legend: PER_GPU }, { expr: `max(${s('ds_gpu_power_limit_watts')})`, legend: 'limit' }] }))
     .withPanel(timeSeries({ title: 'Energy rate', description: 'Average power over the rate interval from the energy counter (rate(ds_gpu_energy_joules_total)): exact, unlike point power readings.', unit: 'watt', targets: [{ expr: `rate(${s('ds_gpu_energy_joules_total')}[$__rate_interval])`, legend: PER_GPU }] }))

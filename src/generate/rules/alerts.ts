@@ -133,7 +133,8 @@ export function alertGroups(cfg: RulesConfig): AlertGroup[] {
         {
           alert: 'DsGpuAllocatedIdle', for: cfg.idleFor, severity: 'warning',
           // The allocation is the "many" side: a GPU shared by several pods (time-slicing) alerts once per pod.
-          expr: `${m('ds_gpu_allocation_info')} * on (${T}, uuid) group_left () (rate(${m('ds_gpu_busy_seconds_total')}[${cfg.idleWindow}]) < ${cfg.idleUtilization})`,
+          // max without (…) collapses the per-pod copies --kubelet.enrich-labels makes of a shared GPU's series.
+          expr: `${m('ds_gpu_allocation_info')} * on (${T}, uuid) group_left () (max without (namespace, pod, container) (rate(${m('ds_gpu_busy_seconds_total')}[${cfg.idleWindow}])) < ${cfg.idleUtilization})`,
           summary: 'A GPU is allocated to a pod but idle.',
           description: gpuAt + ' is allocated to {{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) and has been busy only {{ $value | humanizePercentage }} of the time.',
         },

@@ -53,7 +53,8 @@ export function recordingRules(cfg: RulesConfig): RecordingRule[] {
       record: REC.allocatedIdle,
      
       // `and`, not `*`: a GPU shared by several pods (time-slicing) counts once instead of failing the match.
-      expr: `count by (${BY}) ((rate(${m('ds_gpu_busy_seconds_total')}[${w}]) < ${cfg.idleUtilization}) and on (${BY}, uuid) ${m('ds_gpu_allocation_info')})`,
+      // max without (…) collapses the per-pod copies --kubelet.enrich-labels makes of a shared GPU's series.
+      expr: `count by (${BY}) ((max without (namespace, pod, container) (rate(${m('ds_gpu_busy_seconds_total')}[${w}])) < ${cfg.idleUtilization}) and on (${BY}, uuid) ${m('ds_gpu_allocation_info')})`,
     },
     { record: REC.fragmentationMax, expr: `max by (${BY}) (${m('ds_gpu_memory_fragmentation_ratio')})` },
     { record: REC.tokens, expr: `sum by (${BY}, phase) (${m('ds_serving_throughput_tokens_per_second')})` },
