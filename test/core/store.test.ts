@@ -179,3 +179,18 @@ test('series that went stale come back as new series', async () => {
   s.commit(s.batch('g').counter('ds_gpu_busy_seconds_total', id, 6));
   assert.match((await s.render()).body.toString(), /ds_gpu_busy_seconds_total\{gpu="0",uuid="U"\} 6/);
 });
+
+test('the runtime metrics are one set, served in both formats', async () => {
+  const s = new SampleStore({ processMetrics: true });
+  const text = (await s.render('text')).body.toString();
+  const om = (await s.render('openmetrics')).body.toString();
+  for (const body of [text, om]) {
+    assert.match(body, /^process_cpu_seconds_total \d/m);
+    assert.match(body, /^nodejs_eventloop_lag_p99_seconds \d/m);
+  }
+  assert.match(om, /^# TYPE process_cpu_seconds counter$/m, 'OpenMetrics names the counter family without _total');
+  assert.match(om, /# EOF\n?$/);
+  // The OpenMetrics registry holds the very metric objects of the text one: one event-loop monitor, one GC observer.
+  assert.deepEqual(s.omRegistry.getMetricsAsArray().map((m) => m.name).sort(), s.textRegistry.getMetricsAsArray().map((m) => m.name).sort());
+  assert.equal(s.omRegistry.getSingleMetric('nodejs_eventloop_lag_p99_seconds'), s.textRegistry.getSingleMetric('nodejs_eventloop_lag_p99_seconds'));
+});
