@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 
 const gzipAsync = promisify(gzip);
 import client from 'prom-client';
+import { registerRuntimeMetrics } from './runtime-metrics.js';
 import { catalog as defaultCatalog, type MetricDef } from '../catalog/index.js';
 
 /** Label values by label name. */
@@ -239,10 +240,8 @@ export class SampleStore {
     this.omRegistry.setContentType(client.openMetricsContentType);
     if (opts.processMetrics) {
       // One set of runtime metrics, registered in both registries (each formats them its way):
-      // two sets would run two event-loop monitors and two GC observers. prom-client samples
-      // event-loop delay every 10 ms by default, which alone costs about 1 % of a core; every
-      // 200 ms costs about 0.05 % and still catches a 20 ms stall one time in ten.
-      client.collectDefaultMetrics({ register: this.textRegistry, eventLoopMonitoringPrecision: 200 });
+      // two sets would run two event-loop monitors and two GC observers.
+      registerRuntimeMetrics(this.textRegistry);
       for (const m of this.textRegistry.getMetricsAsArray()) this.omRegistry.registerMetric(m as unknown as client.Metric);
     }
   }

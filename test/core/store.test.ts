@@ -194,3 +194,19 @@ test('the runtime metrics are one set, served in both formats', async () => {
   assert.deepEqual(s.omRegistry.getMetricsAsArray().map((m) => m.name).sort(), s.textRegistry.getMetricsAsArray().map((m) => m.name).sort());
   assert.equal(s.omRegistry.getSingleMetric('nodejs_eventloop_lag_p99_seconds'), s.textRegistry.getSingleMetric('nodejs_eventloop_lag_p99_seconds'));
 });
+
+test('event-loop delay is reported beyond the schedule, and a stall shows', async () => {
+  const s = new SampleStore({ processMetrics: true });
+  const read = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec((await s.render('text')).body.toString())![1]);
+  await s.render('text');
+  await new Promise((r) => setTimeout(r, 1200));
+  // An idle loop: well under the 200 ms sampling interval that node's monitor includes in each reading.
+  assert.ok((await read('nodejs_eventloop_lag_p99_seconds')) < 0.1, 'idle p99 is not the sampling interval');
+  await new Promise((r) => setTimeout(r, 300));
+  const until = Date.now() + 450;
+  while (Date.now() < until) {
+    // a stall longer than two sampling intervals
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok((await read('nodejs_eventloop_lag_max_seconds')) > 0.15, 'the 450 ms stall is in the window');
+});
