@@ -1,10 +1,10 @@
-import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
+import client from 'prom-client';
+import { catalog as defaultCatalog, type MetricDef } from '../catalog/index.js';
+import { registerRuntimeMetrics } from './runtime-metrics.js';
 
 const gzipAsync = promisify(gzip);
-import client from 'prom-client';
-import { registerRuntimeMetrics } from './runtime-metrics.js';
-import { catalog as defaultCatalog, type MetricDef } from '../catalog/index.js';
 
 /** Label values by label name. */
 export type Labels = Readonly<Record<string, string>>;
@@ -93,6 +93,12 @@ export class Batch {
   /** Adds one observation to a histogram. */
   observe(name: string, labels: Labels, value: number): this {
     if (Number.isFinite(value)) this.entries.push({ kind: 'observe', name, labels, value });
+    return this;
+  }
+
+  /** Adds entries written into another batch (e.g. rewritten by a post-pass); they passed the same checks there. */
+  append(entries: readonly Entry[]): this {
+    for (const e of entries) this.entries.push(e);
     return this;
   }
 

@@ -69,23 +69,3 @@ export function enrichWithPods(entries: readonly BatchEntry[], families: Readonl
 function withPod(l: Labels, h: Holder): Labels {
   return { ...l, namespace: h.namespace, pod: h.pod, container: h.container };
 }
-
-/** Writes entries into a batch as they were written the first time. */
-export function replay(batch: Batch, entries: readonly BatchEntry[]): void {
-  for (const e of entries) {
-    switch (e.kind) {
-      case 'gauge':
-        batch.gauge(e.name, e.labels, e.value);
-        break;
-      case 'counter':
-        batch.counter(e.name, e.labels, e.value);
-        break;
-      case 'observe':
-        batch.observe(e.name, e.labels, e.value);
-        break;
-      case 'keep':
-        batch.keep(e.name, e.labels);
-        break;
-    }
-  }
-}

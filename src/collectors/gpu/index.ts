@@ -4,7 +4,7 @@ import { describeError, SourceError } from '../../core/errors.js';
 import { catalog, enrichedFamilies } from '../../catalog/index.js';
 import { Batch } from '../../core/store.js';
 import { SHARED_ALLOCATIONS, SHARED_GPU_PROCESSES, type SharedAllocations, type SharedGpuProcesses } from '../kubelet/shared.js';
-import { enrichWithPods, replay } from './enrich.js';
+import { enrichWithPods } from './enrich.js';
 import { getSimHost } from '../../sim/shared.js';
 import { nvmlOpener } from './nvml.js';
 import { simulatedGpuSource } from './simulated.js';
@@ -120,7 +120,7 @@ export class GpuMetrics {
     if (!this.enrich) return this.writeReadings(batch, readings, sourceKind);
     const own = new Batch(batch.collector);
     this.writeReadings(own, readings, sourceKind);
-    replay(batch, enrichWithPods(own.entries, this.enrich.families, this.enrich.allocations(), this.now()));
+    batch.append(enrichWithPods(own.entries, this.enrich.families, this.enrich.allocations(), this.now()));
   }
 
   private writeReadings(batch: Batch, readings: readonly GpuReading[], sourceKind: string): void {
