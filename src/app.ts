@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { catalog, enrichCatalog } from './catalog/index.js';
 import { getPushState } from './collectors/push/index.js';
-import { simCollector } from './collectors/sim/index.js';
+import { anySourceConfigured, simCollector } from './collectors/sim/index.js';
 import type { Config } from './config/config.js';
 import type { Collector, CollectorDefinition, CollectorDeps } from './core/collector.js';
 import { describeError } from './core/errors.js';
@@ -93,9 +93,10 @@ export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<B
     }
     scheduler.add(def.name, collector);
   }
-  // With no GPU to be found, `auto` serves a whole simulated host (engine, allocator,
-  // peers too), not simulated GPUs beside empty panels; the warning already says so.
-  if (config.flags.string('gpu.source') === 'auto' && deps.shared.get('gpu.source') === 'simulated' && !config.collectors.some((d) => d.name === simCollector.name) && !config.flags.explicit.has('collector.sim')) {
+  // With no GPU to be found and nothing else configured, `auto` serves a whole simulated
+  // host (a demo), not simulated GPUs beside empty panels; the warning already says so.
+  // Once the user configured a real source, nothing but the missing GPUs is simulated.
+  if (config.flags.string('gpu.source') === 'auto' && deps.shared.get('gpu.source') === 'simulated' && !config.collectors.some((d) => d.name === simCollector.name) && !config.flags.explicit.has('collector.sim') && !anySourceConfigured(config.flags)) {
     scheduler.add(simCollector.name, await simCollector.create(deps, config.flags));
   }
 

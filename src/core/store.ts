@@ -61,7 +61,8 @@ type Entry =
   | { kind: 'gauge'; name: string; labels: Labels; value: number }
   | { kind: 'counter'; name: string; labels: Labels; value: number }
   | { kind: 'observe'; name: string; labels: Labels; value: number }
-  | { kind: 'keep'; name: string; labels: Labels; value: number };
+  | { kind: 'keep'; name: string; labels: Labels; value: number }
+  | { kind: 'hist'; name: string; labels: Labels; value: number; cumulative: readonly number[] };
 
 /**
  * What one collector wrote during one sample. Nothing reaches the store until the
@@ -93,6 +94,22 @@ export class Batch {
   /** Adds one observation to a histogram. */
   observe(name: string, labels: Labels, value: number): this {
     if (Number.isFinite(value)) this.entries.push({ kind: 'observe', name, labels, value });
+    return this;
+  }
+
+  /**
+   * Sets a histogram's whole state, kept by the collector (e.g. following a source's
+   * histogram across its resets): `cumulative` holds the cumulative count at each catalog
+   * bucket bound, +Inf last; `sum` is the sum of observations. Dropped unless the counts are
+   * finite, non-negative and non-decreasing.
+   */
+  histogram(name: string, labels: Labels, cumulative: readonly number[], sum: number): this {
+    if (!Number.isFinite(sum)) return this;
+    for (let i = 0; i < cumulative.length; i++) {
+      const c = cumulative[i];
+      if (!Number.isFinite(c) || c < 0 || (i > 0 && c < cumulative[i - 1])) return this;
+    }
+    this.entries.push({ kind: 'hist', name, labels, value: sum, cumulative });
     return this;
   }
 
@@ -295,6 +312,12 @@ export class SampleStore {
       }
       order[i] = s;
     }
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
+      if (e.kind === 'hist' && e.cumulative.length !== order[i].family.les.length) {
+        throw new Error(`${e.name}: ${e.cumulative.length} bucket counts for ${order[i].family.les.length} buckets`);
+      }
+    }
     if (fresh) {
       for (const [key, s] of fresh) {
         owner.series.set(key, s);
@@ -334,6 +357,18 @@ export class SampleStore {
           s.count++;
           s.sum += e.value;
           s.family.dirty = true;
+          break;
+        }
+        case 'hist': {
+          const b = s.buckets!;
+          let prevCum = 0;
+          for (let k = 0; k < b.length; k++) {
+            b[k] = e.cumulative[k] - prevCum;
+            prevCum = e.cumulative[k];
+          }
+          if (s.count !== prevCum || s.sum !== e.value) s.family.dirty = true;
+          s.count = prevCum;
+          s.sum = e.value;
           break;
         }
         case 'keep':

@@ -1,4 +1,45 @@
+import { ITL_BUCKETS, REQUEST_BUCKETS, TTFT_BUCKETS } from '../catalog/serving.js';
 import { hash01, mulberry32, smoothNoise } from './random.js';
+
+/** A simulated latency histogram: observation mass per catalog bucket (+Inf last), cumulative form on read. */
+export class SimHistogram {
+  private readonly mass: Float64Array;
+  sum = 0;
+  constructor(readonly bounds: readonly number[]) {
+    this.mass = new Float64Array(bounds.length + 1);
+  }
+
+  /** Adds `count` observations log-normally spread around `median` (sigma in natural-log units). */
+  add(count: number, median: number, sigma: number): void {
+    if (!(count > 0)) return;
+    let prev = 0;
+    for (let i = 0; i < this.bounds.length; i++) {
+      const cdf = 0.5 * (1 + erf(Math.log(this.bounds[i] / median) / (sigma * Math.SQRT2)));
+      this.mass[i] += count * (cdf - prev);
+      prev = cdf;
+    }
+    this.mass[this.bounds.length] += count * (1 - prev);
+    this.sum += count * median * Math.exp((sigma * sigma) / 2);
+  }
+
+  /** Whole observations at or below each bound, +Inf last (non-decreasing). */
+  cumulative(): number[] {
+    const out = new Array<number>(this.mass.length);
+    let c = 0;
+    for (let i = 0; i < this.mass.length; i++) {
+      c += this.mass[i];
+      out[i] = Math.floor(c + 1e-9);
+    }
+    return out;
+  }
+}
+
+/** Abramowitz-Stegun 7.1.26: |error| < 1.5e-7, plenty for a simulation. */
+function erf(x: number): number {
+  const t = 1 / (1 + 0.3275911 * Math.abs(x));
+  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  return x >= 0 ? y : -y;
+}
 
 /** One simulated GPU's state at the current simulated time. */
 export interface SimGpu {
@@ -72,7 +113,8 @@ export class SimHost {
   readonly gpus: SimGpu[] = [];
   readonly peers: SimPeer[] = [];
   private steps = 0;
-  readonly model = 'deepseek-ai/DeepSeek-V3';
+  /** The served model; its name says it is simulated, so no serving series passes for a real one. */
+  readonly model = 'deepseek-ai/DeepSeek-V3 (simulated)';
   readonly job = 'sim-train';
   /** Engine counters. */
   promptTokens = 0;
@@ -81,9 +123,15 @@ export class SimHost {
   running = 0;
   waiting = 0;
   kvCache = 0;
-  ttft = { p50: 0, p90: 0, p99: 0 };
-  itl = { p50: 0, p90: 0, p99: 0 };
-  e2e = { p50: 0, p90: 0, p99: 0 };
+  /** Prompt tokens served from the prefix cache (part of promptTokens). */
+  cachedTokens = 0;
+  prefillSeconds = 0;
+  decodeSeconds = 0;
+  preemptions = 0;
+  rejectedRequests = 0;
+  specDraftTokens = 0;
+  specAcceptedTokens = 0;
+  readonly latency = { ttft: new SimHistogram(TTFT_BUCKETS), itl: new SimHistogram(ITL_BUCKETS), e2e: new SimHistogram(REQUEST_BUCKETS), queue: new SimHistogram(REQUEST_BUCKETS) };
   tokensPerSecond = { prompt: 0, generation: 0 };
   trainingSamples = 0;
   trainingSteps = 0;
@@ -206,10 +254,24 @@ export class SimHost {
     this.running = Math.round(64 * u);
     this.waiting = Math.max(0, Math.round(40 * (load - 0.75)));
     this.kvCache = Math.min(0.99, 0.15 + 0.8 * u);
+    // Latency grows when the engine runs hot; each request adds one TTFT, one e2e and one
+    // queue observation, each generated token one inter-token observation.
     const q = 1 + 2 * Math.max(0, load - 0.7);
-    this.ttft = { p50: 0.18 * q, p90: 0.42 * q, p99: 0.9 * q };
-    this.itl = { p50: 0.021 * q, p90: 0.034 * q, p99: 0.061 * q };
-    this.e2e = { p50: 6.5 * q, p90: 14 * q, p99: 29 * q };
+    const finished = rps * dt;
+    const ttftMedian = 0.18 * q;
+    const itlMedian = 0.021 * q;
+    this.latency.ttft.add(finished, ttftMedian, 0.65);
+    this.latency.itl.add(this.tokensPerSecond.generation * dt, itlMedian, 0.35);
+    this.latency.e2e.add(finished, 6.5 * q, 0.6);
+    this.latency.queue.add(finished, 0.02 + 0.4 * Math.max(0, load - 0.75), 0.8);
+    this.cachedTokens += this.tokensPerSecond.prompt * dt * 0.35;
+    this.prefillSeconds += finished * ttftMedian * 1.2;
+    this.decodeSeconds += this.tokensPerSecond.generation * dt * itlMedian * 1.06;
+    // The KV cache near full preempts requests; a long queue turns new ones away.
+    if (this.kvCache > 0.95) this.preemptions += rps * dt * 0.05;
+    if (this.waiting > 30) this.rejectedRequests += rps * dt * 0.02;
+    this.specDraftTokens += this.tokensPerSecond.generation * dt * 0.6;
+    this.specAcceptedTokens += this.tokensPerSecond.generation * dt * 0.6 * 0.72;
     this.trainingSamplesPerSecond = 512 * (0.85 + 0.15 * smoothNoise(seed, 700, t / 10));
     this.trainingSamples += this.trainingSamplesPerSecond * dt;
     this.trainingSteps = Math.floor(this.trainingSamples / 1024);

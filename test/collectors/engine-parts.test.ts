@@ -134,13 +134,19 @@ test('TGI, trtllm-serve and llama.cpp payloads', () => {
   assert.deepEqual(trt.ttft!.counts, [2, 4]);
   const ll = read('llamacpp:prompt_tokens_total 10\nllamacpp:tokens_predicted_total 20\nllamacpp:requests_processing 1\nllamacpp:requests_deferred 2\nllamacpp:kv_cache_usage_ratio 0.3\n');
   assert.equal(ll.engine, 'llamacpp');
-  assert.deepEqual({ ...ll.models.get('unknown')!, requests: undefined }, { promptTokens: 10, generationTokens: 20, running: 1, waiting: 2, kvCacheRatio: 0.3, requests: undefined });
+  assert.deepEqual({ ...ll.models.get('unknown')!, requests: undefined, counters: undefined }, { promptTokens: 10, generationTokens: 20, running: 1, waiting: 2, kvCacheRatio: 0.3, requests: undefined, counters: undefined });
+  // Current llama.cpp leaves prompt-cache hits out of prompt_tokens_total: prompt tokens are both.
+  const cached = read('llamacpp:prompt_tokens_total 53\nllamacpp:prompt_tokens_cached_total 1462\nllamacpp:tokens_predicted_total 20\nllamacpp:prompt_seconds_total 0.5\nllamacpp:tokens_predicted_seconds_total 0.021\n').models.get('unknown')!;
+  assert.equal(cached.promptTokens, 53 + 1462);
+  assert.equal(cached.counters.get('cachedTokens'), 1462);
+  assert.equal(cached.counters.get('prefillSeconds'), 0.5);
+  assert.equal(cached.counters.get('decodeSeconds'), 0.021);
 });
 
 test('a summary where a histogram was expected gives no percentile; a histogram without +Inf still does', () => {
   const r = read('# TYPE vllm:time_to_first_token_seconds summary\nvllm:time_to_first_token_seconds{model_name="m",quantile="0.5"} 0.2\nvllm:time_to_first_token_seconds_count{model_name="m"} 4\nvllm:time_to_first_token_seconds_sum{model_name="m"} 1\n# TYPE vllm:e2e_request_latency_seconds histogram\nvllm:e2e_request_latency_seconds_bucket{model_name="m",le="1"} 2\nvllm:e2e_request_latency_seconds_count{model_name="m"} 3\nvllm:num_requests_running{model_name="m"} 1\n').models.get('m')!;
   assert.equal(r.ttft, undefined);
-  assert.deepEqual(r.e2e, { bounds: [1, Infinity], counts: [2, 3] });
+  assert.deepEqual(r.e2e, { bounds: [1, Infinity], counts: [2, 3], sum: undefined });
 });
 
 test('series split by another label (vLLM data-parallel engine cores) add up; KV usage takes the fullest', () => {

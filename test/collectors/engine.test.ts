@@ -7,7 +7,8 @@ import { buildApp, type BuiltApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { Labels } from '../../src/core/store.js';
-import { parseExposition } from '../../src/parse/exposition.js';
+import { histogramQuantile, type Hist } from '../../src/collectors/engine/window.js';
+import { histogramSeries, parseExposition } from '../../src/parse/exposition.js';
 import { freePort, has, promtoolCheckMetrics } from '../helpers/procs.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/engines/${name}`, import.meta.url), 'utf8');
@@ -114,6 +115,17 @@ const snap = (b: BuiltApp) => b.store.snapshot().metrics as Snap;
 function value(s: Snap, metric: string, labels: Record<string, string>): number | undefined {
   return s[metric]?.find((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v))?.value;
 }
+/** The exported histogram `name` of the series with `labels`, read back from /metrics. */
+async function exportedHist(b: BuiltApp, name: string, labels: Record<string, string>): Promise<Hist | undefined> {
+  const exp = parseExposition((await b.app.inject({ url: '/metrics' })).body);
+  const h = histogramSeries(exp, name).find((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v));
+  return h && { bounds: h.bounds, counts: h.counts, sum: h.sum };
+}
+/** What a histogram gained between two readings (same bounds). */
+function gained(a: Hist | undefined, b: Hist | undefined): Hist {
+  assert.ok(a && b, 'histogram absent');
+  return { bounds: b.bounds, counts: b.counts.map((c, i) => c - a.counts[i]), sum: (b.sum ?? 0) - (a.sum ?? 0) };
+}
 function close(actual: number | undefined, expected: number, what: string): void {
   assert.ok(actual !== undefined, `${what}: absent`);
   assert.ok(Math.abs(actual - expected) <= 1e-9 * Math.max(1, Math.abs(expected)), `${what}: ${actual} != ${expected}`);
@@ -160,10 +172,21 @@ test('rates and percentiles match the known growth of real vLLM, SGLang and Trit
   try {
     await b.scheduler.sampleAll();
     let s = snap(b);
-    // One scrape: no window yet, so no rates or percentiles; gauges and totals are there.
+    // One scrape: no window yet, so no rates; counters, histograms and gauges are there.
     assert.equal(value(s, 'ds_serving_throughput_tokens_per_second', { engine: 'vllm' }), undefined);
-    assert.equal(value(s, 'ds_serving_time_to_first_token_seconds', { engine: 'vllm' }), undefined);
     assert.equal(value(s, 'ds_serving_requests_total', { engine: 'vllm', outcome: 'success' }), 1);
+    assert.equal(value(s, 'ds_serving_tokens_total', { engine: 'vllm', phase: 'prompt' }), 5);
+    assert.equal(value(s, 'ds_serving_tokens_total', { engine: 'vllm', phase: 'generation' }), 7);
+    const v0 = { engine: 'vllm', model: 'facebook/opt-125m' };
+    const g0 = { engine: 'sglang', model: 'meta-llama/Llama-3.1-8B-Instruct' };
+    const before = {
+      ttft: await exportedHist(b, 'ds_serving_time_to_first_token_seconds', v0),
+      itl: await exportedHist(b, 'ds_serving_inter_token_latency_seconds', v0),
+      e2e: await exportedHist(b, 'ds_serving_e2e_request_latency_seconds', v0),
+      sgTtft: await exportedHist(b, 'ds_serving_time_to_first_token_seconds', g0),
+      sgItl: await exportedHist(b, 'ds_serving_inter_token_latency_seconds', g0),
+    };
+    assert.equal(before.ttft!.counts.at(-1), 1, 'the engine histogram as it stands');
     for (const path of ['/vllm', '/sglang', '/triton', '/trt']) assert.equal(value(s, 'ds_engine_up', { target: srv.url(path) }), 1, path);
     assert.equal(value(s, 'ds_engine_up', { target: srv.url('/vllm'), engine: 'vllm' }), 1);
     assert.equal(value(s, 'ds_engine_up', { target: srv.url('/sglang'), engine: 'sglang' }), 1);
@@ -176,19 +199,27 @@ test('rates and percentiles match the known growth of real vLLM, SGLang and Trit
     close(value(s, 'ds_serving_throughput_tokens_per_second', { ...v, phase: 'prompt' }), 120, 'vllm prompt tokens/s');
     close(value(s, 'ds_serving_throughput_tokens_per_second', { ...v, phase: 'generation' }), 450, 'vllm generation tokens/s');
     close(value(s, 'ds_serving_requests_total', { ...v, outcome: 'success' }), 1 + 30, 'vllm requests');
-    close(value(s, 'ds_serving_time_to_first_token_seconds', { ...v, percentile: 'p50' }), 0.25 + 0.25 * 0.5, 'ttft p50');
-    close(value(s, 'ds_serving_time_to_first_token_seconds', { ...v, percentile: 'p90' }), 0.25 + 0.25 * 0.9, 'ttft p90');
-    close(value(s, 'ds_serving_time_to_first_token_seconds', { ...v, percentile: 'p99' }), 0.25 + 0.25 * 0.99, 'ttft p99');
-    close(value(s, 'ds_serving_inter_token_latency_seconds', { ...v, percentile: 'p50' }), 0.01 + 0.09 * 0.5, 'itl p50');
-    close(value(s, 'ds_serving_e2e_request_latency_seconds', { ...v, percentile: 'p99' }), 2.5 + 2.5 * 0.99, 'e2e p99');
+    close(value(s, 'ds_serving_tokens_total', { ...v, phase: 'prompt' }), 5 + 1200, 'vllm prompt tokens');
+    close(value(s, 'ds_serving_tokens_total', { ...v, phase: 'generation' }), 7 + 4500, 'vllm generation tokens');
+    // What histogram_quantile over rate() of the exported buckets gives for the window.
+    const ttft = gained(before.ttft, await exportedHist(b, 'ds_serving_time_to_first_token_seconds', v));
+    close(histogramQuantile(0.5, ttft), 0.25 + 0.25 * 0.5, 'ttft p50');
+    close(histogramQuantile(0.9, ttft), 0.25 + 0.25 * 0.9, 'ttft p90');
+    close(histogramQuantile(0.99, ttft), 0.25 + 0.25 * 0.99, 'ttft p99');
+    close(ttft.counts.at(-1), 100, 'ttft observations');
+    const itl = gained(before.itl, await exportedHist(b, 'ds_serving_inter_token_latency_seconds', v));
+    // vLLM's bounds 0.01 and 0.1 are catalog bounds too: the re-bucketing is exact.
+    close(histogramQuantile(0.5, itl), 0.01 + 0.09 * 0.5, 'itl p50');
+    const e2e = gained(before.e2e, await exportedHist(b, 'ds_serving_e2e_request_latency_seconds', v));
+    close(histogramQuantile(0.99, e2e), 2.5 + 2.5 * 0.99, 'e2e p99');
     close(value(s, 'ds_serving_kv_cache_usage_ratio', v), 0, 'kv');
     close(value(s, 'ds_serving_requests_running', v), 0, 'running');
 
     const g = { engine: 'sglang', model: 'meta-llama/Llama-3.1-8B-Instruct' };
     close(value(s, 'ds_serving_throughput_tokens_per_second', { ...g, phase: 'prompt' }), 800, 'sglang prompt');
     close(value(s, 'ds_serving_throughput_tokens_per_second', { ...g, phase: 'generation' }), 2000, 'sglang generation');
-    close(value(s, 'ds_serving_time_to_first_token_seconds', { ...g, percentile: 'p50' }), 0.5 + 0.25 * 0.5, 'sglang ttft p50');
-    close(value(s, 'ds_serving_inter_token_latency_seconds', { ...g, percentile: 'p90' }), 0.02 + 0.005 * 0.9, 'sglang itl p90 (older name)');
+    close(histogramQuantile(0.5, gained(before.sgTtft, await exportedHist(b, 'ds_serving_time_to_first_token_seconds', g))), 0.5 + 0.25 * 0.5, 'sglang ttft p50');
+    close(histogramQuantile(0.9, gained(before.sgItl, await exportedHist(b, 'ds_serving_inter_token_latency_seconds', g))), 0.02 + 0.005 * 0.9, 'sglang itl p90 (older name)');
     close(value(s, 'ds_serving_kv_cache_usage_ratio', g), 0.28, 'sglang kv');
     close(value(s, 'ds_serving_requests_waiting', g), 2826, 'sglang waiting');
     // An engine's own averaged gauge (sglang:gen_throughput 86.5) is never copied.
@@ -198,10 +229,11 @@ test('rates and percentiles match the known growth of real vLLM, SGLang and Trit
     close(value(s, 'ds_serving_requests_total', { ...t, outcome: 'success' }), 3 + 40, 'triton success');
     close(value(s, 'ds_serving_requests_total', { ...t, outcome: 'error' }), 10, 'triton error');
     assert.equal(value(s, 'ds_serving_throughput_tokens_per_second', t), undefined, 'Triton exposes no token counters');
+    assert.equal(value(s, 'ds_serving_tokens_total', t), undefined, 'Triton exposes no token counters');
     close(value(s, 'ds_serving_kv_cache_usage_ratio', { engine: 'triton', model: 'tensorrt_llm' }), 1 / 6239, 'trt kv');
     close(value(s, 'ds_serving_requests_waiting', { engine: 'triton', model: 'tensorrt_llm' }), 1, 'trt waiting');
 
-    // A window with no new observations has no percentiles; rates are then zero.
+    // A window with no new observations adds nothing to the histograms; rates are then zero.
     const frozen = elapsed();
     srv.server.removeAllListeners('request');
     srv.server.on('request', (req, res) => {
@@ -209,12 +241,12 @@ test('rates and percentiles match the known growth of real vLLM, SGLang and Trit
       const body = path === '/vllm' ? grown(fixture('vllm.txt'), vllmRules, frozen) : path === '/sglang' ? grown(fixture('sglang.txt'), sglangRules, frozen) : path === '/triton' ? grown(fixture('triton.txt'), tritonRules, frozen) : fixture('trtllm-triton-backend.txt');
       res.end(body);
     });
+    const busy = await exportedHist(b, 'ds_serving_time_to_first_token_seconds', v);
     now += 5_000;
     await b.scheduler.sampleAll();
     s = snap(b);
     close(value(s, 'ds_serving_throughput_tokens_per_second', { ...v, phase: 'prompt' }), 0, 'idle prompt');
-    assert.equal(value(s, 'ds_serving_time_to_first_token_seconds', v), undefined);
-    assert.equal(value(s, 'ds_serving_e2e_request_latency_seconds', v), undefined);
+    assert.deepEqual(gained(busy, await exportedHist(b, 'ds_serving_time_to_first_token_seconds', v)).counts.filter((c) => c !== 0), [], 'idle window adds no observations');
 
     // The exposition is valid and lists the series.
     const text = (await b.app.inject({ url: '/metrics' })).body;
@@ -242,6 +274,8 @@ test('counter resets: rates never go negative and request totals keep counting',
     now += 10_000;
     await b.scheduler.sampleAll();
     close(value(snap(b), 'ds_serving_requests_total', { ...v, outcome: 'success' }), 21, 'before reset');
+    const ttftBefore = await exportedHist(b, 'ds_serving_time_to_first_token_seconds', v);
+    close(ttftBefore?.counts.at(-1), 101, 'ttft before reset');
     // The engine restarts: its counters start again from the fixture values.
     now += 10_000;
     epoch = now;
@@ -250,12 +284,17 @@ test('counter resets: rates never go negative and request totals keep counting',
     // Everything counted since the restart is new: 5 prompt tokens over the 10 s window.
     close(value(s, 'ds_serving_throughput_tokens_per_second', { ...v, phase: 'prompt' }), 5 / 10, 'rate across the reset');
     close(value(s, 'ds_serving_requests_total', { ...v, outcome: 'success' }), 21 + 1, 'total across the reset');
-    close(value(s, 'ds_serving_time_to_first_token_seconds', { ...v, percentile: 'p50' }), 0.25 + 0.25 * 0.5, 'ttft of the fresh histogram');
+    // The restarted engine's histogram (1 observation) adds to the exported one, which never goes down.
+    const ttftAfter = await exportedHist(b, 'ds_serving_time_to_first_token_seconds', v);
+    close(ttftAfter?.counts.at(-1), 101 + 1, 'ttft across the reset');
+    assert.ok(ttftAfter!.counts.every((c, i) => c >= ttftBefore!.counts[i]), 'no bucket goes down');
+    close(value(s, 'ds_serving_tokens_total', { ...v, phase: 'prompt' }), 5 + 1200 + 5, 'token counter across the reset');
     now += 10_000;
     await b.scheduler.sampleAll();
     s = snap(b);
     close(value(s, 'ds_serving_throughput_tokens_per_second', { ...v, phase: 'prompt' }), 120, 'rate after the reset');
     close(value(s, 'ds_serving_requests_total', { ...v, outcome: 'success' }), 22 + 20, 'total after the reset');
+    close(value(s, 'ds_serving_tokens_total', { ...v, phase: 'prompt' }), 5 + 1200 + 5 + 1200, 'token counter after the reset');
     const text = (await b.app.inject({ url: '/metrics' })).body;
     assert.match(text, /ds_serving_requests_total\{engine="vllm",model="facebook\/opt-125m",outcome="success"\} 42/);
   } finally {
@@ -334,16 +373,19 @@ test('two targets with the same engine and model are aggregated', async () => {
   const b = await exporter([`--engine.target=${srv.url('/a')}`, `--engine.target=vllm=${srv.url('/b')}`], () => now);
   try {
     await b.scheduler.sampleAll();
+    const v = { engine: 'vllm', model: 'facebook/opt-125m' };
+    const ttft0 = await exportedHist(b, 'ds_serving_time_to_first_token_seconds', v);
     now += 4_000;
     await b.scheduler.sampleAll();
     const s = snap(b);
-    const v = { engine: 'vllm', model: 'facebook/opt-125m' };
     close(value(s, 'ds_serving_throughput_tokens_per_second', { ...v, phase: 'generation' }), 400, 'summed throughput');
     close(value(s, 'ds_serving_requests_total', { ...v, outcome: 'success' }), 2 + 4 * 3, 'summed requests');
     close(value(s, 'ds_serving_kv_cache_usage_ratio', v), 0.6, 'highest KV usage, newer name');
     // 40 observations in (0.25, 0.5] and 40 in (0.75, 1]: the merged p50 is the top of the first half.
-    close(value(s, 'ds_serving_time_to_first_token_seconds', { ...v, percentile: 'p50' }), 0.5, 'merged p50');
-    close(value(s, 'ds_serving_time_to_first_token_seconds', { ...v, percentile: 'p90' }), 0.75 + 0.25 * 0.8, 'merged p90');
+    close(value(s, 'ds_serving_tokens_total', { ...v, phase: 'generation' }), 7 + 7 + 1600, 'summed token counters');
+    const ttft = gained(ttft0, await exportedHist(b, 'ds_serving_time_to_first_token_seconds', v));
+    close(histogramQuantile(0.5, ttft), 0.5, 'merged p50');
+    close(histogramQuantile(0.9, ttft), 0.75 + 0.25 * 0.8, 'merged p90');
     assert.equal(s.ds_serving_throughput_tokens_per_second.filter((x) => x.labels.phase === 'generation').length, 1);
   } finally {
     await b.close();
@@ -409,7 +451,7 @@ test('promtool check metrics accepts an engine-fed exposition', { skip: !has('pr
     now += 1000;
     await b.scheduler.sampleAll();
     const text = (await b.app.inject({ url: '/metrics' })).body;
-    assert.match(text, /ds_serving_time_to_first_token_seconds\{/);
+    assert.match(text, /ds_serving_time_to_first_token_seconds_bucket\{/);
     assert.match(text, /ds_engine_scrape_errors_total\{/);
     const out = promtoolCheckMetrics(text);
     assert.equal(out.trim(), '', out);

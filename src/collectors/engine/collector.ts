@@ -3,9 +3,10 @@ import { describeError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Batch } from '../../core/store.js';
 import { ExpositionError, parseExposition } from '../../parse/exposition.js';
-import { detectEngine, extractReading, type EngineKind, type ModelReading } from './engines.js';
-import { fetchPayload, ScrapeError, type EngineTarget, type ScrapeFailure } from './scrape.js';
-import { counterIncrease, histogramDelta, histogramQuantile, mergeHist, type Hist } from './window.js';
+import { catalog } from '../../catalog/index.js';
+import { ALIASES, COUNTERS, detectEngine, extractReading, HISTOGRAMS, type CounterId, type EngineKind, type HistId, type ModelReading } from './engines.js';
+import { fetchModelName, fetchPayload, ScrapeError, type EngineTarget, type ScrapeFailure } from './scrape.js';
+import { counterIncrease, rebucket } from './window.js';
 
 export interface EngineCollectorOptions {
   readonly targets: readonly EngineTarget[];
@@ -16,6 +17,36 @@ export interface EngineCollectorOptions {
   readonly now: () => number;
   /** Replaces the HTTP fetch (benchmarks); the default is fetchPayload. */
   readonly fetch?: typeof fetchPayload;
+  /** Replaces the model-name lookup of engines whose metrics carry no model; the default is fetchModelName. */
+  readonly fetchModel?: typeof fetchModelName;
+}
+
+/** The catalog counter (and fixed labels) each engine counter feeds. */
+const COUNTER_METRIC: Readonly<Record<CounterId, { name: string; phase?: string }>> = {
+  promptTokens: { name: 'ds_serving_tokens_total', phase: 'prompt' },
+  generationTokens: { name: 'ds_serving_tokens_total', phase: 'generation' },
+  cachedTokens: { name: 'ds_serving_prompt_cached_tokens_total' },
+  prefillSeconds: { name: 'ds_serving_prefill_seconds_total' },
+  decodeSeconds: { name: 'ds_serving_decode_seconds_total' },
+  preemptions: { name: 'ds_serving_preemptions_total' },
+  rejections: { name: 'ds_serving_rejected_requests_total' },
+  specDraftTokens: { name: 'ds_serving_spec_decode_draft_tokens_total' },
+  specAcceptedTokens: { name: 'ds_serving_spec_decode_accepted_tokens_total' },
+};
+
+/** The catalog histogram each engine histogram feeds, with its bounds. */
+const HIST_METRIC: Readonly<Record<HistId, { name: string; bounds: readonly number[] }>> = Object.fromEntries(
+  ([['ttft', 'ds_serving_time_to_first_token_seconds'], ['itl', 'ds_serving_inter_token_latency_seconds'], ['e2e', 'ds_serving_e2e_request_latency_seconds'], ['queue', 'ds_serving_queue_time_seconds']] as const).map(([id, name]) => {
+    const def = catalog.find((d) => d.name === name);
+    if (!def?.buckets) throw new Error(`catalog: ${name} has no buckets`);
+    return [id, { name, bounds: def.buckets }];
+  }),
+) as Record<HistId, { name: string; bounds: readonly number[] }>;
+
+/** A histogram in catalog buckets: cumulative counts (+Inf last) and the sum of observations. */
+interface CumHist {
+  cum: number[];
+  sum: number;
 }
 
 interface TargetState {
@@ -23,11 +54,21 @@ interface TargetState {
   engine: EngineKind | 'unknown';
   /** Up or the failure message last logged; undefined before the first scrape. */
   status?: string;
-  /** The last successful reading and when it was taken; dropped on failure so no window spans an outage. */
+  /** The last successful reading and when it was taken; dropped on failure so no rate window spans an outage. */
   prev?: { at: number; models: Map<string, ModelReading> };
-  /** Last raw request counters by model and outcome (and the sample that saw them), kept across outages for the running totals. */
-  readonly lastRequests: Map<string, { raw: number; seen: number }>;
+  /**
+   * Last raw engine counters by model and counter (and the sample that saw them), kept
+   * across outages: what the engine counted while it could not be read is counted on its
+   * return, and a restart (a lower value) counts from zero.
+   */
+  readonly lastRaw: Map<string, { raw: number; seen: number }>;
+  /** Last raw histograms in catalog buckets by model and histogram, kept across outages like the counters. */
+  readonly lastHist: Map<string, CumHist & { seen: number }>;
   readonly errors: Map<ScrapeFailure, number>;
+  /** The model name from the engine's API, for engines whose metrics carry none; undefined until looked up. */
+  model?: string;
+  /** Histograms already reported as broken, so the log says it once. */
+  readonly brokenLogged: Set<string>;
 }
 
 /** One target's contribution to an (engine, model) group in this sample. */
@@ -37,34 +78,34 @@ interface Contribution {
   running?: number;
   waiting?: number;
   kv?: number;
-  ttft?: Hist;
-  itl?: Hist;
-  e2e?: Hist;
 }
 
-const PERCENTILES = [['p50', 0.5], ['p90', 0.9], ['p99', 0.99]] as const;
 const SEP = '\u0000';
-/** Samples after which the request state of a model that disappeared is forgotten (an hour at 1 s). */
+/** Samples after which the counter state of a model that disappeared is forgotten (an hour at 1 s). */
 const FORGET_AFTER = 3600;
 
 /**
  * Scrapes every engine target concurrently each sample and normalizes what it finds.
- * Rates and percentiles cover the window between two successful scrapes of a target.
- * Targets serving the same engine and model are aggregated into one series set:
- * throughput, request counts and queue sizes add up, KV-cache usage is the highest,
- * and percentiles come from the merged bucket deltas (the highest per-target value
- * when bucket layouts differ).
+ * Counters and histograms follow the engines' own across resets and outages, so
+ * `rate()` over any window is exact; the tokens/s gauge covers the window between two
+ * successful scrapes of a target. Targets serving the same engine and model are
+ * aggregated into one series set: counters, histograms and queue sizes add up, and
+ * KV-cache usage is the highest.
  */
 export class EngineCollector implements Collector {
   private readonly states: TargetState[];
-  /** Running request totals by engine, model and outcome, with the sample that last moved them. */
+  /** Running totals by engine, model and counter key, with the sample that last moved them. */
   private readonly totals = new Map<string, { value: number; seen: number }>();
+  /** Running histograms by engine, model and histogram, in catalog buckets. */
+  private readonly histTotals = new Map<string, CumHist & { seen: number }>();
   private tick = 0;
   private readonly fetch: typeof fetchPayload;
+  private readonly fetchModel: typeof fetchModelName;
 
   constructor(private readonly opts: EngineCollectorOptions) {
-    this.states = opts.targets.map((target) => ({ target, engine: target.kind ?? 'unknown', lastRequests: new Map(), errors: new Map() }));
+    this.states = opts.targets.map((target) => ({ target, engine: target.kind ?? 'unknown', lastRaw: new Map(), lastHist: new Map(), errors: new Map(), brokenLogged: new Set() }));
     this.fetch = opts.fetch ?? fetchPayload;
+    this.fetchModel = opts.fetchModel ?? fetchModelName;
   }
 
   async sample(batch: Batch, signal: AbortSignal): Promise<void> {
@@ -79,28 +120,17 @@ export class EngineCollector implements Collector {
     );
     // The exporter stopping (or the sample timing out) is not the targets' fault.
     if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('sample aborted');
+    const readings = await Promise.all(this.states.map((s, i) => this.read(s, results[i], signal)));
+    if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('sample aborted');
     const groups = new Map<string, Contribution[]>();
     const touched = new Set<string>();
+    const touchedHists = new Set<string>();
     this.states.forEach((s, i) => {
-      const r = results[i];
-      let models: Map<string, ModelReading>;
-      try {
-        if ('err' in r) throw r.err;
-        let exp;
-        try {
-          exp = parseExposition(r.text, { maxBytes: this.opts.maxBytes, maxSeries: this.opts.maxSeries });
-        } catch (err) {
-          if (err instanceof ExpositionError) throw new ScrapeError(err.reason === 'too_large' ? 'too_large' : 'parse', `bad payload: ${err.message}`, { cause: err });
-          throw err;
-        }
-        s.engine = s.target.kind ?? detectEngine(exp);
-        models = extractReading(exp, s.engine).models;
-      } catch (err) {
-        this.markDown(s, err);
+      const models = readings[i];
+      if (!models) {
         batch.gauge('ds_engine_up', { target: s.target.label, engine: s.engine }, 0);
         return;
       }
-      this.markUp(s, models.size);
       batch.gauge('ds_engine_up', { target: s.target.label, engine: s.engine }, 1);
       const dt = s.prev ? (at - s.prev.at) / 1000 : 0;
       for (const [model, cur] of models) {
@@ -110,25 +140,52 @@ export class EngineCollector implements Collector {
         if (prev) {
           if (cur.promptTokens !== undefined && prev.promptTokens !== undefined) c.promptRate = counterIncrease(prev.promptTokens, cur.promptTokens) / dt;
           if (cur.generationTokens !== undefined && prev.generationTokens !== undefined) c.generationRate = counterIncrease(prev.generationTokens, cur.generationTokens) / dt;
-          if (cur.ttft && prev.ttft) c.ttft = histogramDelta(prev.ttft, cur.ttft);
-          if (cur.itl && prev.itl) c.itl = histogramDelta(prev.itl, cur.itl);
-          if (cur.e2e && prev.e2e) c.e2e = histogramDelta(prev.e2e, cur.e2e);
         }
         let list = groups.get(key);
         if (!list) groups.set(key, (list = []));
         list.push(c);
-        for (const [outcome, raw] of cur.requests) {
-          const rk = model + SEP + outcome;
-          const last = s.lastRequests.get(rk);
+        const follow = (raw: number | undefined, counterKey: string) => {
+          if (raw === undefined || !Number.isFinite(raw) || raw < 0) return;
+          const rk = model + SEP + counterKey;
+          const last = s.lastRaw.get(rk);
           const inc = counterIncrease(last?.raw ?? 0, raw);
-          s.lastRequests.set(rk, { raw, seen: this.tick });
-          const tk = key + SEP + outcome;
+          s.lastRaw.set(rk, { raw, seen: this.tick });
+          const tk = key + SEP + counterKey;
           const total = this.totals.get(tk);
           if (total) {
             total.value += inc;
             total.seen = this.tick;
           } else this.totals.set(tk, { value: inc, seen: this.tick });
           touched.add(tk);
+        };
+        follow(cur.promptTokens, 'promptTokens');
+        follow(cur.generationTokens, 'generationTokens');
+        for (const [id, raw] of cur.counters) follow(raw, id);
+        for (const [outcome, raw] of cur.requests) follow(raw, 'req' + SEP + outcome);
+        for (const id of HISTOGRAMS) {
+          const h = cur[id];
+          if (!h) continue;
+          const cum = rebucket(h, HIST_METRIC[id].bounds);
+          if (!cum) {
+            const bk = model + SEP + id;
+            if (!s.brokenLogged.has(bk)) {
+              s.brokenLogged.add(bk);
+              this.opts.logger.warn('engine histogram ignored: bucket counts go down, are not numbers, or lack +Inf', { target: s.target.label, model, histogram: HIST_METRIC[id].name });
+            }
+            continue;
+          }
+          const hk = model + SEP + id;
+          const last = s.lastHist.get(hk);
+          const sum = h.sum ?? 0;
+          const delta = histIncrease(last, cum, sum);
+          s.lastHist.set(hk, { cum, sum, seen: this.tick });
+          const tk = key + SEP + id;
+          let total = this.histTotals.get(tk);
+          if (!total) this.histTotals.set(tk, (total = { cum: new Array<number>(cum.length).fill(0), sum: 0, seen: this.tick }));
+          for (let b = 0; b < cum.length; b++) total.cum[b] += delta.cum[b];
+          total.sum += delta.sum;
+          total.seen = this.tick;
+          touchedHists.add(tk);
         }
       }
       s.prev = { at, models };
@@ -137,8 +194,18 @@ export class EngineCollector implements Collector {
       for (const [reason, n] of s.errors) batch.counter('ds_engine_scrape_errors_total', { target: s.target.label, reason }, n);
     }
     for (const tk of touched) {
-      const [engine, model, outcome] = tk.split(SEP);
-      batch.counter('ds_serving_requests_total', { engine, model, outcome }, this.totals.get(tk)!.value);
+      const [engine, model, id, outcome] = tk.split(SEP);
+      const value = this.totals.get(tk)!.value;
+      if (id === 'req') batch.counter('ds_serving_requests_total', { engine, model, outcome }, value);
+      else {
+        const m = COUNTER_METRIC[id as CounterId];
+        batch.counter(m.name, m.phase ? { engine, model, phase: m.phase } : { engine, model }, value);
+      }
+    }
+    for (const tk of touchedHists) {
+      const [engine, model, id] = tk.split(SEP);
+      const t = this.histTotals.get(tk)!;
+      batch.histogram(HIST_METRIC[id as HistId].name, { engine, model }, t.cum, t.sum);
     }
     for (const [key, list] of groups) {
       const [engine, model] = key.split(SEP);
@@ -148,21 +215,63 @@ export class EngineCollector implements Collector {
   }
 
   /**
-   * Drops request totals of models not seen for FORGET_AFTER samples, so an engine that
+   * One target's payload as readings by model, or undefined when the target is down
+   * (logged and counted). Engines whose metrics carry no model name get it from their API.
+   */
+  private async read(s: TargetState, r: { text: string } | { err: unknown }, signal: AbortSignal): Promise<Map<string, ModelReading> | undefined> {
+    let models: Map<string, ModelReading>;
+    try {
+      if ('err' in r) throw r.err;
+      let exp;
+      try {
+        exp = parseExposition(r.text, { maxBytes: this.opts.maxBytes, maxSeries: this.opts.maxSeries });
+      } catch (err) {
+        if (err instanceof ExpositionError) throw new ScrapeError(err.reason === 'too_large' ? 'too_large' : 'parse', `bad payload: ${err.message}`, { cause: err });
+        throw err;
+      }
+      s.engine = s.target.kind ?? detectEngine(exp);
+      models = extractReading(exp, s.engine).models;
+    } catch (err) {
+      this.markDown(s, err);
+      return undefined;
+    }
+    this.markUp(s, models.size);
+    if (s.engine !== 'unknown' && !ALIASES[s.engine].modelLabel && models.has('unknown')) {
+      // Looked up once per up period: an engine restarted behind the same URL may serve another model.
+      if (s.model === undefined) {
+        s.model = (await this.fetchModel(s.target.url, s.engine, { timeoutMs: this.opts.timeoutMs, maxBytes: 1 << 20, signal }).catch(() => undefined)) ?? 'unknown';
+        if (s.model === 'unknown') this.opts.logger.info('engine names no model; its series carry model="unknown"', { target: s.target.label, engine: s.engine });
+      }
+      if (s.model !== 'unknown') {
+        models.set(s.model, models.get('unknown')!);
+        models.delete('unknown');
+      }
+    }
+    return models;
+  }
+
+  /**
+   * Drops running totals of models not seen for FORGET_AFTER samples, so an engine that
    * keeps inventing model names cannot grow this state without bound. A model that comes
    * back later starts again from the engine's own count.
    */
   private forget(): void {
     const before = this.tick - FORGET_AFTER;
     for (const [k, t] of this.totals) if (t.seen < before) this.totals.delete(k);
+    for (const [k, t] of this.histTotals) if (t.seen < before) this.histTotals.delete(k);
     // A target that is down keeps its last counts, so its return is not counted twice.
-    for (const s of this.states) if (s.prev) for (const [k, r] of s.lastRequests) if (r.seen < before) s.lastRequests.delete(k);
+    for (const s of this.states) {
+      if (!s.prev) continue;
+      for (const [k, r] of s.lastRaw) if (r.seen < before) s.lastRaw.delete(k);
+      for (const [k, r] of s.lastHist) if (r.seen < before) s.lastHist.delete(k);
+    }
   }
 
   private markDown(s: TargetState, err: unknown): void {
     const reason: ScrapeFailure = err instanceof ScrapeError ? err.reason : 'parse';
     s.errors.set(reason, (s.errors.get(reason) ?? 0) + 1);
     s.prev = undefined;
+    s.model = undefined;
     const msg = err instanceof ScrapeError ? err.message : describeError(err);
     if (s.status !== msg) this.opts.logger.warn('engine target down', { target: s.target.label, reason, err: msg });
     s.status = msg;
@@ -186,19 +295,23 @@ function sumOf(values: Array<number | undefined>): number | undefined {
   return out;
 }
 
-function percentileOf(q: number, hists: Array<Hist | undefined>): number | undefined {
-  const present = hists.filter((h): h is Hist => h !== undefined);
-  if (present.length === 0) return undefined;
-  let merged: Hist | undefined = present[0];
-  for (let i = 1; i < present.length && merged; i++) merged = mergeHist(merged, present[i]);
-  if (merged) return histogramQuantile(q, merged);
-  // Layouts differ: report the worst target rather than a wrong merge.
-  let worst: number | undefined;
-  for (const h of present) {
-    const v = histogramQuantile(q, h);
-    if (v !== undefined && (worst === undefined || v > worst)) worst = v;
+/**
+ * What a histogram gained since the last reading of the same target: the difference,
+ * or everything when any count or the sum went down (the engine restarted).
+ */
+function histIncrease(last: CumHist | undefined, cum: number[], sum: number): CumHist {
+  if (!last || last.cum.length !== cum.length || sum < last.sum) return { cum, sum };
+  const d = new Array<number>(cum.length);
+  for (let i = 0; i < cum.length; i++) {
+    // Interpolated counts carry float noise: a dip within it is no dip.
+    const eps = 1e-9 * Math.max(1, cum[i]);
+    d[i] = cum[i] - last.cum[i];
+    if (d[i] < -eps) return { cum, sum };
+    // A bucket that lost observations (its cumulative gain dips) cannot happen without a restart.
+    if (i > 0 && d[i] < d[i - 1] - eps) return { cum, sum };
+    d[i] = Math.max(d[i], i > 0 ? d[i - 1] : 0);
   }
-  return worst;
+  return { cum: d, sum: sum - last.sum };
 }
 
 /** Sets a gauge only for a finite value: a broken engine reading is absent, never Inf. */
@@ -215,13 +328,4 @@ function writeGroup(batch: Batch, em: { engine: string; model: string }, list: C
   put(batch, 'ds_serving_requests_waiting', em, sumOf(list.map((c) => c.waiting)));
   const kvs = list.map((c) => c.kv).filter((v): v is number => v !== undefined);
   if (kvs.length) put(batch, 'ds_serving_kv_cache_usage_ratio', em, Math.max(...kvs));
-  for (const [percentile, q] of PERCENTILES) {
-    const l = { ...em, percentile };
-    const ttft = percentileOf(q, list.map((c) => c.ttft));
-    const itl = percentileOf(q, list.map((c) => c.itl));
-    const e2e = percentileOf(q, list.map((c) => c.e2e));
-    put(batch, 'ds_serving_time_to_first_token_seconds', l, ttft);
-    put(batch, 'ds_serving_inter_token_latency_seconds', l, itl);
-    put(batch, 'ds_serving_e2e_request_latency_seconds', l, e2e);
-  }
 }

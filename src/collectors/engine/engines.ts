@@ -11,19 +11,32 @@ export interface Source {
   readonly where?: Readonly<Record<string, string>>;
   /** Factor to the exported unit (ms histograms: 0.001; percent gauges: 0.01). */
   readonly scale?: number;
+  /** The source is a histogram whose `_sum` is the counter wanted (e.g. per-request prefill time). */
+  readonly histSum?: boolean;
 }
+
+/** Monotonic counters the engines expose, followed across resets into catalog counters. */
+export const COUNTERS = ['promptTokens', 'generationTokens', 'cachedTokens', 'prefillSeconds', 'decodeSeconds', 'preemptions', 'rejections', 'specDraftTokens', 'specAcceptedTokens'] as const;
+export type CounterId = (typeof COUNTERS)[number];
+
+/** Latency histograms the engines expose, re-bucketed onto the catalog's bounds. */
+export const HISTOGRAMS = ['ttft', 'itl', 'e2e', 'queue'] as const;
+export type HistId = (typeof HISTOGRAMS)[number];
 
 /** Where each normalized value comes from, per engine; the first source holding a model wins. */
 export interface EngineAliases {
-  /** Label holding the model; absent: the engine exposes none and the model is `unknown`. */
+  /** Label holding the model; absent: the engine exposes none and the model comes from its API (or is `unknown`). */
   readonly modelLabel?: string;
   /** Family-name prefixes that identify the engine. */
   readonly detect: readonly string[];
-  readonly promptTokens?: readonly Source[];
-  readonly generationTokens?: readonly Source[];
-  /** Histograms whose `_sum` counts tokens (engines without token counters). */
-  readonly promptTokensHistSum?: readonly Source[];
-  readonly generationTokensHistSum?: readonly Source[];
+  /** Engine counters, by the catalog counter they feed. */
+  readonly counters?: Partial<Record<CounterId, readonly Source[]>>;
+  /**
+   * The engine's prompt-token counter leaves out prompt-cache hits (llama.cpp): the
+   * exported prompt tokens are that counter plus the cached tokens, so "prompt" means all
+   * prompt tokens processed on every engine.
+   */
+  readonly promptExcludesCached?: boolean;
   /** Finished-request counters with a finish-reason label, mapped by `outcomeOf`. */
   readonly requestsByReason?: readonly Source[];
   readonly reasonLabel?: string;
@@ -39,57 +52,87 @@ export interface EngineAliases {
   readonly kvCache?: readonly Source[];
   /** KV-cache usage as used/total blocks (both sources required). */
   readonly kvCacheUsedTotal?: { readonly used: Source; readonly total: Source };
-  readonly ttft?: readonly Source[];
-  readonly itl?: readonly Source[];
-  readonly e2e?: readonly Source[];
+  /** Latency histograms, in seconds after `scale`. */
+  readonly histograms?: Partial<Record<HistId, readonly Source[]>>;
 }
 
 const p = (name: string, extra: Partial<Source> = {}): Source => ({ name, ...extra });
+const sum = (name: string, extra: Partial<Source> = {}): Source => ({ name, histSum: true, ...extra });
 
 /**
  * The alias table. Names vary across engine versions; newer names come first. A name
  * with an engine prefix is also matched with the other separator (`sglang:` and
- * `sglang_`), and counters with and without `_total`.
+ * `sglang_`), and counters with and without `_total`. docs/engines.md cites the engine
+ * version each row was checked against.
  */
 export const ALIASES: Readonly<Record<EngineKind, EngineAliases>> = {
   vllm: {
     modelLabel: 'model_name',
     detect: ['vllm:', 'vllm_'],
-    promptTokens: [p('vllm:prompt_tokens_total')],
-    generationTokens: [p('vllm:generation_tokens_total')],
+    counters: {
+      // vLLM counts every prompt token, prefix-cache hits included.
+      promptTokens: [p('vllm:prompt_tokens_total')],
+      generationTokens: [p('vllm:generation_tokens_total')],
+      cachedTokens: [p('vllm:prefix_cache_hits_total'), p('vllm:gpu_prefix_cache_hits_total')],
+      prefillSeconds: [sum('vllm:request_prefill_time_seconds')],
+      decodeSeconds: [sum('vllm:request_decode_time_seconds')],
+      preemptions: [p('vllm:num_preemptions_total')],
+      specDraftTokens: [p('vllm:spec_decode_num_draft_tokens_total')],
+      specAcceptedTokens: [p('vllm:spec_decode_num_accepted_tokens_total')],
+    },
     requestsByReason: [p('vllm:request_success_total')],
     reasonLabel: 'finished_reason',
     running: [p('vllm:num_requests_running')],
     waiting: [p('vllm:num_requests_waiting')],
     kvCache: [p('vllm:kv_cache_usage_perc'), p('vllm:gpu_cache_usage_perc')],
-    ttft: [p('vllm:time_to_first_token_seconds')],
-    itl: [p('vllm:inter_token_latency_seconds'), p('vllm:time_per_output_token_seconds')],
-    e2e: [p('vllm:e2e_request_latency_seconds')],
+    histograms: {
+      ttft: [p('vllm:time_to_first_token_seconds')],
+      itl: [p('vllm:inter_token_latency_seconds'), p('vllm:time_per_output_token_seconds')],
+      e2e: [p('vllm:e2e_request_latency_seconds')],
+      queue: [p('vllm:request_queue_time_seconds')],
+    },
   },
   sglang: {
     modelLabel: 'model_name',
     detect: ['sglang:', 'sglang_'],
-    promptTokens: [p('sglang:prompt_tokens_total')],
-    generationTokens: [p('sglang:generation_tokens_total')],
+    counters: {
+      promptTokens: [p('sglang:prompt_tokens_total')],
+      generationTokens: [p('sglang:generation_tokens_total')],
+      cachedTokens: [p('sglang:cached_tokens_total')],
+      preemptions: [p('sglang:num_retracted_reqs_total')],
+      specDraftTokens: [],
+      specAcceptedTokens: [],
+    },
     requestsAll: [p('sglang:num_requests_total')],
     requestsAborted: [p('sglang:num_aborted_requests_total')],
     running: [p('sglang:num_running_reqs')],
     waiting: [p('sglang:num_queue_reqs')],
     kvCache: [p('sglang:token_usage')],
-    ttft: [p('sglang:time_to_first_token_seconds')],
-    itl: [p('sglang:inter_token_latency_seconds'), p('sglang:time_per_output_token_seconds')],
-    e2e: [p('sglang:e2e_request_latency_seconds')],
+    histograms: {
+      ttft: [p('sglang:time_to_first_token_seconds')],
+      itl: [p('sglang:inter_token_latency_seconds'), p('sglang:time_per_output_token_seconds')],
+      e2e: [p('sglang:e2e_request_latency_seconds')],
+      queue: [p('sglang:queue_time_seconds')],
+    },
   },
   tgi: {
     detect: ['tgi_'],
-    promptTokensHistSum: [p('tgi_request_input_length')],
-    generationTokensHistSum: [p('tgi_request_generated_tokens')],
+    counters: {
+      // TGI has no token counters: the per-request length histograms' sums count the tokens.
+      promptTokens: [sum('tgi_request_input_length')],
+      generationTokens: [sum('tgi_request_generated_tokens')],
+      prefillSeconds: [],
+      decodeSeconds: [],
+    },
     requestsSuccess: [p('tgi_request_success')],
     requestsError: [p('tgi_request_failure')],
     running: [p('tgi_batch_current_size')],
     waiting: [p('tgi_queue_size')],
-    itl: [p('tgi_request_mean_time_per_token_duration')],
-    e2e: [p('tgi_request_duration')],
+    histograms: {
+      itl: [p('tgi_request_mean_time_per_token_duration')],
+      e2e: [p('tgi_request_duration')],
+      queue: [p('tgi_request_queue_duration')],
+    },
   },
   triton: {
     modelLabel: 'model',
@@ -103,44 +146,63 @@ export const ALIASES: Readonly<Record<EngineKind, EngineAliases>> = {
       total: p('nv_trt_llm_kv_cache_block_metrics', { where: { kv_cache_block_type: 'max' } }),
     },
     kvCache: [p('nv_trt_llm_kv_cache_block_metrics', { where: { kv_cache_block_type: 'fraction' } })],
-    ttft: [p('nv_inference_first_response_histogram_ms', { scale: 0.001 })],
+    histograms: {
+      ttft: [p('nv_inference_first_response_histogram_ms', { scale: 0.001 })],
+    },
   },
   trtllm: {
     modelLabel: 'model_name',
     detect: ['trtllm_', 'trtllm:'],
-    promptTokens: [p('trtllm_prompt_tokens_total')],
-    generationTokens: [p('trtllm_generation_tokens_total')],
+    counters: {
+      promptTokens: [p('trtllm_prompt_tokens_total')],
+      generationTokens: [p('trtllm_generation_tokens_total')],
+    },
     requestsByReason: [p('trtllm_request_success_total')],
     reasonLabel: 'finished_reason',
     running: [p('trtllm_num_requests_running')],
     waiting: [p('trtllm_num_requests_waiting')],
     kvCache: [p('trtllm_kv_cache_utilization'), p('trtllm_kv_cache_usage_perc')],
-    ttft: [p('trtllm_time_to_first_token_seconds')],
-    itl: [p('trtllm_inter_token_latency_seconds'), p('trtllm_time_per_output_token_seconds')],
-    e2e: [p('trtllm_e2e_request_latency_seconds')],
+    histograms: {
+      ttft: [p('trtllm_time_to_first_token_seconds')],
+      itl: [p('trtllm_inter_token_latency_seconds'), p('trtllm_time_per_output_token_seconds')],
+      e2e: [p('trtllm_e2e_request_latency_seconds')],
+      queue: [p('trtllm_request_queue_time_seconds')],
+    },
   },
   llamacpp: {
     detect: ['llamacpp:', 'llamacpp_'],
-    promptTokens: [p('llamacpp:prompt_tokens_total')],
-    generationTokens: [p('llamacpp:tokens_predicted_total')],
+    counters: {
+      promptTokens: [p('llamacpp:prompt_tokens_total')],
+      generationTokens: [p('llamacpp:tokens_predicted_total')],
+      cachedTokens: [p('llamacpp:prompt_tokens_cached_total')],
+      prefillSeconds: [p('llamacpp:prompt_seconds_total')],
+      decodeSeconds: [p('llamacpp:tokens_predicted_seconds_total')],
+    },
+    promptExcludesCached: true,
     running: [p('llamacpp:requests_processing')],
     waiting: [p('llamacpp:requests_deferred')],
+    // Older servers only; current ones expose no KV-cache usage.
     kvCache: [p('llamacpp:kv_cache_usage_ratio')],
   },
 };
 
 /** What one payload says about one model, in cumulative form (the window is computed later). */
 export interface ModelReading {
+  /** All prompt tokens processed, prompt-cache hits included. */
   promptTokens?: number;
   generationTokens?: number;
+  /** The other engine counters (cumulative as the engine counts them). */
+  readonly counters: Map<CounterId, number>;
   /** Finished requests by outcome, cumulative as the engine counts them. */
   readonly requests: Map<string, number>;
   running?: number;
   waiting?: number;
   kvCacheRatio?: number;
+  /** Cumulative histograms in seconds, with their `_sum` where the engine gives it. */
   ttft?: Hist;
   itl?: Hist;
   e2e?: Hist;
+  queue?: Hist;
 }
 
 /** What one payload says, by model. */
@@ -207,6 +269,13 @@ function matches(labels: SampleLabels, where: Source['where']): boolean {
  * labels (e.g. vLLM's per-engine-core `engine` label), or their maximum with `max`.
  */
 function valuesByModel(exp: Exposition, src: Source, modelLabel: string | undefined, label?: string, combine: 'sum' | 'max' = 'sum'): Map<string, number> | undefined {
+  if (src.histSum) {
+    const hs = histsByModel(exp, src, modelLabel);
+    if (!hs) return undefined;
+    const out = new Map<string, number>();
+    for (const [m, h] of hs) if (h.sum !== undefined) out.set(m, h.sum * (src.scale ?? 1));
+    return out.size ? out : undefined;
+  }
   const f = findFamily(exp, src.name);
   if (!f || f.type === 'histogram' || f.type === 'summary') return undefined;
   const out = new Map<string, number>();
@@ -222,7 +291,7 @@ function valuesByModel(exp: Exposition, src: Source, modelLabel: string | undefi
   return out.size ? out : undefined;
 }
 
-function histsByModel(exp: Exposition, src: Source, modelLabel: string | undefined): Map<string, { hist: Hist; sum: number }> | undefined {
+function histsByModel(exp: Exposition, src: Source, modelLabel: string | undefined): Map<string, { hist: Hist; sum?: number }> | undefined {
   let series = histogramSeries(exp, src.name);
   if (series.length === 0) {
     for (const n of nameVariants(src.name)) {
@@ -230,15 +299,18 @@ function histsByModel(exp: Exposition, src: Source, modelLabel: string | undefin
       if (series.length) break;
     }
   }
-  const out = new Map<string, { hist: Hist; sum: number }>();
+  const out = new Map<string, { hist: Hist; sum?: number }>();
   for (const s of series) {
     if (!matches(s.labels, src.where)) continue;
     const model = (modelLabel && s.labels[modelLabel]) || 'unknown';
-    const hist = scaleHist({ bounds: s.bounds, counts: s.counts }, src.scale ?? 1);
+    const sum = s.sum !== undefined && Number.isFinite(s.sum) ? s.sum : undefined;
+    const hist = scaleHist({ bounds: s.bounds, counts: s.counts, sum }, src.scale ?? 1);
     const prev = out.get(model);
-    if (!prev) out.set(model, { hist, sum: s.sum ?? 0 });
+    if (!prev) out.set(model, { hist, sum });
     else if (prev.hist.bounds.length === hist.bounds.length && prev.hist.bounds.every((b, i) => b === hist.bounds[i])) {
-      out.set(model, { hist: { bounds: hist.bounds, counts: prev.hist.counts.map((c, i) => c + hist.counts[i]) }, sum: prev.sum + (s.sum ?? 0) });
+      // Several series of one model (e.g. vLLM's per-engine-core label) add up.
+      const both = prev.sum !== undefined && sum !== undefined ? prev.sum + sum : undefined;
+      out.set(model, { hist: { bounds: hist.bounds, counts: prev.hist.counts.map((c, i) => c + hist.counts[i]), sum: prev.hist.sum !== undefined && hist.sum !== undefined ? prev.hist.sum + hist.sum : undefined }, sum: both });
     }
   }
   return out.size ? out : undefined;
@@ -254,7 +326,7 @@ export function extractReading(exp: Exposition, engine: EngineKind | 'unknown'):
   const a = ALIASES[engine];
   const model = (m: string): ModelReading => {
     let r = models.get(m);
-    if (!r) models.set(m, (r = { requests: new Map() }));
+    if (!r) models.set(m, (r = { counters: new Map(), requests: new Map() }));
     return r;
   };
   /** For each model, the first source that has it. */
@@ -270,7 +342,7 @@ export function extractReading(exp: Exposition, engine: EngineKind | 'unknown'):
       }
     }
   };
-  const firstHistPerModel = (sources: readonly Source[] | undefined, set: (r: ModelReading, h: Hist, sum: number) => void) => {
+  const firstHistPerModel = (sources: readonly Source[] | undefined, set: (r: ModelReading, h: Hist) => void) => {
     const done = new Set<string>();
     for (const src of sources ?? []) {
       const hs = histsByModel(exp, src, a.modelLabel);
@@ -278,14 +350,22 @@ export function extractReading(exp: Exposition, engine: EngineKind | 'unknown'):
       for (const [m, h] of hs) {
         if (done.has(m)) continue;
         done.add(m);
-        set(model(m), h.hist, h.sum);
+        set(model(m), h.hist);
       }
     }
   };
-  firstPerModel(a.promptTokens, (r, v) => (r.promptTokens = v));
-  firstPerModel(a.generationTokens, (r, v) => (r.generationTokens = v));
-  firstHistPerModel(a.promptTokensHistSum, (r, _h, sum) => (r.promptTokens ??= sum));
-  firstHistPerModel(a.generationTokensHistSum, (r, _h, sum) => (r.generationTokens ??= sum));
+  for (const id of COUNTERS) {
+    if (id === 'promptTokens' || id === 'generationTokens') continue;
+    firstPerModel(a.counters?.[id], (r, v) => r.counters.set(id, v));
+  }
+  firstPerModel(a.counters?.promptTokens, (r, v) => (r.promptTokens = v));
+  firstPerModel(a.counters?.generationTokens, (r, v) => (r.generationTokens = v));
+  if (a.promptExcludesCached) {
+    for (const r of models.values()) {
+      const cached = r.counters.get('cachedTokens');
+      if (r.promptTokens !== undefined && cached !== undefined) r.promptTokens += cached;
+    }
+  }
   firstPerModel(a.running, (r, v) => (r.running = v));
   firstPerModel(a.waiting, (r, v) => (r.waiting = v));
   if (a.kvCacheUsedTotal) {
@@ -302,9 +382,7 @@ export function extractReading(exp: Exposition, engine: EngineKind | 'unknown'):
     const ratio = v > 1 && v <= 100 ? v / 100 : v;
     if (ratio >= 0 && ratio <= 1) r.kvCacheRatio = ratio;
   }, 'max');
-  firstHistPerModel(a.ttft, (r, h) => (r.ttft = h));
-  firstHistPerModel(a.itl, (r, h) => (r.itl = h));
-  firstHistPerModel(a.e2e, (r, h) => (r.e2e = h));
+  for (const id of HISTOGRAMS) firstHistPerModel(a.histograms?.[id], (r, h) => (r[id] = h));
 
   // Requests: by finish reason, by fixed outcome, or all minus the failed ones.
   const addReq = (m: string, outcome: string, v: number) => {

@@ -124,3 +124,41 @@ export async function fetchPayload(url: string, opts: FetchOptions): Promise<str
     throw new ScrapeError(reason, message, { cause: err });
   }
 }
+
+/** Where an engine whose metrics carry no model label names its model, and how to read the answer. */
+const MODEL_APIS: Partial<Record<EngineKind, { path: string; pick: (body: unknown) => unknown }>> = {
+  // llama.cpp's OpenAI-compatible model list: {"data":[{"id":"<alias or file>"}]}.
+  llamacpp: { path: '/v1/models', pick: (b) => (b as { data?: Array<{ id?: unknown }> })?.data?.[0]?.id },
+  // TGI's /info: {"model_id":"..."}.
+  tgi: { path: '/info', pick: (b) => (b as { model_id?: unknown })?.model_id },
+};
+
+/** Longest model name accepted from an engine's API; a longer one is not a name. */
+const MAX_MODEL_NAME = 256;
+
+/**
+ * The model an engine serves, from its API, for engines whose metrics carry no model
+ * label (llama.cpp, TGI): the metrics URL with the API's path. Undefined when the engine
+ * has no such API, does not answer, or answers something that is not a plain name.
+ */
+export async function fetchModelName(metricsUrl: string, engine: EngineKind, opts: FetchOptions): Promise<string | undefined> {
+  const api = MODEL_APIS[engine];
+  if (!api) return undefined;
+  const url = new URL(metricsUrl);
+  url.pathname = api.path;
+  url.search = '';
+  const text = await fetchPayload(url.href, opts);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const name = api.pick(body);
+  if (typeof name !== 'string') return undefined;
+  const trimmed = name.trim();
+  // Control characters and huge values are not names; the label stays "unknown".
+  if (!trimmed || trimmed.length > MAX_MODEL_NAME || /[\u0000-\u001f\u007f]/.test(trimmed)) return undefined;
+  // llama.cpp names a model without an alias by its file path: the file name is the name.
+  return /\.gguf$/i.test(trimmed) ? trimmed.replace(/^.*[\\/]/, '') : trimmed;
+}

@@ -2,6 +2,8 @@
 export interface Hist {
   readonly bounds: readonly number[];
   readonly counts: readonly number[];
+  /** Sum of the observations, where the source gives it. */
+  readonly sum?: number;
 }
 
 /**
@@ -42,7 +44,7 @@ export function mergeHist(a: Hist, b: Hist): Hist | undefined {
 
 /** Multiplies the bounds (unit conversion, e.g. ms to seconds). */
 export function scaleHist(h: Hist, factor: number): Hist {
-  return factor === 1 ? h : { bounds: h.bounds.map((b) => b * factor), counts: h.counts };
+  return factor === 1 ? h : { bounds: h.bounds.map((b) => b * factor), counts: h.counts, sum: h.sum === undefined ? undefined : h.sum * factor };
 }
 
 /**
@@ -73,4 +75,42 @@ export function histogramQuantile(q: number, h: Hist): number | undefined {
   const inBucket = counts[i] - below;
   if (inBucket <= 0) return upper;
   return lower + (upper - lower) * ((rank - below) / inBucket);
+}
+
+/** True when the cumulative counts never go down and are finite and non-negative. */
+export function isMonotonic(h: Hist): boolean {
+  for (let i = 0; i < h.counts.length; i++) {
+    const c = h.counts[i];
+    if (!Number.isFinite(c) || c < 0 || (i > 0 && c < h.counts[i - 1])) return false;
+  }
+  return h.counts.length === h.bounds.length;
+}
+
+/**
+ * Cumulative counts of `h` at each of `bounds` (finite, ascending), +Inf last. Inside a
+ * source bucket the observations are taken as spread evenly, the assumption PromQL's
+ * histogram_quantile makes, so quantiles of the result agree with quantiles of the source
+ * (exactly where the bounds coincide). Above the highest finite source bound nothing is
+ * known: those observations stay in +Inf. Undefined for a broken histogram (counts that
+ * go down, NaN, no +Inf).
+ */
+export function rebucket(h: Hist, bounds: readonly number[]): number[] | undefined {
+  if (!isMonotonic(h) || h.bounds[h.bounds.length - 1] !== Infinity) return undefined;
+  const out = new Array<number>(bounds.length + 1);
+  let j = 0;
+  for (let i = 0; i < bounds.length; i++) {
+    const b = bounds[i];
+    // The source bucket (lo, hi] holding b; a bound equal to b (within float noise) is exact.
+    while (j < h.bounds.length - 1 && h.bounds[j] < b * (1 - 1e-9)) j++;
+    const hi = h.bounds[j];
+    const below = j === 0 ? 0 : h.counts[j - 1];
+    if (hi === Infinity) out[i] = below;
+    else if (hi <= b * (1 + 1e-9)) out[i] = h.counts[j];
+    else {
+      const lo = j === 0 ? Math.min(0, hi) : h.bounds[j - 1];
+      out[i] = below + (h.counts[j] - below) * ((b - lo) / (hi - lo));
+    }
+  }
+  out[bounds.length] = h.counts[h.counts.length - 1];
+  return out;
 }

@@ -1,3 +1,4 @@
+import type { Flags } from '../../config/flags.js';
 import type { CollectorDefinition } from '../../core/collector.js';
 import type { Batch } from '../../core/store.js';
 import type { SimHost } from '../../sim/host.js';
@@ -6,6 +7,12 @@ import { getSimHost } from '../../sim/shared.js';
 
 /** What the simulator leaves to real collectors running beside it. */
 export interface SimHostOptions {
+  /** An engine target is configured: serving series come from it only. */
+  readonly engine?: boolean;
+  /** Peers are configured: peer probes come from the prober only. */
+  readonly peers?: boolean;
+  /** A textfile directory is configured: NCCL series come from its files only. */
+  readonly textfile?: boolean;
   /** The kubelet collector runs: pod allocations come from it, not from the simulator. */
   readonly kubelet?: boolean;
   /** The kubelet collector attributes GPU processes itself (--kubelet.process-attribution). */
@@ -27,23 +34,66 @@ function simCgroupIds(seed: number, pod: { namespace: string; pod: string; conta
   return { pod_uid: `${u.slice(0, 8)}-${u.slice(8, 12)}-4${u.slice(13, 16)}-8${u.slice(17, 20)}-${u.slice(20)}`, container_id: simHex(seed, `${pod.namespace}/${pod.pod}/${pod.container}`, 64) };
 }
 
-/** Everything but the GPUs of a simulated host: engine, allocator, training, peers, collectives, pods. */
+/**
+ * The real sources the user configured, besides GPUs. Simulated data never stands beside
+ * them: the auto fallback then simulates nothing but the GPUs it could not find, and
+ * --simulate leaves each configured part to its real source.
+ */
+export function configuredSources(flags: Flags): SimHostOptions {
+  const kubelet = flags.bool('collector.kubelet');
+  return {
+    engine: flags.list('engine.target').some((t) => t.trim() !== ''),
+    peers: flags.list('peers').some((t) => t.trim() !== '') || !!flags.string('peers.dns'),
+    textfile: !!flags.string('textfile.directory'),
+    kubelet,
+    processAttribution: kubelet && flags.bool('kubelet.process-attribution'),
+  };
+}
+
+/** True when the user configured any real source besides GPUs. */
+export function anySourceConfigured(flags: Flags): boolean {
+  const c = configuredSources(flags);
+  return !!(c.engine || c.peers || c.textfile || c.kubelet);
+}
+
+/** Everything but the GPUs of a simulated host: engine, allocator, training, peers, collectives, pods; less what `opts` leaves to real sources. */
 export function writeSimHost(batch: Batch, host: SimHost, opts: SimHostOptions = {}): void {
+  if (!opts.engine) writeSimEngine(batch, host);
+  writeSimReporters(batch, host, opts);
+  if (!opts.peers) writeSimPeers(batch, host);
+  if (!opts.textfile) writeSimNccl(batch, host);
+}
+
+/** The simulated engine, as the engine collector would normalize a vLLM target; its target is sim://. */
+function writeSimEngine(batch: Batch, host: SimHost): void {
   const engine = 'vllm';
   const model = host.model;
   batch.gauge('ds_engine_up', { target: 'sim://vllm/metrics', engine }, 1);
   batch.counter('ds_engine_scrape_errors_total', { target: 'sim://vllm/metrics', reason: 'timeout' }, host.engineScrapeTimeouts);
+  batch.counter('ds_serving_tokens_total', { engine, model, phase: 'prompt' }, Math.floor(host.promptTokens));
+  batch.counter('ds_serving_tokens_total', { engine, model, phase: 'generation' }, Math.floor(host.generationTokens));
+  batch.counter('ds_serving_prompt_cached_tokens_total', { engine, model }, Math.floor(host.cachedTokens));
   batch.gauge('ds_serving_throughput_tokens_per_second', { engine, model, phase: 'prompt' }, host.tokensPerSecond.prompt);
   batch.gauge('ds_serving_throughput_tokens_per_second', { engine, model, phase: 'generation' }, host.tokensPerSecond.generation);
   for (const [outcome, n] of Object.entries(host.requests)) batch.counter('ds_serving_requests_total', { engine, model, outcome }, Math.floor(n));
   batch.gauge('ds_serving_requests_running', { engine, model }, host.running);
   batch.gauge('ds_serving_requests_waiting', { engine, model }, host.waiting);
   batch.gauge('ds_serving_kv_cache_usage_ratio', { engine, model }, host.kvCache);
-  for (const percentile of ['p50', 'p90', 'p99'] as const) {
-    batch.gauge('ds_serving_time_to_first_token_seconds', { engine, model, percentile }, host.ttft[percentile]);
-    batch.gauge('ds_serving_inter_token_latency_seconds', { engine, model, percentile }, host.itl[percentile]);
-    batch.gauge('ds_serving_e2e_request_latency_seconds', { engine, model, percentile }, host.e2e[percentile]);
-  }
+  batch.counter('ds_serving_prefill_seconds_total', { engine, model }, host.prefillSeconds);
+  batch.counter('ds_serving_decode_seconds_total', { engine, model }, host.decodeSeconds);
+  batch.counter('ds_serving_preemptions_total', { engine, model }, Math.floor(host.preemptions));
+  batch.counter('ds_serving_rejected_requests_total', { engine, model }, Math.floor(host.rejectedRequests));
+  batch.counter('ds_serving_spec_decode_draft_tokens_total', { engine, model }, Math.floor(host.specDraftTokens));
+  batch.counter('ds_serving_spec_decode_accepted_tokens_total', { engine, model }, Math.floor(host.specAcceptedTokens));
+  const { ttft, itl, e2e, queue } = host.latency;
+  batch.histogram('ds_serving_time_to_first_token_seconds', { engine, model }, ttft.cumulative(), ttft.sum);
+  batch.histogram('ds_serving_inter_token_latency_seconds', { engine, model }, itl.cumulative(), itl.sum);
+  batch.histogram('ds_serving_e2e_request_latency_seconds', { engine, model }, e2e.cumulative(), e2e.sum);
+  batch.histogram('ds_serving_queue_time_seconds', { engine, model }, queue.cumulative(), queue.sum);
+}
+
+/** What the reporter in the serving and training processes would push, and the pods holding the GPUs. */
+function writeSimReporters(batch: Batch, host: SimHost, opts: SimHostOptions): void {
   for (const g of host.gpus) {
     const l = { gpu: String(g.index), uuid: g.uuid, pid: String(g.pid), job: g.pod?.container === 'jupyter' ? 'notebook' : 'vllm-serve' };
     batch.gauge('ds_allocator_reserved_bytes', l, g.allocReserved);
@@ -63,6 +113,12 @@ export function writeSimHost(batch: Batch, host: SimHost, opts: SimHostOptions =
     batch.counter('ds_training_samples_total', l, Math.floor(host.trainingSamples / 2));
     batch.counter('ds_training_steps_total', l, host.trainingSteps);
   }
+  for (const c of host.collectiveObservations()) batch.observe('ds_comm_collective_latency_seconds', { op: c.op, job: host.job }, c.seconds);
+  for (const op of ['all_reduce', 'all_gather', 'reduce_scatter']) batch.counter('ds_comm_collective_bytes_total', { op, job: host.job }, host.trainingSteps * 2 * 256 * 1024 ** 2);
+}
+
+/** The peer prober's view of simulated peers. */
+function writeSimPeers(batch: Batch, host: SimHost): void {
   for (const p of host.peers) {
     const l = { peer: p.peer };
     for (const rtt of host.peerObservations(p, 2)) batch.observe('ds_comm_peer_latency_seconds', l, rtt);
@@ -70,10 +126,7 @@ export function writeSimHost(batch: Batch, host: SimHost, opts: SimHostOptions =
     batch.gauge('ds_comm_peer_loss_ratio', l, 0);
     batch.gauge('ds_comm_peer_last_rtt_seconds', l, p.lastRttSeconds);
   }
-  for (const c of host.collectiveObservations()) batch.observe('ds_comm_collective_latency_seconds', { op: c.op, job: host.job }, c.seconds);
-  for (const op of ['all_reduce', 'all_gather', 'reduce_scatter']) batch.counter('ds_comm_collective_bytes_total', { op, job: host.job }, host.trainingSteps * 2 * 256 * 1024 ** 2);
   batch.gauge('ds_comm_peer_targets', {}, host.peers.length);
-  writeSimNccl(batch, host);
 }
 
 /** NCCL Inspector and nccl-tests series as the textfile collector would map them. */
@@ -125,7 +178,9 @@ export const simCollector: CollectorDefinition = {
   ],
   create(deps, flags) {
     const host = getSimHost(deps, flags);
-    const opts: SimHostOptions = { kubelet: flags.bool('collector.kubelet'), processAttribution: flags.bool('collector.kubelet') && flags.bool('kubelet.process-attribution') };
+    const opts = configuredSources(flags);
+    const left = (['engine', 'peers', 'textfile', 'kubelet'] as const).filter((k) => opts[k]);
+    if (left.length) deps.logger.info('simulating the host except what is configured for real', { real: left.join(',') });
     return {
       async sample(batch) {
         host.advanceTo(deps.now());
