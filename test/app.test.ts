@@ -103,7 +103,39 @@ test('without a GPU, auto falls back to the simulator and says so', async () => 
   // The whole host is simulated, not only the GPUs.
   assert.match(text, /ds_serving_throughput_tokens_per_second\{/);
   assert.match(text, /ds_exporter_collector_success\{collector="sim"\} 1/);
+  assert.match(text, /ds_serving_tokens_total\{engine="vllm",model="[^"]*\(simulated\)",phase="prompt"\}/, 'simulated serving series are marked');
   await built.close();
+});
+
+test('with a real engine configured and no GPU, nothing but the missing GPUs is simulated', async () => {
+  const { createServer } = await import('node:http');
+  const engine = createServer((_req, res) => res.end('vllm:prompt_tokens_total{model_name="real"} 7\nvllm:num_requests_running{model_name="real"} 1\n'));
+  await new Promise<void>((r) => engine.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(engine.address() as import('node:net').AddressInfo).port}/metrics`;
+  const { buildApp } = await import('../src/app.js');
+  const { loadConfig } = await import('../src/config/config.js');
+  const { createLogger } = await import('../src/core/logger.js');
+  const nogpu = ['--nvml.library=/nonexistent/libnvidia-ml.so.1', '--nvidia-smi.path=/nonexistent/nvidia-smi'];
+  try {
+    const built = await buildApp(loadConfig([...nogpu, `--engine.target=${url}`], {}), { logger: createLogger('error'), processMetrics: false });
+    await built.scheduler.sampleAll();
+    const text = (await built.app.inject({ url: '/metrics' })).body;
+    assert.match(text, /ds_exporter_gpu_source_info\{source="simulated"\} 1/, 'the missing GPUs are simulated, and marked');
+    assert.match(text, /ds_serving_tokens_total\{engine="vllm",model="real",phase="prompt"\} 7/);
+    assert.doesNotMatch(text, /sim:\/\/|\(simulated\)",phase|collector="sim"/, 'no simulated engine beside the real one');
+    for (const fam of ['ds_comm_peer_up', 'ds_training_steps_total', 'ds_allocator_reserved_bytes', 'ds_nccl_collectives_total']) assert.doesNotMatch(text, new RegExp(`^${fam}\\{`, 'm'), `${fam} simulated beside a real source`);
+    await built.close();
+    // --simulate asked for explicitly still leaves the configured engine to the real one.
+    const sim = await buildApp(loadConfig(['--simulate', '--simulate.gpus=1', `--engine.target=${url}`], {}), { logger: createLogger('error'), processMetrics: false });
+    await sim.scheduler.sampleAll();
+    const simText = (await sim.app.inject({ url: '/metrics' })).body;
+    assert.match(simText, /ds_serving_tokens_total\{engine="vllm",model="real",phase="prompt"\} 7/);
+    assert.doesNotMatch(simText, /sim:\/\/vllm|\(simulated\)",phase/);
+    assert.match(simText, /^ds_training_steps_total\{/m, 'the parts not configured are simulated with --simulate');
+    await sim.close();
+  } finally {
+    await new Promise((r) => engine.close(r));
+  }
 });
 
 test('promtool check metrics accepts the ds_ families', { skip: !has('promtool') && 'promtool not installed (scripts/setup-test-tools.sh installs it)' }, async () => {

@@ -221,3 +221,97 @@ test('fuzz: hostile engine values never throw and never produce a negative rate,
     { numRuns: 300 },
   );
 });
+
+test('current engine names (vLLM 0.34, SGLang 0.5, trtllm-serve, llama.cpp) feed the stall and efficiency counters', () => {
+  const v = read([
+    'vllm:prompt_tokens_total{model_name="m",engine="0"} 1000',
+    'vllm:prompt_tokens_cached_total{model_name="m",engine="0"} 400',
+    'vllm:prefix_cache_hits_total{model_name="m",engine="0"} 350',
+    'vllm:num_preemptions_total{model_name="m",engine="0"} 3',
+    'vllm:admission_rejections_total{model_name="m",reason="max_num_queued_reqs"} 2',
+    'vllm:admission_rejections_total{model_name="m",reason="max_num_queued_tokens"} 5',
+    'vllm:spec_decode_num_draft_tokens_total{model_name="m",engine="0"} 90',
+    'vllm:spec_decode_num_accepted_tokens_total{model_name="m",engine="0"} 60',
+    'vllm:request_prefill_time_seconds_bucket{model_name="m",engine="0",le="+Inf"} 4',
+    'vllm:request_prefill_time_seconds_sum{model_name="m",engine="0"} 1.5',
+    'vllm:request_decode_time_seconds_bucket{model_name="m",engine="0",le="+Inf"} 4',
+    'vllm:request_decode_time_seconds_sum{model_name="m",engine="0"} 8.25',
+    'vllm:request_queue_time_seconds_bucket{model_name="m",engine="0",le="0.3"} 3',
+    'vllm:request_queue_time_seconds_bucket{model_name="m",engine="0",le="+Inf"} 4',
+    'vllm:request_queue_time_seconds_sum{model_name="m",engine="0"} 0.9',
+    'vllm:request_success_total{model_name="m",engine="0",finished_reason="repetition"} 1',
+    'vllm:request_success_total{model_name="m",engine="0",finished_reason="error"} 2',
+  ].join('\n') + '\n').models.get('m')!;
+  assert.equal(v.promptTokens, 1000, 'vLLM prompt tokens already include cache hits');
+  assert.equal(v.counters.get('cachedTokens'), 400, 'the newest cached-token counter wins');
+  assert.equal(v.counters.get('preemptions'), 3);
+  assert.equal(v.counters.get('rejections'), 7, 'rejections of every reason add up');
+  assert.equal(v.counters.get('specDraftTokens'), 90);
+  assert.equal(v.counters.get('specAcceptedTokens'), 60);
+  assert.equal(v.counters.get('prefillSeconds'), 1.5);
+  assert.equal(v.counters.get('decodeSeconds'), 8.25);
+  assert.deepEqual(v.queue, { bounds: [0.3, Infinity], counts: [3, 4], sum: 0.9 });
+  assert.equal(v.requests.get('success'), 1);
+  assert.equal(v.requests.get('error'), 2);
+  const g = read('sglang:num_retracted_requests_total{model_name="s"} 9\nsglang:cached_tokens_total{model_name="s",cache_source="device"} 30\nsglang:cached_tokens_total{model_name="s",cache_source="host"} 12\nsglang:queue_time_seconds_bucket{model_name="s",le="+Inf"} 2\n').models.get('s')!;
+  assert.equal(g.counters.get('preemptions'), 9);
+  assert.equal(g.counters.get('cachedTokens'), 42);
+  assert.equal(g.queue!.counts.at(-1), 2);
+  const t = read('trtllm_prompt_cached_tokens_total{model_name="t",engine_type="trtllm"} 5\ntrtllm_spec_decode_num_draft_tokens_total{model_name="t",engine_type="trtllm"} 8\ntrtllm_request_queue_time_seconds_bucket{model_name="t",engine_type="trtllm",le="+Inf"} 1\n').models.get('t')!;
+  assert.equal(t.counters.get('cachedTokens'), 5);
+  assert.equal(t.counters.get('specDraftTokens'), 8);
+  assert.equal(t.queue!.counts.at(-1), 1);
+});
+
+test('NVIDIA Dynamo frontend and worker payloads', () => {
+  const d = read([
+    '# TYPE dynamo_frontend_requests_total counter',
+    'dynamo_frontend_requests_total{model="qwen",endpoint="chat_completions",request_type="stream",status="success",error_type=""} 40',
+    'dynamo_frontend_requests_total{model="qwen",endpoint="chat_completions",request_type="stream",status="error",error_type="overload"} 3',
+    'dynamo_frontend_active_requests{model="qwen"} 6',
+    'dynamo_frontend_queued_requests{model="qwen"} 2',
+    'dynamo_frontend_model_rejection_total{model="qwen",endpoint="chat_completions"} 3',
+    'dynamo_frontend_output_tokens_total{model="qwen"} 5000',
+    'dynamo_frontend_input_sequence_tokens_bucket{model="qwen",le="+Inf"} 43',
+    'dynamo_frontend_input_sequence_tokens_sum{model="qwen"} 12000',
+    'dynamo_frontend_input_sequence_tokens_count{model="qwen"} 43',
+    'dynamo_frontend_cached_tokens_bucket{model="qwen",le="+Inf"} 43',
+    'dynamo_frontend_cached_tokens_sum{model="qwen"} 3000',
+    'dynamo_frontend_time_to_first_token_seconds_bucket{model="qwen",le="0.5"} 30',
+    'dynamo_frontend_time_to_first_token_seconds_bucket{model="qwen",le="+Inf"} 40',
+    'dynamo_component_gpu_cache_usage_percent{model="qwen",dynamo_namespace="ns",dynamo_component="backend",dynamo_endpoint="generate"} 0.42',
+  ].join('\n') + '\n');
+  assert.equal(d.engine, 'dynamo');
+  const m = d.models.get('qwen')!;
+  assert.equal(m.promptTokens, 12000);
+  assert.equal(m.generationTokens, 5000);
+  assert.equal(m.counters.get('cachedTokens'), 3000);
+  assert.equal(m.counters.get('rejections'), 3);
+  assert.equal(m.requests.get('success'), 40);
+  assert.equal(m.requests.get('error'), 3);
+  assert.equal(m.running, 6);
+  assert.equal(m.waiting, 2);
+  assert.equal(m.kvCacheRatio, 0.42);
+  assert.deepEqual(m.ttft!.counts, [30, 40]);
+});
+
+test('Gateway API Inference Extension endpoint picker: current llm_d_epp_ names and the deprecated ones', () => {
+  const cur = read([
+    'llm_d_epp_request_total{model_name="llama",target_model_name="llama-v2",fairness_id="",priority="0"} 100',
+    'llm_d_epp_request_error_total{model_name="llama",target_model_name="llama-v2",fairness_id="",priority="0",error_code="Internal"} 4',
+    'llm_d_epp_request_running{model_name="llama",target_model_name="llama-v2",fairness_id="",priority="0"} 7',
+    'llm_d_epp_request_input_tokens_bucket{model_name="llama",target_model_name="llama-v2",fairness_id="",priority="0",le="+Inf"} 96',
+    'llm_d_epp_request_input_tokens_sum{model_name="llama",target_model_name="llama-v2",fairness_id="",priority="0"} 9600',
+    'llm_d_epp_average_kv_cache_utilization{name="pool"} 0.5',
+  ].join('\n') + '\n');
+  assert.equal(cur.engine, 'epp');
+  const c = cur.models.get('llama')!;
+  assert.equal(c.requests.get('success'), 96, 'all minus errors');
+  assert.equal(c.requests.get('error'), 4);
+  assert.equal(c.running, 7);
+  assert.equal(c.promptTokens, 9600);
+  const old = read('inference_objective_request_total{model_name="m",target_model_name="m"} 10\ninference_objective_running_requests{model_name="m"} 2\ninference_pool_ready_pods{name="p"} 3\n');
+  assert.equal(old.engine, 'epp');
+  assert.equal(old.models.get('m')!.requests.get('success'), 10);
+  assert.equal(old.models.get('m')!.running, 2);
+});

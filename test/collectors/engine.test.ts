@@ -460,3 +460,61 @@ test('promtool check metrics accepts an engine-fed exposition', { skip: !has('pr
     await srv.close();
   }
 });
+
+test('llama.cpp: the model comes from /v1/models, prompt tokens include cache hits, and a bad answer leaves "unknown"', async () => {
+  let now = T0;
+  let models = '{"object":"list","data":[{"id":"/models/tiny-random.gguf","object":"model"}]}';
+  const body = () => {
+    const t = (now - T0) / 1000;
+    return `# TYPE llamacpp:prompt_tokens_total counter\nllamacpp:prompt_tokens_total ${10 + 5 * t}\n# TYPE llamacpp:prompt_tokens_cached_total counter\nllamacpp:prompt_tokens_cached_total ${100 * t}\n# TYPE llamacpp:tokens_predicted_total counter\nllamacpp:tokens_predicted_total ${40 * t}\n# TYPE llamacpp:tokens_predicted_seconds_total counter\nllamacpp:tokens_predicted_seconds_total ${0.04 * t}\nllamacpp:requests_processing 2\n`;
+  };
+  const srv = await engineServer({ '/metrics': { body }, '/v1/models': { body: () => models } });
+  const b = await exporter([`--engine.target=${srv.url('/metrics')}`], () => now);
+  try {
+    await b.scheduler.sampleAll();
+    now += 10_000;
+    await b.scheduler.sampleAll();
+    const s = snap(b);
+    const m = { engine: 'llamacpp', model: 'tiny-random.gguf' };
+    close(value(s, 'ds_serving_tokens_total', { ...m, phase: 'prompt' }), 10 + 50 + 1000, 'prompt = computed + cached');
+    close(value(s, 'ds_serving_prompt_cached_tokens_total', m), 1000, 'cached');
+    close(value(s, 'ds_serving_throughput_tokens_per_second', { ...m, phase: 'prompt' }), 105, 'prompt tokens/s');
+    close(value(s, 'ds_serving_decode_seconds_total', m), 0.4, 'decode seconds');
+    assert.equal(srv.hits.get('/v1/models'), 1, 'looked up once while the target stays up');
+    // Down and back with a hostile answer: the name is looked up again and refused.
+    models = '{"data":[{"id":"x\\u0000y"}]}';
+    srv.server.removeAllListeners('request');
+    srv.server.on('request', (_req, res) => res.writeHead(503).end());
+    now += 1000;
+    await b.scheduler.sampleAll();
+    srv.server.removeAllListeners('request');
+    srv.server.on('request', (req, res) => res.end((req.url ?? '').startsWith('/v1/models') ? models : body()));
+    now += 1000;
+    await b.scheduler.sampleAll();
+    assert.equal(value(snap(b), 'ds_serving_requests_running', { engine: 'llamacpp', model: 'unknown' }), 2);
+  } finally {
+    await b.close();
+    await srv.close();
+  }
+});
+
+test('a histogram whose buckets go down is ignored and logged once; the rest of the target is read', async () => {
+  let now = T0;
+  const lines: string[] = [];
+  const bad = 'vllm:prompt_tokens_total{model_name="m"} 5\nvllm:time_to_first_token_seconds_bucket{model_name="m",le="0.1"} 9\nvllm:time_to_first_token_seconds_bucket{model_name="m",le="+Inf"} 4\nvllm:time_to_first_token_seconds_sum{model_name="m"} 1\n';
+  const srv = await engineServer({ '/m': { body: () => bad } });
+  const b = await exporter([`--engine.target=${srv.url('/m')}`], () => now, lines);
+  try {
+    for (let i = 0; i < 3; i++) {
+      await b.scheduler.sampleAll();
+      now += 1000;
+    }
+    const s = snap(b);
+    assert.equal(value(s, 'ds_serving_tokens_total', { engine: 'vllm', model: 'm', phase: 'prompt' }), 5);
+    assert.equal(s.ds_serving_time_to_first_token_seconds, undefined);
+    assert.equal(lines.filter((l) => /histogram ignored/.test(l)).length, 1, lines.join('\n'));
+  } finally {
+    await b.close();
+    await srv.close();
+  }
+});

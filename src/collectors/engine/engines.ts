@@ -2,7 +2,7 @@ import { histogramSeries, type Exposition, type Family, type SampleLabels } from
 import { scaleHist, type Hist } from './window.js';
 
 /** Engines recognized from their payload (the `engine` label value). */
-export const ENGINE_KINDS = ['vllm', 'sglang', 'tgi', 'triton', 'trtllm', 'llamacpp'] as const;
+export const ENGINE_KINDS = ['vllm', 'sglang', 'tgi', 'triton', 'trtllm', 'llamacpp', 'dynamo', 'epp'] as const;
 export type EngineKind = (typeof ENGINE_KINDS)[number];
 
 /** A metric of an engine; `where` keeps only samples with these label values. */
@@ -73,10 +73,12 @@ export const ALIASES: Readonly<Record<EngineKind, EngineAliases>> = {
       // vLLM counts every prompt token, prefix-cache hits included.
       promptTokens: [p('vllm:prompt_tokens_total')],
       generationTokens: [p('vllm:generation_tokens_total')],
-      cachedTokens: [p('vllm:prefix_cache_hits_total'), p('vllm:gpu_prefix_cache_hits_total')],
+      // Local and external (KV connector) hits; older versions count local hits only.
+      cachedTokens: [p('vllm:prompt_tokens_cached_total'), p('vllm:prefix_cache_hits_total'), p('vllm:gpu_prefix_cache_hits_total')],
       prefillSeconds: [sum('vllm:request_prefill_time_seconds')],
       decodeSeconds: [sum('vllm:request_decode_time_seconds')],
       preemptions: [p('vllm:num_preemptions_total')],
+      rejections: [p('vllm:admission_rejections_total')],
       specDraftTokens: [p('vllm:spec_decode_num_draft_tokens_total')],
       specAcceptedTokens: [p('vllm:spec_decode_num_accepted_tokens_total')],
     },
@@ -99,9 +101,8 @@ export const ALIASES: Readonly<Record<EngineKind, EngineAliases>> = {
       promptTokens: [p('sglang:prompt_tokens_total')],
       generationTokens: [p('sglang:generation_tokens_total')],
       cachedTokens: [p('sglang:cached_tokens_total')],
-      preemptions: [p('sglang:num_retracted_reqs_total')],
-      specDraftTokens: [],
-      specAcceptedTokens: [],
+      // SGLang calls preemption "retraction"; its speculative decoding has gauges only.
+      preemptions: [p('sglang:num_retracted_requests_total')],
     },
     requestsAll: [p('sglang:num_requests_total')],
     requestsAborted: [p('sglang:num_aborted_requests_total')],
@@ -121,8 +122,8 @@ export const ALIASES: Readonly<Record<EngineKind, EngineAliases>> = {
       // TGI has no token counters: the per-request length histograms' sums count the tokens.
       promptTokens: [sum('tgi_request_input_length')],
       generationTokens: [sum('tgi_request_generated_tokens')],
-      prefillSeconds: [],
-      decodeSeconds: [],
+      // The concurrency limit turning a request away.
+      rejections: [p('tgi_request_failure', { where: { err: 'overloaded' } })],
     },
     requestsSuccess: [p('tgi_request_success')],
     requestsError: [p('tgi_request_failure')],
@@ -137,6 +138,9 @@ export const ALIASES: Readonly<Record<EngineKind, EngineAliases>> = {
   triton: {
     modelLabel: 'model',
     detect: ['nv_inference_', 'nv_trt_llm_'],
+    counters: {
+      rejections: [p('nv_inference_request_failure', { where: { reason: 'REJECTED' } })],
+    },
     requestsSuccess: [p('nv_inference_request_success')],
     requestsError: [p('nv_inference_request_failure')],
     running: [p('nv_trt_llm_request_metrics', { where: { request_type: 'active' } })],
@@ -156,6 +160,11 @@ export const ALIASES: Readonly<Record<EngineKind, EngineAliases>> = {
     counters: {
       promptTokens: [p('trtllm_prompt_tokens_total')],
       generationTokens: [p('trtllm_generation_tokens_total')],
+      cachedTokens: [p('trtllm_prompt_cached_tokens_total')],
+      prefillSeconds: [sum('trtllm_request_prefill_time_seconds')],
+      decodeSeconds: [sum('trtllm_request_decode_time_seconds')],
+      specDraftTokens: [p('trtllm_spec_decode_num_draft_tokens_total')],
+      specAcceptedTokens: [p('trtllm_spec_decode_num_accepted_tokens_total')],
     },
     requestsByReason: [p('trtllm_request_success_total')],
     reasonLabel: 'finished_reason',
@@ -177,12 +186,56 @@ export const ALIASES: Readonly<Record<EngineKind, EngineAliases>> = {
       cachedTokens: [p('llamacpp:prompt_tokens_cached_total')],
       prefillSeconds: [p('llamacpp:prompt_seconds_total')],
       decodeSeconds: [p('llamacpp:tokens_predicted_seconds_total')],
+      specDraftTokens: [p('llamacpp:spec_decode_num_draft_tokens_total')],
+      specAcceptedTokens: [p('llamacpp:spec_decode_num_accepted_tokens_total')],
     },
     promptExcludesCached: true,
     running: [p('llamacpp:requests_processing')],
     waiting: [p('llamacpp:requests_deferred')],
     // Older servers only; current ones expose no KV-cache usage.
     kvCache: [p('llamacpp:kv_cache_usage_ratio')],
+  },
+  dynamo: {
+    modelLabel: 'model',
+    detect: ['dynamo_frontend_', 'dynamo_component_'],
+    counters: {
+      // The frontend counts prompts only per request (a histogram); its _sum is the count of tokens.
+      promptTokens: [sum('dynamo_frontend_input_sequence_tokens')],
+      generationTokens: [p('dynamo_frontend_output_tokens_total'), sum('dynamo_frontend_output_sequence_tokens')],
+      cachedTokens: [sum('dynamo_frontend_cached_tokens')],
+      rejections: [p('dynamo_frontend_model_rejection_total')],
+    },
+    requestsByReason: [p('dynamo_frontend_requests_total')],
+    reasonLabel: 'status',
+    running: [p('dynamo_frontend_active_requests'), p('dynamo_frontend_inflight_requests')],
+    // Requests not yet at their first token (prefill included).
+    waiting: [p('dynamo_frontend_queued_requests')],
+    // Worker endpoints: a 0..1 fraction despite the name.
+    kvCache: [p('dynamo_component_gpu_cache_usage_percent'), p('dynamo_component_kvstats_gpu_cache_usage_percent')],
+    histograms: {
+      ttft: [p('dynamo_frontend_time_to_first_token_seconds')],
+      itl: [p('dynamo_frontend_inter_token_latency_seconds')],
+      e2e: [p('dynamo_frontend_request_duration_seconds')],
+    },
+  },
+  epp: {
+    // The endpoint picker of the Gateway API Inference Extension (llm-d-router): the
+    // gateway's view of every request to a pool, by the model the client asked for.
+    modelLabel: 'model_name',
+    detect: ['llm_d_epp_', 'inference_objective_', 'inference_model_', 'inference_pool_'],
+    counters: {
+      promptTokens: [sum('llm_d_epp_request_input_tokens'), sum('inference_objective_input_tokens'), sum('inference_model_input_tokens')],
+      generationTokens: [sum('llm_d_epp_request_output_tokens'), sum('inference_objective_output_tokens'), sum('inference_model_output_tokens')],
+      cachedTokens: [sum('llm_d_epp_request_cached_tokens'), sum('inference_objective_prompt_cached_tokens')],
+    },
+    requestsAll: [p('llm_d_epp_request_total'), p('inference_objective_request_total'), p('inference_model_request_total')],
+    requestsError: [p('llm_d_epp_request_error_total'), p('inference_objective_request_error_total'), p('inference_model_request_error_total')],
+    running: [p('llm_d_epp_request_running'), p('inference_objective_running_requests'), p('inference_model_running_requests')],
+    histograms: {
+      ttft: [p('llm_d_epp_request_ttft_seconds'), p('inference_objective_request_ttft_seconds')],
+      itl: [p('llm_d_epp_request_streaming_itl_seconds')],
+      e2e: [p('llm_d_epp_request_duration_seconds'), p('inference_objective_request_duration_seconds'), p('inference_model_request_duration_seconds')],
+    },
   },
 };
 
@@ -408,12 +461,12 @@ export function extractReading(exp: Exposition, engine: EngineKind | 'unknown'):
     return undefined;
   };
   fixed(a.requestsSuccess, 'success');
-  fixed(a.requestsError, 'error');
+  const errors = fixed(a.requestsError, 'error');
   const aborted = fixed(a.requestsAborted, 'aborted');
   for (const src of a.requestsAll ?? []) {
     const vals = valuesByModel(exp, src, a.modelLabel);
     if (!vals) continue;
-    for (const [m, v] of vals) addReq(m, 'success', Math.max(0, v - (aborted?.get(m) ?? 0)));
+    for (const [m, v] of vals) addReq(m, 'success', Math.max(0, v - (aborted?.get(m) ?? 0) - (errors?.get(m) ?? 0)));
     break;
   }
   return { engine, models };

@@ -2,6 +2,7 @@ import type { Flags } from '../../config/flags.js';
 import type { Collector, CollectorDefinition, CollectorDeps } from '../../core/collector.js';
 import { DEFAULT_MAX_SERIES } from '../../parse/exposition.js';
 import { EngineCollector } from './collector.js';
+import { ENGINE_KINDS } from './engines.js';
 import { parseTargets } from './scrape.js';
 
 export { EngineCollector } from './collector.js';
@@ -24,7 +25,7 @@ export const engineCollector: CollectorDefinition = {
   description: 'inference engine throughput, requests, queue, KV cache and latency percentiles (on when --engine.target is given)',
   defaultEnabled: false,
   flags: [
-    { name: 'engine.target', type: 'list', help: 'Engine /metrics URL to scrape, repeatable or comma-separated; KIND=URL forces the engine (vllm, sglang, tgi, triton, trtllm, llamacpp), otherwise it is detected from the payload. Giving a target enables the collector.' },
+    { name: 'engine.target', type: 'list', help: `Engine /metrics URL to scrape, repeatable or comma-separated; KIND=URL forces the engine (${ENGINE_KINDS.join(', ')}), otherwise it is detected from the payload (trtllm-serve serves Prometheus text at /prometheus/metrics). Giving a target enables the collector.` },
     { name: 'engine.timeout', type: 'duration', default: '2s', min: 10, help: 'Timeout of one engine scrape (capped at 80% of --sample.interval).' },
     { name: 'engine.max-bytes', type: 'int', default: String(16 * 1024 * 1024), min: 1024, help: 'Largest engine payload accepted, in bytes; a larger one marks the target down.' },
     { name: 'engine.max-series', type: 'int', default: String(DEFAULT_MAX_SERIES), min: 10, help: 'Most sample lines accepted from one engine payload.' },
