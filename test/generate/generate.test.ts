@@ -65,10 +65,13 @@ test('npm run generate -- --check passes on the committed files', () => {
 });
 
 test('the rules config drives selectors and thresholds', () => {
-  const files = generateAll({ ...defaultRulesConfig, selector: ['job="gpu-fleet"'], ttftP99Seconds: 0.75 });
+  const files = generateAll({ ...defaultRulesConfig, selector: ['job="gpu-fleet"'], ttftObjectiveSeconds: 5, ttftObjectiveRatio: 0.995 });
   const alerts = files.get('alerts/ds-exporter-alerts.yaml')!;
   assert.match(alerts, /ds_gpu_up\{job="gpu-fleet"\} == 0/);
-  assert.match(alerts, /percentile="p99"\} > 0.75/);
+  assert.match(alerts, /ratio_rate1h\{job="gpu-fleet"\} > 14.4 \* 0.005 /);
+  // An integer bound matches both "5" (Prometheus 2) and "5.0" (Prometheus 3 normalizes le).
+  assert.match(files.get('alerts/ds-exporter-rules.yaml')!, /le=~"5\|5\[\.\]0"/);
+  assert.throws(() => generateAll({ ...defaultRulesConfig, ttftObjectiveSeconds: 2 }), /not a bucket bound/);
   assert.doesNotMatch(alerts, /ds-exporter\.\*/);
   assert.match(files.get('alerts/ds-exporter-rules.yaml')!, /ds_gpu_info\{job="gpu-fleet"\}/);
 });

@@ -1,5 +1,6 @@
 import { selector, type Scope } from '../promql.js';
 import type { RulesConfig } from './config.js';
+import { ttftErrorRecord } from './recording.js';
 
 export type Severity = 'critical' | 'warning' | 'info';
 
@@ -145,18 +146,21 @@ export function alertGroups(cfg: RulesConfig): AlertGroup[] {
       rules: [
         {
           alert: 'DsServingThroughputDropped', for: '15m', severity: 'warning',
-          expr: `sum by (${T}, engine, model) (avg_over_time(${m('ds_serving_throughput_tokens_per_second', ['phase="generation"'])}[10m]))`
-            + ` < ${cfg.throughputDropRatio} * sum by (${T}, engine, model) (avg_over_time(${m('ds_serving_throughput_tokens_per_second', ['phase="generation"'])}[10m] offset 1h))`
-            + ` and sum by (${T}, engine, model) (avg_over_time(${m('ds_serving_throughput_tokens_per_second', ['phase="generation"'])}[10m] offset 1h)) > ${cfg.throughputMinTokensPerSecond}`,
+          expr: `sum by (${T}, engine, model) (rate(${m('ds_serving_tokens_total', ['phase="generation"'])}[10m]))`
+            + ` < ${cfg.throughputDropRatio} * sum by (${T}, engine, model) (rate(${m('ds_serving_tokens_total', ['phase="generation"'])}[10m] offset 1h))`
+            + ` and sum by (${T}, engine, model) (rate(${m('ds_serving_tokens_total', ['phase="generation"'])}[10m] offset 1h)) > ${cfg.throughputMinTokensPerSecond}`,
           summary: 'Serving throughput dropped against an hour ago.',
           description: 'Generation throughput of {{ $labels.model }} ({{ $labels.engine }}) ' + where + ' is {{ $value | humanize }} tokens/s, under ' + pct(cfg.throughputDropRatio) + ' of an hour ago.',
         },
         {
-          alert: 'DsServingTtftHigh', for: '10m', severity: 'warning',
-          expr: `${m('ds_serving_time_to_first_token_seconds', ['percentile="p99"'])} > ${cfg.ttftP99Seconds}`,
-          summary: 'Time to first token p99 is above target.',
-          description: 'p99 time to first token of {{ $labels.model }} ({{ $labels.engine }}) ' + where + ' is {{ $value | humanizeDuration }} (target ' + cfg.ttftP99Seconds + 's).',
+          // Requests wait and nothing is generated: a hung engine (dead worker, NCCL hang, deadlocked scheduler).
+          alert: 'DsServingStalled', for: cfg.stalledFor, severity: 'critical',
+          expr: `sum by (${T}, engine, model) (${m('ds_serving_requests_waiting')}) > 0`
+            + ` and on (${T}, engine, model) sum by (${T}, engine, model) (rate(${m('ds_serving_tokens_total', ['phase="generation"'])}[${cfg.stalledFor}])) == 0`,
+          summary: 'An engine has requests waiting and generates nothing.',
+          description: '{{ $value }} requests wait for {{ $labels.model }} ({{ $labels.engine }}) ' + where + ' and no token was generated for ' + cfg.stalledFor + '.',
         },
+        ...ttftBurnAlerts(cfg),
         {
           alert: 'DsServingRequestFailures', for: '10m', severity: 'warning',
           expr: `sum by (${T}, engine, model) (rate(${m('ds_serving_requests_total', [`outcome=~"${cfg.failureOutcomes}"`])}[${w}])) / sum by (${T}, engine, model) (rate(${m('ds_serving_requests_total')}[${w}])) > ${cfg.failureRatio}`,
@@ -168,6 +172,13 @@ export function alertGroups(cfg: RulesConfig): AlertGroup[] {
           expr: `${m('ds_serving_kv_cache_usage_ratio')} > ${cfg.kvCacheRatio} and on (${T}, engine, model) delta(${m('ds_serving_requests_waiting')}[10m]) > 0`,
           summary: 'KV cache is full and the request queue grows.',
           description: 'KV cache of {{ $labels.model }} ({{ $labels.engine }}) ' + where + ' is {{ $value | humanizePercentage }} full while waiting requests keep growing; the engine is preempting or queueing.',
+        },
+        {
+          // Preempted requests are recomputed: the KV cache is too small for the load.
+          alert: 'DsServingKvCacheThrashing', for: '10m', severity: 'warning',
+          expr: `sum by (${T}, engine, model) (rate(${m('ds_serving_preemptions_total')}[${w}])) > ${cfg.preemptionsPerSecond}`,
+          summary: 'The engine keeps preempting requests: the KV cache thrashes.',
+          description: '{{ $labels.model }} ({{ $labels.engine }}) ' + where + ' preempts {{ $value | printf "%.2f" }} requests/s; their prefill is recomputed and latency suffers.',
         },
       ],
     },
@@ -207,4 +218,26 @@ export function alertGroups(cfg: RulesConfig): AlertGroup[] {
 /** The runbook anchor of an alert (GitHub-style heading slug). */
 export function runbookAnchor(alert: string): string {
   return alert.toLowerCase();
+}
+
+/**
+ * Multi-window, multi-burn-rate alerts on the TTFT objective (the SRE workbook's): a
+ * page when the error budget burns 14.4x too fast over 1 h (confirmed over 5 m: 2 % of a
+ * 30-day budget gone in an hour), a ticket at 6x over 6 h (confirmed over 30 m).
+ */
+function ttftBurnAlerts(cfg: RulesConfig): AlertRule[] {
+  const budget = Number((1 - cfg.ttftObjectiveRatio).toPrecision(6));
+  const rec = (w: string) => selector(ttftErrorRecord(w), { always: cfg.selector, byLabel: {} });
+  const objective = `${pct(cfg.ttftObjectiveRatio, 1)} of requests within ${cfg.ttftObjectiveSeconds}s`;
+  const burn = (long: string, short: string, factor: number, severity: Severity): AlertRule => ({
+    alert: severity === 'critical' ? 'DsServingTtftSloBurnFast' : 'DsServingTtftSloBurnSlow', for: severity === 'critical' ? '2m' : '15m', severity,
+    expr: `${rec(long)} > ${factor} * ${budget} and ${rec(short)} > ${factor} * ${budget}`,
+    summary: 'Time to first token burns its error budget too fast.',
+    description: '{{ $value | humanizePercentage }} of requests to {{ $labels.model }} ({{ $labels.engine }}) ' + where + ` missed their first-token objective over ${long} (objective: ${objective}; ${factor}x the budget).`,
+  });
+  return [burn('1h', '5m', 14.4, 'critical'), burn('6h', '30m', 6, 'warning')];
+}
+
+function pct(r: number, digits = 0): string {
+  return `${(r * 100).toFixed(digits)}%`;
 }

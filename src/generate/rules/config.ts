@@ -21,7 +21,16 @@ export interface RulesConfig {
   readonly throughputDropRatio: number;
   /** Below this many generated tokens/s an hour ago, a drop is not worth a page. */
   readonly throughputMinTokensPerSecond: number;
-  readonly ttftP99Seconds: number;
+  /**
+   * TTFT service-level objective: this fraction of requests get their first token within
+   * `ttftObjectiveSeconds`, which must be a bucket bound of ds_serving_time_to_first_token_seconds.
+   */
+  readonly ttftObjectiveSeconds: number;
+  readonly ttftObjectiveRatio: number;
+  /** Preemptions per second (sustained) that mean the KV cache thrashes. */
+  readonly preemptionsPerSecond: number;
+  /** How long requests may wait with no token generated before the engine counts as stalled. */
+  readonly stalledFor: string;
   readonly failureOutcomes: string;
   readonly failureRatio: number;
   readonly kvCacheRatio: number;
@@ -48,7 +57,10 @@ export const defaultRulesConfig: RulesConfig = {
   idleFor: '1h',
   throughputDropRatio: 0.5,
   throughputMinTokensPerSecond: 10,
-  ttftP99Seconds: 2,
+  ttftObjectiveSeconds: 2.5,
+  ttftObjectiveRatio: 0.99,
+  preemptionsPerSecond: 0.1,
+  stalledFor: '5m',
   failureOutcomes: 'error|failure|failed',
   failureRatio: 0.05,
   kvCacheRatio: 0.95,

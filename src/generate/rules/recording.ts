@@ -1,3 +1,4 @@
+import { catalog } from '../../catalog/index.js';
 import { declareRecorded, selector, type Scope } from '../promql.js';
 import type { RulesConfig } from './config.js';
 
@@ -18,7 +19,7 @@ export const REC = {
   throttle: 'instance:ds_gpu_throttle_seconds:rate5m',
   allocatedIdle: 'instance:ds_gpu_allocated_idle:count',
   fragmentationMax: 'instance:ds_gpu_memory_fragmentation_ratio:max',
-  tokens: 'instance:ds_serving_throughput_tokens_per_second:sum',
+  tokens: 'instance:ds_serving_tokens:rate5m',
   requests: 'instance:ds_serving_requests:rate5m',
 } as const;
 
@@ -57,8 +58,50 @@ export function recordingRules(cfg: RulesConfig): RecordingRule[] {
       expr: `count by (${BY}) ((max without (namespace, pod, container) (rate(${m('ds_gpu_busy_seconds_total')}[${w}])) < ${cfg.idleUtilization}) and on (${BY}, uuid) ${m('ds_gpu_allocation_info')})`,
     },
     { record: REC.fragmentationMax, expr: `max by (${BY}) (${m('ds_gpu_memory_fragmentation_ratio')})` },
-    { record: REC.tokens, expr: `sum by (${BY}, phase) (${m('ds_serving_throughput_tokens_per_second')})` },
+    // From the lossless counters: exact whatever the scrape interval.
+    { record: REC.tokens, expr: `sum by (${BY}, phase) (rate(${m('ds_serving_tokens_total')}[${w}]))` },
     { record: REC.requests, expr: `sum by (${BY}, outcome) (rate(${m('ds_serving_requests_total')}[${w}]))` },
+    ...ttftSloRules(cfg),
   ];
   return rules;
+}
+
+/** Windows of the TTFT SLO burn-rate alerts (multi-window, multi-burn-rate). */
+export const SLO_WINDOWS = ['5m', '30m', '1h', '6h'] as const;
+
+/** The recorded share of requests over the TTFT objective in `window`, per engine and model. */
+export function ttftErrorRecord(window: string): string {
+  return `engine_model:ds_serving_ttft_slo_errors:ratio_rate${window}`;
+}
+for (const w of SLO_WINDOWS) declareRecorded(ttftErrorRecord(w), ['engine', 'model']);
+
+/**
+ * A matcher for the `le` label of a bucket bound, as both Prometheus 2 ("2") and
+ * Prometheus 3 (which normalizes classic-histogram bounds to "2.0") write it.
+ */
+export function leMatcher(bound: number): string {
+  const text = String(bound);
+  return Number.isInteger(bound) ? `le=~"${text}|${text}[.]0"` : `le="${text}"`;
+}
+
+/** Share of requests whose TTFT missed the objective, per (job, instance, engine, model), over each SLO window. */
+function ttftSloRules(cfg: RulesConfig): RecordingRule[] {
+  const bounds = catalogBuckets('ds_serving_time_to_first_token_seconds');
+  if (!bounds.includes(cfg.ttftObjectiveSeconds)) {
+    throw new Error(`rules config: ttftObjectiveSeconds ${cfg.ttftObjectiveSeconds} is not a bucket bound of ds_serving_time_to_first_token_seconds (${bounds.join(', ')})`);
+  }
+  if (!(cfg.ttftObjectiveRatio > 0 && cfg.ttftObjectiveRatio < 1)) throw new Error(`rules config: ttftObjectiveRatio ${cfg.ttftObjectiveRatio} must be between 0 and 1`);
+  const s: Scope = { always: cfg.selector, byLabel: {} };
+  const by = `${BY}, engine, model`;
+  return SLO_WINDOWS.map((w) => ({
+    record: ttftErrorRecord(w),
+    expr: `1 - sum by (${by}) (rate(${selector('ds_serving_time_to_first_token_seconds_bucket', s, [leMatcher(cfg.ttftObjectiveSeconds)])}[${w}]))`
+      + ` / sum by (${by}) (rate(${selector('ds_serving_time_to_first_token_seconds_count', s)}[${w}]))`,
+  }));
+}
+
+function catalogBuckets(name: string): readonly number[] {
+  const def = catalog.find((d) => d.name === name);
+  if (!def?.buckets) throw new Error(`catalog: ${name} is not a histogram`);
+  return def.buckets;
 }
