@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing: Debian's prometheus (server and
 # promtool) and chromium, helm, pint and the checkers in test/tools (Go module proxy),
-# pytest (PyPI).
+# pytest (PyPI), and llama.cpp's llama-server with a tiny model (scripts/setup-llama-server.sh).
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +47,7 @@ fi
 # Small Go checkers of our own (test/tools/<name>: dockerfile-check runs BuildKit's Dockerfile
 # frontend and linter offline; k8s-strict decodes rendered manifests into the API types).
 for dir in test/tools/*/; do
+  [ -f "$dir/go.mod" ] || continue
   name="$(basename "$dir")"
   if [ ! -x "$GOBIN/$name" ] || [ "$dir/main.go" -nt "$GOBIN/$name" ] || [ "$dir/go.mod" -nt "$GOBIN/$name" ]; then
     echo "setup: go build $name"
@@ -59,4 +60,5 @@ if ! python3 -c 'import pytest' >/dev/null 2>&1; then
   # Debian's Python refuses system-wide pip installs (PEP 668): fall back to the user site.
   python3 -m pip install -q 'pytest>=7,<9' 2>/dev/null || python3 -m pip install -q --user --break-system-packages 'pytest>=7,<9'
 fi
+bash scripts/setup-llama-server.sh || echo "setup: llama-server setup failed; its live tests will skip"
 echo "setup: tools ready"
