@@ -518,3 +518,35 @@ test('a histogram whose buckets go down is ignored and logged once; the rest of 
     await srv.close();
   }
 });
+
+test('an HTML page answered with 200 is a parse failure; a label set that changes between scrapes moves the series, never freezes them', async () => {
+  let now = T0;
+  let body = '<!doctype html><html><head><title>Login</title></head><body>sign in</body></html>\n';
+  const srv = await engineServer({ '/m': { body: () => body } });
+  const lines: string[] = [];
+  const b = await exporter([`--engine.target=vllm=${srv.url('/m')}`], () => now, lines);
+  try {
+    await b.scheduler.sampleAll();
+    let s = snap(b);
+    assert.equal(value(s, 'ds_engine_up', { engine: 'vllm' }), 0);
+    assert.equal(value(s, 'ds_engine_scrape_errors_total', { reason: 'parse' }), 1);
+    assert.ok(lines.some((l) => /engine target down/.test(l) && /reason=parse/.test(l)), lines.join('\n'));
+    // The engine comes up serving model a, then is redeployed with model b behind the same URL.
+    body = 'vllm:generation_tokens_total{model_name="a"} 100\nvllm:num_requests_running{model_name="a"} 3\n';
+    now += 1000;
+    await b.scheduler.sampleAll();
+    body = 'vllm:generation_tokens_total{model_name="b"} 40\nvllm:num_requests_running{model_name="b"} 1\n';
+    now += 1000;
+    await b.scheduler.sampleAll();
+    s = snap(b);
+    assert.equal(value(s, 'ds_serving_requests_running', { model: 'a' }), undefined, 'model a is gone, not frozen');
+    assert.equal(value(s, 'ds_serving_tokens_total', { model: 'a' }), undefined);
+    assert.equal(value(s, 'ds_serving_requests_running', { model: 'b' }), 1);
+    assert.equal(value(s, 'ds_serving_tokens_total', { model: 'b', phase: 'generation' }), 40);
+    // No rate is made up from two different models' counters.
+    assert.equal(value(s, 'ds_serving_throughput_tokens_per_second', { model: 'b' }), undefined);
+  } finally {
+    await b.close();
+    await srv.close();
+  }
+});
