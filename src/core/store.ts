@@ -173,7 +173,8 @@ function histogramLines(f: Family): string {
     let cum = 0;
     for (let i = 0; i < b.length; i++) {
       cum += b[i];
-      out.push(`${name}_bucket{${f.les[i]}${extra}} ${cum}\n`);
+      // +Inf is the count itself: re-summed fractional buckets (re-bucketed engine histograms) may carry float noise.
+      out.push(`${name}_bucket{${f.les[i]}${extra}} ${i === b.length - 1 ? s.count : cum}\n`);
     }
     const braces = s.labelText ? `{${s.labelText}}` : '';
     out.push(`${name}_sum${braces} ${formatValue(s.sum)}\n${name}_count${braces} ${s.count}\n`);
