@@ -222,11 +222,18 @@ export async function chatStream(url: string, opts: ChatStreamOptions): Promise<
   const timer = setTimeout(() => ac.abort(new Error(`stream from ${url} took over ${opts.timeoutMs ?? 60_000} ms`)), opts.timeoutMs ?? 60_000);
   const t0 = performance.now();
   try {
-    const res = await fetch(`${url.replace(/\/$/, '')}/v1/${chat ? 'chat/completions' : 'completions'}`, {
+    const post = () => fetch(`${url.replace(/\/$/, '')}/v1/${chat ? 'chat/completions' : 'completions'}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
       body: JSON.stringify(body),
       signal: ac.signal,
+    });
+    // A pooled keep-alive connection the server closed just as it was reused ends before any
+    // answer (the server never read the request): that one case is sent again, once.
+    const res = await post().catch((err: unknown) => {
+      const code = (err as { cause?: { code?: string } })?.cause?.code;
+      if (!ac.signal.aborted && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET')) return post();
+      throw err;
     });
     if (res.status !== 200 || !res.body) {
       return { status: res.status, e2eMs: performance.now() - t0, chunks: 0, text: '', done: false, aborted: false, error: await res.text() };
