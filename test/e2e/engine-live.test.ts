@@ -77,7 +77,7 @@ test('a live llama.cpp server: tokens counted as the clients counted them, acros
       return g - before.generation >= clients.generation ? t : undefined;
     }, 10_000, 'generation tokens counted');
     await new Promise((r) => setTimeout(r, 1200));
-    const settled = await scrape();
+    const settled = await waitFor(scrape, 5_000, 'a scrape of the exporter');
     const got = {
       prompt: sumOf(settled, 'ds_serving_tokens_total', { ...l, phase: 'prompt' })! - before.prompt,
       generation: sumOf(settled, 'ds_serving_tokens_total', { ...l, phase: 'generation' })! - before.generation,

@@ -229,12 +229,18 @@ export async function chatStream(url: string, opts: ChatStreamOptions): Promise<
       signal: ac.signal,
     });
     // A pooled keep-alive connection the server closed just as it was reused ends before any
-    // answer (the server never read the request): that one case is sent again, once.
-    const res = await post().catch((err: unknown) => {
-      const code = (err as { cause?: { code?: string } })?.cause?.code;
-      if (!ac.signal.aborted && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET')) return post();
-      throw err;
-    });
+    // answer (the server never read the request): that case alone is sent again. Several pooled
+    // connections can have been closed at once, so up to three times.
+    const res = await (async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await post();
+        } catch (err) {
+          const code = (err as { cause?: { code?: string } })?.cause?.code;
+          if (ac.signal.aborted || attempt >= 3 || !(code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE')) throw err;
+        }
+      }
+    })();
     if (res.status !== 200 || !res.body) {
       return { status: res.status, e2eMs: performance.now() - t0, chunks: 0, text: '', done: false, aborted: false, error: await res.text() };
     }
