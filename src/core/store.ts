@@ -298,6 +298,10 @@ export class SampleStore {
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i];
       const p = prev[i];
+      if (e.kind === 'hist') {
+        const les = (p !== undefined && p.family.def.name === e.name ? p.family : this.family(e.name, e.kind)).les.length;
+        if (e.cumulative.length !== les) throw new Error(`${e.name}: ${e.cumulative.length} bucket counts for ${les} buckets`);
+      }
       if (p !== undefined && p.family.def.name === e.name && p.kind === e.kind && sameLabels(p, e.labels)) {
         order[i] = p;
         reused++;
@@ -312,12 +316,6 @@ export class SampleStore {
         (fresh ??= new Map()).set(key, s);
       }
       order[i] = s;
-    }
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i];
-      if (e.kind === 'hist' && e.cumulative.length !== order[i].family.les.length) {
-        throw new Error(`${e.name}: ${e.cumulative.length} bucket counts for ${order[i].family.les.length} buckets`);
-      }
     }
     if (fresh) {
       for (const [key, s] of fresh) {
