@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing: Debian's prometheus (server and
 # promtool) and chromium, helm, pint and the checkers in test/tools (Go module proxy),
-# pytest (PyPI), and llama.cpp's llama-server with a tiny model (scripts/setup-llama-server.sh).
+# pytest (PyPI), Prometheus 3, Alertmanager and VictoriaMetrics (scripts/setup-go-tools.sh),
+# and llama.cpp's llama-server with a tiny model (scripts/setup-llama-server.sh).
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,5 +61,7 @@ if ! python3 -c 'import pytest' >/dev/null 2>&1; then
   # Debian's Python refuses system-wide pip installs (PEP 668): fall back to the user site.
   python3 -m pip install -q 'pytest>=7,<9' 2>/dev/null || python3 -m pip install -q --user --break-system-packages 'pytest>=7,<9'
 fi
+# Prometheus 3 and promtool, Alertmanager, VictoriaMetrics and vmalert from their Go modules.
+bash scripts/setup-go-tools.sh || echo "setup: Go tools setup failed; their tests will skip"
 bash scripts/setup-llama-server.sh || echo "setup: llama-server setup failed; its live tests will skip"
 echo "setup: tools ready"

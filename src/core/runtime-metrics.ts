@@ -15,6 +15,13 @@ const STATS = [
 ] as const;
 
 /**
+ * prom-client's gauges that end in `_total`, which Prometheus reserves for counters
+ * (`promtool check metrics` rejects them): each is the sum over `type` of the gauge of the same
+ * name without the suffix (`sum(nodejs_active_handles)`), so they are left out.
+ */
+export const DROPPED_TOTAL_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const;
+
+/**
  * prom-client's process and Node.js metrics under their usual names, in `registry`, with
  * the event-loop delay statistics measured here instead: node's monitor records the whole
  * interval between its timer's runs (resolution + delay), which prom-client reports as is,
@@ -24,6 +31,7 @@ const STATS = [
  */
 export function registerRuntimeMetrics(registry: client.Registry): void {
   client.collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 1000 });
+  for (const name of DROPPED_TOTAL_GAUGES) registry.removeSingleMetric(name);
   const h = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });
   h.enable();
   const resolutionS = EVENT_LOOP_RESOLUTION_MS / 1000;
@@ -48,4 +56,19 @@ export function registerRuntimeMetrics(registry: client.Registry): void {
       },
     });
   });
+}
+
+/**
+ * Registers the runtime metrics of `text` in the OpenMetrics registry `om` as well, so that one
+ * event-loop monitor and one GC observer serve both formats. prom-client's OpenMetrics rendering
+ * renames a counter object in place (`process_cpu_seconds_total` becomes `process_cpu_seconds`),
+ * which would leave the text format without the suffix after the first OpenMetrics scrape: the
+ * OpenMetrics registry gets a view of each counter whose name is its own and whose values are
+ * the counter's.
+ */
+export function shareRuntimeMetrics(text: client.Registry, om: client.Registry<typeof client.openMetricsContentType>): void {
+  for (const m of text.getMetricsAsArray()) {
+    const metric = m as unknown as client.Metric & { type?: string };
+    om.registerMetric(metric.type === 'counter' ? (Object.create(metric) as client.Metric) : metric);
+  }
 }

@@ -2,7 +2,7 @@ import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import client from 'prom-client';
 import { catalog as defaultCatalog, type MetricDef } from '../catalog/index.js';
-import { registerRuntimeMetrics } from './runtime-metrics.js';
+import { registerRuntimeMetrics, shareRuntimeMetrics } from './runtime-metrics.js';
 
 const gzipAsync = promisify(gzip);
 
@@ -266,7 +266,7 @@ export class SampleStore {
       // One set of runtime metrics, registered in both registries (each formats them its way):
       // two sets would run two event-loop monitors and two GC observers.
       registerRuntimeMetrics(this.textRegistry);
-      for (const m of this.textRegistry.getMetricsAsArray()) this.omRegistry.registerMetric(m as unknown as client.Metric);
+      shareRuntimeMetrics(this.textRegistry, this.omRegistry);
     }
   }
 

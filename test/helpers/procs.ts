@@ -29,8 +29,8 @@ export function has(cmd: string, args: readonly string[] = ['--version']): boole
 }
 
 /** What `promtool check metrics` prints (stdout and stderr) for an exposition: empty when it has no finding. */
-export function promtoolCheckMetrics(text: string): string {
-  const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+export function promtoolCheckMetrics(text: string, promtool = 'promtool'): string {
+  const r = spawnSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8' });
   if (r.error) throw r.error;
   return r.stdout + r.stderr;
 }
@@ -109,8 +109,23 @@ export async function startExporter(args: string[], env: NodeJS.ProcessEnv = {},
   return { child, url, output, stop: stopper(child) };
 }
 
+export interface PrometheusOptions {
+  readonly ruleFiles?: string[];
+  readonly scrapeInterval?: string;
+  /** More lines of the scrape job (indented under it). */
+  readonly jobExtra?: string[];
+  /** The server binary; default Debian's `prometheus` on PATH (test/helpers/go-tools.ts names Prometheus 3). */
+  readonly binary?: string;
+  /** More lines under `global:` (indented under it), e.g. `external_labels:`. */
+  readonly globalExtra?: string[];
+  /** More top-level configuration lines (`remote_write:` ...). */
+  readonly configExtra?: string[];
+  /** More command-line arguments (`--agent`, feature flags). */
+  readonly args?: string[];
+}
+
 /** Starts a real Prometheus scraping `targets` every second, with optional rule files. */
-export async function startPrometheus(targets: string[], opts: { ruleFiles?: string[]; scrapeInterval?: string; jobExtra?: string[] } = {}): Promise<Proc & { query(expr: string): Promise<PromResult[]> }> {
+export async function startPrometheus(targets: string[], opts: PrometheusOptions = {}): Promise<Proc & { query(expr: string): Promise<PromResult[]> }> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'dsx-prom-'));
   const interval = opts.scrapeInterval ?? '1s';
@@ -118,15 +133,19 @@ export async function startPrometheus(targets: string[], opts: { ruleFiles?: str
     'global:',
     `  scrape_interval: ${interval}`,
     `  evaluation_interval: ${interval}`,
+    ...(opts.globalExtra ?? []).map((l) => `  ${l}`),
     ...(opts.ruleFiles?.length ? ['rule_files:', ...opts.ruleFiles.map((f) => `  - ${JSON.stringify(f)}`)] : []),
     'scrape_configs:',
     '  - job_name: ds-exporter',
     ...(opts.jobExtra ?? []).map((l) => `    ${l}`),
     '    static_configs:',
     `      - targets: [${targets.map((t) => JSON.stringify(t.replace(/^https?:\/\//, ''))).join(', ')}]`,
+    ...(opts.configExtra ?? []),
   ].join('\n');
   writeFileSync(join(dir, 'prometheus.yml'), config + '\n');
-  const child = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const agent = opts.args?.includes('--agent');
+  const storage = agent ? `--storage.agent.path=${join(dir, 'wal')}` : `--storage.tsdb.path=${join(dir, 'data')}`;
+  const child = spawn(opts.binary ?? 'prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, storage, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', ...(opts.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   const output = track(child);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(async () => child.exitCode === null && (await fetch(`${url}/-/ready`)).ok, 30_000, `prometheus on ${url} (${output()})`);
