@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { stringify } from 'yaml';
 import { catalog, enrichedFamilies } from '../../src/catalog/index.js';
 import { ROOT } from './queries.js';
+import { PROMETHEUS_VERSIONS } from '../helpers/go-tools.js';
 
 // The queries docs/kubernetes.md tells users to run, evaluated by promtool on a node where
 // GPU 0 belongs to one pod and GPU 1 is shared by two (time-slicing), once with the GPU
@@ -14,8 +15,6 @@ import { ROOT } from './queries.js';
 // enriched families.
 
 const DOC = readFileSync(join(ROOT, 'docs/kubernetes.md'), 'utf8');
-const hasPromtool = spawnSync('promtool', ['--version']).status === 0;
-const skip = hasPromtool ? false : 'promtool is not installed (scripts/setup-test-tools.sh installs it)';
 
 test('docs/kubernetes.md lists exactly the families --kubelet.enrich-labels changes', () => {
   const section = DOC.slice(DOC.indexOf('The families that gain the labels:'), DOC.indexOf('Not changed:'));
@@ -23,7 +22,7 @@ test('docs/kubernetes.md lists exactly the families --kubelet.enrich-labels chan
   assert.deepEqual([...listed].sort(), [...enrichedFamilies(catalog)].sort());
 });
 
-test('the documented queries give what the text says', { skip }, () => {
+for (const v of PROMETHEUS_VERSIONS) test(`the documented queries give what the text says (promtool ${v.label})`, { skip: v.skip }, () => {
   const blocks = [...DOC.matchAll(/```promql\n([\s\S]*?)```/g)].map((m) => m[1].trim());
   assert.equal(blocks.length, 4, 'busy per pod, memory split per pod, memory per pod from processes (plain and with enriched labels)');
   const [busy, split, processes, processesEnriched] = blocks;
@@ -65,7 +64,7 @@ test('the documented queries give what the text says', { skip }, () => {
     const plainCases = [
       { expr: busy, eval_time: '10m', exp_samples: [by('ml', 'train', 0.5), by('lab', 'nb-a', 0.25), by('lab', 'nb-b', 0.25)] },{ expr: processes, eval_time: '10m', exp_samples: [by('ml', 'train', 28e9), by('lab', 'nb-a', 6e9), by('lab', 'nb-b', 3e9), { labels: '{}', value: 1e9 }] }];
     writeFileSync(file, stringify({ rule_files: [], evaluation_interval: '1m', tests: [{ interval: '1m', input_series: input, promql_expr_test: cases }, { interval: '1m', input_series: plain, promql_expr_test: plainCases }] }));
-    const r = spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8', cwd: dir });
+    const r = spawnSync(v.promtool, ['test', 'rules', file], { encoding: 'utf8', cwd: dir });
     assert.equal(r.status, 0, r.stdout + r.stderr);
   } finally {
     rmSync(dir, { recursive: true, force: true });

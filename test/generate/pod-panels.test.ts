@@ -5,14 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { stringify } from 'yaml';
+import { PROMETHEUS_VERSIONS } from '../helpers/go-tools.js';
 import { dashboardQueries, loadDashboard, substitute } from './queries.js';
 
 // The per-pod panels and allocation tables evaluated by promtool on a host where two GPUs
 // belong to one pod each (one busy, one idle), one GPU is shared by two pods (time-slicing)
 // and one GPU is free: what each pod is shown.
 
-const hasPromtool = spawnSync('promtool', ['--version']).status === 0;
-const skip = hasPromtool ? false : 'promtool is not installed (scripts/setup-test-tools.sh installs it)';
 
 const POD_PANELS: Record<string, readonly string[]> = {
   'GPU busy by pod': ['fleet-overview', 'node-detail'],
@@ -114,19 +113,19 @@ test('per-pod panels exist on the dashboards that have namespace and pod variabl
   }
 });
 
-test('per-pod panels attribute GPUs to pods (exclusive, shared, free GPUs) and honour the variables', { skip }, () => {
+for (const v of PROMETHEUS_VERSIONS) test(`per-pod panels attribute GPUs to pods (exclusive, shared, free GPUs) and honour the variables (promtool ${v.label})`, { skip: v.skip }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'ds-pod-panels-'));
   try {
     const file = join(dir, 'pod-panels.test.yaml');
     writeFileSync(file, stringify({ rule_files: [], evaluation_interval: '1m', tests: [{ interval: '1m', input_series: INPUT, promql_expr_test: cases() }] }));
-    const r = spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8', cwd: dir });
+    const r = spawnSync(v.promtool, ['test', 'rules', file], { encoding: 'utf8', cwd: dir });
     assert.equal(r.status, 0, r.stdout + r.stderr);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('per-pod panels give the same answers when GPU series carry pod labels (--kubelet.enrich-labels)', { skip }, () => {
+for (const v of PROMETHEUS_VERSIONS) test(`per-pod panels give the same answers when GPU series carry pod labels (--kubelet.enrich-labels) (promtool ${v.label})`, { skip: v.skip }, () => {
   // What the exporter writes with the flag: every GPU series labelled with its holder, the
   // shared GPU once per pod (same value), the free GPU with empty pod labels.
   const holders: Record<number, Array<[string, string]>> = { 0: [['ml', 'train-0']], 1: [['lab', 'nb-a'], ['lab', 'nb-b']], 2: [['', '']], 3: [['lab', 'idle-nb']] };
@@ -144,7 +143,7 @@ test('per-pod panels give the same answers when GPU series carry pod labels (--k
   try {
     const file = join(dir, 'pod-panels.test.yaml');
     writeFileSync(file, stringify({ rule_files: [], evaluation_interval: '1m', tests: [{ interval: '1m', input_series: enriched, promql_expr_test: wanted }] }));
-    const r = spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8', cwd: dir });
+    const r = spawnSync(v.promtool, ['test', 'rules', file], { encoding: 'utf8', cwd: dir });
     assert.equal(r.status, 0, r.stdout + r.stderr);
   } finally {
     rmSync(dir, { recursive: true, force: true });

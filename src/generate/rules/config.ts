@@ -2,8 +2,12 @@
 export interface RulesConfig {
   /** Matchers applied to every series the rules read (which scrape jobs are ds-exporter). */
   readonly selector: readonly string[];
-  /** Base of the runbook links; each alert appends `#<alertname-lowercase>`. */
-  readonly runbookUrl: string;
+  /**
+   * Where an alert's runbook lives: `%s` is replaced by the alert's runbook anchor (its name in
+   * lower case), as the monitoring mixins' `runbookURLPattern`. `npm run generate --
+   * --runbook-url-pattern=URL` sets it; the default is the docs in the repository.
+   */
+  readonly runbookUrlPattern: string;
   /** Window of rate() in recording rules and short alert windows. */
   readonly rateWindow: string;
   readonly exporterDownFor: string;
@@ -42,7 +46,7 @@ export interface RulesConfig {
 
 export const defaultRulesConfig: RulesConfig = {
   selector: ['job="ds-exporter"'],
-  runbookUrl: 'https://github.com/ds-exporter/ds-exporter/blob/main/docs/runbooks.md',
+  runbookUrlPattern: 'https://github.com/ds-exporter/ds-exporter/blob/main/docs/runbooks.md#%s',
   rateWindow: '5m',
   exporterDownFor: '5m',
   collectorStaleSeconds: 300,
@@ -69,3 +73,23 @@ export const defaultRulesConfig: RulesConfig = {
   collectiveRegressionFactor: 2,
   collectiveBaselineOffset: '1d',
 };
+
+/** The runbook link of `anchor` under `pattern` (one `%s`, see `runbookUrlPattern`). */
+export function runbookUrl(pattern: string, anchor: string): string {
+  return pattern.replace('%s', anchor);
+}
+
+/** Why `pattern` cannot be a runbook URL pattern, or undefined when it can. */
+export function runbookPatternProblem(pattern: string): string | undefined {
+  const count = pattern.split('%s').length - 1;
+  if (count !== 1) return `the runbook URL pattern must hold %s exactly once (found ${count}): ${JSON.stringify(pattern)}`;
+  if (/[\s"'<>]/.test(pattern)) return `the runbook URL pattern holds a space, quote or angle bracket: ${JSON.stringify(pattern)}`;
+  let url: URL;
+  try {
+    url = new URL(pattern.replace('%s', 'anchor'));
+  } catch {
+    return `the runbook URL pattern is not an absolute URL: ${JSON.stringify(pattern)}`;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return `the runbook URL pattern must be http(s): ${JSON.stringify(pattern)}`;
+  return undefined;
+}
