@@ -32,7 +32,7 @@ export const gpuMetrics: readonly MetricDef[] = [
   { name: 'ds_gpu_pcie_throughput_bytes_per_second', type: 'gauge', unit: 'bytes_per_second', source: 'gpu', labels: ['gpu', 'uuid', 'direction'], help: 'PCIe throughput over the last driver sample window.' },
   { name: 'ds_gpu_nvlink_bytes_total', type: 'counter', unit: 'bytes', source: 'gpu', labels: ['gpu', 'uuid', 'direction'], help: 'Bytes moved over all NVLink links of the GPU.' },
   { name: 'ds_gpu_ecc_errors_total', type: 'counter', unit: '', source: 'gpu', labels: ['gpu', 'uuid', 'type'], help: 'ECC errors since the driver loaded (volatile), by corrected/uncorrected.' },
-  { name: 'ds_gpu_xid_errors_total', type: 'counter', unit: '', source: 'gpu', labels: ['gpu', 'uuid', 'xid'], help: 'XID errors reported by the driver while the exporter ran, by XID code.' },
+  { name: 'ds_gpu_xid_errors_total', type: 'counter', unit: '', source: 'gpu', labels: ['gpu', 'uuid', 'xid', 'action'], help: 'XID errors reported by the driver while the exporter ran, by XID code, with the immediate action NVIDIA\'s XID catalog gives for it (unknown for an XID the catalog does not list).' },
   { name: 'ds_gpu_allocation_info', type: 'info', unit: '', source: 'kubelet', labels: ['gpu', 'uuid', 'namespace', 'pod', 'container'], help: 'The pod and container the kubelet assigned the GPU to; always 1.' },
   { name: 'ds_gpu_process_info', type: 'info', unit: '', source: 'kubelet', labels: ['gpu', 'uuid', 'pid', 'namespace', 'pod', 'container', 'pod_uid', 'container_id'], help: 'The pod and container of a process on the GPU, from its cgroup (only with --kubelet.process-attribution); namespace, pod and container are empty where they cannot be told, pod_uid and container_id where the cgroup names none; always 1.' },
 ];

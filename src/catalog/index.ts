@@ -1,6 +1,7 @@
 import { commMetrics } from './comm.js';
 import { exporterMetrics } from './exporter.js';
 import { gpuMetrics } from './gpu.js';
+import { healthMetrics } from './health.js';
 import { memoryMetrics } from './memory.js';
 import { servingMetrics } from './serving.js';
 import type { MetricDef } from './types.js';
@@ -11,6 +12,7 @@ export { enrichCatalog, enrichedFamilies, isEnrichedFamily, POD_LABELS } from '.
 /** Every metric the exporter can emit. Registration, dashboards, alerts and docs derive from it. */
 export const catalog: readonly MetricDef[] = [
   ...gpuMetrics,
+  ...healthMetrics,
   ...memoryMetrics,
   ...servingMetrics,
   ...commMetrics,

@@ -111,7 +111,7 @@ test('missing versioned symbols fall back to the older ones; missing functions l
   // Energy without the device counter: integrated from power (100 W over two 1 s intervals).
   assert.equal(valueOf(text, re('ds_gpu_energy_joules_total', 0)), 200);
   // The old nvmlEventSetWait still delivers XIDs.
-  await tickUntil(async () => valueOf(await metrics(), re('ds_gpu_xid_errors_total', 0, ',xid="48"')) === 1, tick);
+  await tickUntil(async () => valueOf(await metrics(), re('ds_gpu_xid_errors_total', 0, ',xid="48",action="workflow_xid_48"')) === 1, tick);
   await built.close();
 });
 
@@ -190,7 +190,7 @@ async function tickUntil(cond: () => Promise<boolean>, tick: () => Promise<void>
 
 test('XID events are counted per code, and repeats keep counting', { skip }, async () => {
   const { built, metrics, tick, ctl } = await nvmlApp({ gpus: 2, 'gpu.1.xids': '79,79,13' });
-  const xid = async (gpu: number, code: number) => valueOf(await metrics(), re('ds_gpu_xid_errors_total', gpu, `,xid="${code}"`));
+  const xid = async (gpu: number, code: number) => valueOf(await metrics(), re('ds_gpu_xid_errors_total', gpu, `,xid="${code}",action="[a-z0-9_]+"`));
   await tickUntil(async () => (await xid(1, 79)) === 2 && (await xid(1, 13)) === 1, tick);
   ctl.injectXid(1, 79);
   ctl.injectXid(0, 94);

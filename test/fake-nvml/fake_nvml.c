@@ -388,6 +388,8 @@ nvmlReturn_t nvmlDeviceGetViolationStatus(void *d, int policy, viol_t *v) {
 
 /* nvmlFieldValue_t: uint fieldId, scopeId; long long timestamp, latencyUsec; int valueType, nvmlReturn; nvmlValue_t value. */
 typedef struct { unsigned int fieldId, scopeId; long long timestamp, latencyUsec; int valueType; nvmlReturn_t nvmlReturn; union { double d; unsigned int ui; unsigned long long ull; } value; } field_t;
+/* Health fields (recovery action, NVLink link count and error counters): in the health section below. */
+static int health_field(void *d, field_t *f);
 #ifndef OMIT_nvmlDeviceGetFieldValues
 nvmlReturn_t nvmlDeviceGetFieldValues(void *d, int n, field_t *f) {
   ENTER(d);
@@ -406,7 +408,7 @@ nvmlReturn_t nvmlDeviceGetFieldValues(void *d, int n, field_t *f) {
       case 82: f[k].valueType = 1; f[k].value.ui = (unsigned int)gnum(i, "temp_mem", 45); break;
       case 138: f[k].valueType = 3; f[k].value.ull = gnum(i, "nvlink_tx_kib", 0) + step; break;
       case 139: f[k].valueType = 3; f[k].value.ull = gnum(i, "nvlink_rx_kib", 0) + step; break;
-      default: f[k].nvmlReturn = E_NOT_SUPPORTED;
+      default: if (!health_field(d, &f[k])) f[k].nvmlReturn = E_NOT_SUPPORTED;
     }
   }
   return OK;
@@ -538,3 +540,94 @@ static nvmlReturn_t wait_event(void *set, event_t *out, unsigned int timeout_ms)
 nvmlReturn_t nvmlEventSetWait_v2(void *set, event_t *out, unsigned int timeout_ms) { return wait_event(set, out, timeout_ms); }
 #endif
 nvmlReturn_t nvmlEventSetWait(void *set, event_t *out, unsigned int timeout_ms) { return wait_event(set, out, timeout_ms); }
+
+/* ---- health: recovery action, row remapping, retired pages, NVLink errors, PCIe replays, thermal margin ----
+ * Keys: recovery_action (nvmlDeviceGpuRecoveryAction_t, default 0), remap_corr, remap_unc, remap_pending,
+ * remap_failure, retired_sbe, retired_dbe, retired_pending, nvlink_links (default 0: no NVLink),
+ * nvlink_crc, nvlink_replay, nvlink_recovery (every link), nvlink_err_step (added per call),
+ * pcie_replay, pcie_replay_step (added per call), margin_temp (default 40).
+ * Test controls: fake_nvml_reload_counters(gpu) starts the error counters again from 0, as a driver reload does;
+ * fake_nvml_calls(gpu) says how many driver calls the GPU has answered. */
+static long reload_mark[MAXGPU];
+static int reloaded[MAXGPU];
+void fake_nvml_reload_counters(unsigned int gpu) { if (gpu < MAXGPU) { reload_mark[gpu] = devs[gpu].calls; reloaded[gpu] = 1; } }
+/* Driver calls GPU `gpu` has answered so far (lost_after counts the same calls). */
+long fake_nvml_calls(unsigned int gpu) { return gpu < MAXGPU ? devs[gpu].calls : -1; }
+/* A counter since driver load: base + step per call, from 0 again after a reload. */
+static unsigned long long health_counter(void *d, const char *base, const char *step) {
+  int i = IDX(d);
+  unsigned long long s = gnum(i, step, 0);
+  if (reloaded[i]) return s * (unsigned long long)(CALLS(d) - reload_mark[i]);
+  return gnum(i, base, 0) + s * (unsigned long long)CALLS(d);
+}
+static int health_field(void *d, field_t *f) {
+  int i = IDX(d);
+  unsigned int links = (unsigned int)gnum(i, "nvlink_links", 0);
+  switch (f->fieldId) {
+    case 230: f->valueType = 1; f->value.ui = (unsigned int)gnum(i, "recovery_action", 0); return 1; /* NVML_FI_DEV_GET_GPU_RECOVERY_ACTION */
+    case 91: f->valueType = 1; f->value.ui = links; return 1; /* NVML_FI_DEV_NVLINK_LINK_COUNT */
+    case 161: case 162: case 163: /* NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY, _RECOVERY, _CRC; scope: the link */
+      if (f->scopeId >= links) { f->nvmlReturn = E_ARG; return 1; }
+      f->valueType = 3;
+      f->value.ull = health_counter(d, f->fieldId == 161 ? "nvlink_replay" : f->fieldId == 162 ? "nvlink_recovery" : "nvlink_crc", "nvlink_err_step");
+      return 1;
+    default: return 0;
+  }
+}
+#ifndef OMIT_nvmlDeviceGetRemappedRows
+nvmlReturn_t nvmlDeviceGetRemappedRows(void *d, unsigned int *corr, unsigned int *unc, unsigned int *pending, unsigned int *failure) {
+  ENTER(d);
+  if (!corr || !unc || !pending || !failure) return E_ARG;
+  int i = IDX(d);
+  *corr = (unsigned int)gnum(i, "remap_corr", 0);
+  *unc = (unsigned int)gnum(i, "remap_unc", 0);
+  *pending = (unsigned int)gnum(i, "remap_pending", 0);
+  *failure = (unsigned int)gnum(i, "remap_failure", 0);
+  return OK;
+}
+#endif
+#ifndef OMIT_nvmlDeviceGetRetiredPages
+nvmlReturn_t nvmlDeviceGetRetiredPages(void *d, int cause, unsigned int *count, unsigned long long *addresses) {
+  ENTER(d);
+  if (!count || (cause != 0 && cause != 1)) return E_ARG;
+  unsigned int n = (unsigned int)gnum(IDX(d), cause == 0 ? "retired_sbe" : "retired_dbe", 0);
+  if (*count < n) { *count = n; return E_SIZE; }
+  for (unsigned int k = 0; k < n && addresses; k++) addresses[k] = 0x100000ULL * (k + 1);
+  *count = n;
+  return OK;
+}
+#endif
+#ifndef OMIT_nvmlDeviceGetRetiredPagesPendingStatus
+nvmlReturn_t nvmlDeviceGetRetiredPagesPendingStatus(void *d, int *pending) {
+  ENTER(d);
+  *pending = gnum(IDX(d), "retired_pending", 0) ? 1 : 0; /* NVML_FEATURE_ENABLED / _DISABLED */
+  return OK;
+}
+#endif
+#ifndef OMIT_nvmlDeviceGetNvLinkErrorCounter
+nvmlReturn_t nvmlDeviceGetNvLinkErrorCounter(void *d, unsigned int link, int counter, unsigned long long *value) {
+  ENTER(d);
+  if (link >= (unsigned int)gnum(IDX(d), "nvlink_links", 0) || counter < 0 || counter > 4) return E_ARG;
+  *value = counter == 0 ? health_counter(d, "nvlink_replay", "nvlink_err_step")
+         : counter == 1 ? health_counter(d, "nvlink_recovery", "nvlink_err_step")
+         : counter == 2 ? health_counter(d, "nvlink_crc", "nvlink_err_step") : 0;
+  return OK;
+}
+#endif
+#ifndef OMIT_nvmlDeviceGetPcieReplayCounter
+nvmlReturn_t nvmlDeviceGetPcieReplayCounter(void *d, unsigned int *value) {
+  ENTER(d);
+  *value = (unsigned int)health_counter(d, "pcie_replay", "pcie_replay_step");
+  return OK;
+}
+#endif
+/* nvmlMarginTemperature_v1_t: unsigned int version; int marginTemperature. */
+typedef struct { unsigned int version; int marginTemperature; } margin_t;
+#ifndef OMIT_nvmlDeviceGetMarginTemperature
+nvmlReturn_t nvmlDeviceGetMarginTemperature(void *d, margin_t *m) {
+  ENTER(d);
+  if (m->version != (unsigned int)(sizeof(margin_t) | (1u << 24))) return 25; /* NVML_ERROR_ARGUMENT_VERSION_MISMATCH */
+  m->marginTemperature = (int)strtol(gcfg(IDX(d), "margin_temp") ? gcfg(IDX(d), "margin_temp") : "40", NULL, 0);
+  return OK;
+}
+#endif

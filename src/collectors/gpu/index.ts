@@ -5,6 +5,8 @@ import { catalog, enrichedFamilies } from '../../catalog/index.js';
 import { Batch } from '../../core/store.js';
 import { SHARED_ALLOCATIONS, SHARED_GPU_PROCESSES, type SharedAllocations, type SharedGpuProcesses } from '../kubelet/shared.js';
 import { enrichWithPods } from './enrich.js';
+import { HealthTracker } from './health.js';
+import type { Logger } from '../../core/logger.js';
 import { getSimHost } from '../../sim/shared.js';
 import { nvmlOpener } from './nvml.js';
 import { simulatedGpuSource } from './simulated.js';
@@ -113,7 +115,10 @@ export class GpuMetrics {
   private readonly acc = new Map<string, Accumulators>();
   private readonly labels = new Map<string, GpuLabels>();
   private readonly sourceInfo = new Map<string, { source: string }>();
-  constructor(private readonly now: () => number, private readonly intervalMs: number, private readonly enrich?: PodEnrichment) {}
+  private readonly health: HealthTracker;
+  constructor(private readonly now: () => number, private readonly intervalMs: number, private readonly enrich?: PodEnrichment, logger?: Logger) {
+    this.health = new HealthTracker(now, logger);
+  }
 
   /** Writes the series of one sample; with pod enrichment, through one post-pass over them. */
   write(batch: Batch, readings: readonly GpuReading[], sourceKind: string): void {
@@ -144,6 +149,8 @@ export class GpuMetrics {
       // Integrate over at most two intervals: a gap longer than that (GPU lost) is unknown time, not idle time.
       const elapsedS = a.lastReadMs === undefined ? 0 : Math.min(nowMs - a.lastReadMs, 2 * this.intervalMs) / 1000;
       a.lastReadMs = nowMs;
+      // XID counters and the health verdict, also (verdict lost) for a GPU that stopped answering.
+      this.health.write(batch, id, r);
       if (!r.up) continue;
       gauge(batch, 'ds_gpu_utilization_ratio', id, r.utilization);
       gauge(batch, 'ds_gpu_memory_controller_utilization_ratio', id, r.memoryControllerUtilization);
@@ -193,7 +200,6 @@ export class GpuMetrics {
       if (r.nvlinkRxBytes !== undefined) batch.counter('ds_gpu_nvlink_bytes_total', L.with('direction', 'rx'), r.nvlinkRxBytes);
       if (r.eccCorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', L.with('type', 'corrected'), r.eccCorrected);
       if (r.eccUncorrected !== undefined) batch.counter('ds_gpu_ecc_errors_total', L.with('type', 'uncorrected'), r.eccUncorrected);
-      for (const [xid, n] of r.xidCounts ?? []) batch.counter('ds_gpu_xid_errors_total', L.with('xid', String(xid)), n);
       for (const m of r.migDevices ?? []) {
         const mid = L.with('gpu_instance', String(m.gpuInstance));
         batch.info('ds_gpu_mig_info', { gpu: mid.gpu, uuid: mid.uuid, gpu_instance: mid.gpu_instance, compute_instance: m.computeInstance === undefined ? 'N/A' : String(m.computeInstance), mig_uuid: m.uuid, name: m.name });
@@ -236,7 +242,7 @@ export const gpuCollector: CollectorDefinition = {
     const enrich: PodEnrichment | undefined = flags.bool('kubelet.enrich-labels')
       ? { families: enrichedFamilies(catalog), allocations: () => deps.shared.get(SHARED_ALLOCATIONS) as SharedAllocations | undefined }
       : undefined;
-    const metrics = new GpuMetrics(deps.now, intervalMs, enrich);
+    const metrics = new GpuMetrics(deps.now, intervalMs, enrich, deps.logger);
     deps.shared.set('gpu.source', source.kind);
     return {
       async sample(batch, signal) {

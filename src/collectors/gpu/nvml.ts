@@ -3,6 +3,7 @@ import type { CollectorDeps } from '../../core/collector.js';
 import { SourceError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { integrateSamples, isAbsent, isLost, NVML, nextBackoffMs, readNvmlValue, throttleReasonsFromMask, type UtilSample } from './nvml-helpers.js';
+import { NVML_HEALTH_PROTOS, readNvmlHealth } from './nvml-health.js';
 import type { GpuDevice, GpuReading, GpuSource, MigReading } from './source.js';
 
 type Fn = ((...args: unknown[]) => number) & { async: (...args: unknown[]) => void };
@@ -43,6 +44,7 @@ const PROTOS: Record<string, string[]> = {
   eventSetFree: ['int nvmlEventSetFree(void *set)'],
   registerEvents: ['int nvmlDeviceRegisterEvents(void *device, uint64_t types, void *set)'],
   eventWait: ['int nvmlEventSetWait_v2(void *set, void *data, uint32_t timeoutms)', 'int nvmlEventSetWait(void *set, void *data, uint32_t timeoutms)'],
+  ...NVML_HEALTH_PROTOS,
 };
 
 const GPU_UTILIZATION_SAMPLES = 1;
@@ -232,7 +234,7 @@ class NvmlSource implements GpuSource {
   }
 
   private down(s: DeviceSlot): GpuReading {
-    return { device: s.device ?? { index: s.index, uuid: `GPU-unknown-index-${s.index}`, name: 'N/A', pciBusId: 'N/A', driverVersion: this.driverVersion, migMode: 'N/A' }, up: false };
+    return { device: s.device ?? { index: s.index, uuid: `GPU-unknown-index-${s.index}`, name: 'N/A', pciBusId: 'N/A', driverVersion: this.driverVersion, migMode: 'N/A' }, up: false, xidCounts: s.xid ? new Map(s.xid) : undefined };
   }
 
   private markLost(s: DeviceSlot, why?: string): void {
@@ -300,6 +302,7 @@ class NvmlSource implements GpuSource {
       if (fields[1] !== undefined) r.nvlinkTxBytes = fields[1] * 1024; // KiB counters
       if (fields[2] !== undefined) r.nvlinkRxBytes = fields[2] * 1024;
     }
+    r.health = readNvmlHealth({ fn: (k) => f[k], handle: h, check: (rc, what) => this.check(rc, what), fieldValues: (ids) => this.fieldValues(h, ids) }, s);
     if (s.xid) r.xidCounts = new Map(s.xid);
     if (this.opts.processMemory) r.processMemoryBytes = this.processes(h);
     if (s.device!.migMode === 'Enabled') r.migDevices = this.migDevices(h);

@@ -1,3 +1,5 @@
+import type { GpuHealthReading } from './health.js';
+
 /** Identity of one GPU (or MIG instance). */
 export interface GpuDevice {
   readonly index: number;
@@ -55,8 +57,10 @@ export interface GpuReading {
   readonly migDevices?: readonly MigReading[];
   /** GPU memory used by each process on the GPU (pid -> bytes), when asked for. */
   readonly processMemoryBytes?: ReadonlyMap<number, number>;
-  /** XID counts by code, cumulative since the source opened. */
+  /** XID counts by code, cumulative since the source opened (also on a GPU that is down). */
   readonly xidCounts?: ReadonlyMap<number, number>;
+  /** Health signals (recovery action, row remapping, retired pages, NVLink/PCIe errors, thermal margin). */
+  readonly health?: GpuHealthReading;
 }
 
 /** One MIG device (GPU instance) of a GPU in MIG mode. */
