@@ -1,3 +1,4 @@
+import type { GpuHealthReading, RecoveryAction } from './health.js';
 import type { GpuReading } from './source.js';
 
 /**
@@ -70,6 +71,16 @@ const WANTED: readonly (readonly string[])[] = [
   ['clocks.current.memory', 'clocks.mem'],
   ['ecc.errors.corrected.volatile.total'],
   ['ecc.errors.uncorrected.volatile.total'],
+  // Health (docs/gpu-health.md): CSV fields only, so the one long-lived query stays the only call.
+  ['gpu_recovery_action'],
+  ['remapped_rows.correctable', 'remapped_rows.sbe'],
+  ['remapped_rows.uncorrectable', 'remapped_rows.dbe'],
+  ['remapped_rows.pending'],
+  ['remapped_rows.failure'],
+  ['retired_pages.single_bit_ecc.count', 'retired_pages.sbe'],
+  ['retired_pages.double_bit.count', 'retired_pages.dbe'],
+  ['retired_pages.pending'],
+  ['temperature.gpu.tlimit'],
 ];
 
 /**
@@ -242,7 +253,51 @@ export function rowToReading(row: SmiRow, plan: FieldPlan, extras: RowExtras = {
     throttleSeconds,
     eccCorrected: num(row, 'ecc.errors.corrected.volatile.total'),
     eccUncorrected: num(row, 'ecc.errors.uncorrected.volatile.total'),
+    health: rowHealth(row),
   };
+}
+
+/**
+ * nvidia-smi's words for the recovery action (`gpu_recovery_action`, also "GPU Recovery
+ * Action" in `-q`) to NVML's names; any other text is `unknown`.
+ */
+export function smiRecoveryAction(text: string): RecoveryAction {
+  const t = text.trim().toLowerCase().replace(/[\s_-]+/g, ' ');
+  if (t === 'none') return 'none';
+  if (/drain.*reset/.test(t)) return 'drain_and_reset';
+  if (/drain/.test(t)) return 'drain_p2p';
+  if (/imex/.test(t)) return 'recover_imex_domain';
+  if (/reboot/.test(t)) return 'node_reboot';
+  if (/reset/.test(t)) return 'gpu_reset';
+  return 'unknown';
+}
+
+/** "Yes"/"No" (also 1/0) of a CSV cell; undefined for anything else. */
+function yesNo(row: SmiRow, name: string): boolean | undefined {
+  const v = row.values.get(name);
+  if (v?.kind === 'number') return v.value === 1 ? true : v.value === 0 ? false : undefined;
+  if (v?.kind !== 'text') return undefined;
+  const t = v.value.toLowerCase();
+  return t === 'yes' ? true : t === 'no' ? false : undefined;
+}
+
+/** The health signals of a row; undefined when the driver offers none of them. */
+function rowHealth(row: SmiRow): GpuHealthReading | undefined {
+  const action = str(row, 'gpu_recovery_action');
+  const h: { -readonly [K in keyof GpuHealthReading]: GpuHealthReading[K] } = {};
+  if (action !== undefined) {
+    h.recoveryAction = smiRecoveryAction(action);
+    if (h.recoveryAction === 'unknown') h.recoveryActionRaw = action.slice(0, 64);
+  }
+  h.remappedRowsCorrectable = num(row, 'remapped_rows.correctable', 'remapped_rows.sbe');
+  h.remappedRowsUncorrectable = num(row, 'remapped_rows.uncorrectable', 'remapped_rows.dbe');
+  h.rowRemapPending = yesNo(row, 'remapped_rows.pending');
+  h.rowRemapFailed = yesNo(row, 'remapped_rows.failure');
+  h.retiredPagesSingleBit = num(row, 'retired_pages.single_bit_ecc.count', 'retired_pages.sbe');
+  h.retiredPagesDoubleBit = num(row, 'retired_pages.double_bit.count', 'retired_pages.dbe');
+  h.retiredPagesPending = yesNo(row, 'retired_pages.pending');
+  h.thermalMarginCelsius = num(row, 'temperature.gpu.tlimit');
+  return Object.values(h).some((v) => v !== undefined) ? h : undefined;
 }
 
 /**
