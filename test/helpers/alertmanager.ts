@@ -1,0 +1,107 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, type Proc, waitFor } from './procs.js';
+
+// A real Alertmanager (built by scripts/setup-go-tools.sh; test/helpers/go-tools.ts finds it)
+// and a webhook receiver that stands for the person being paged.
+
+/** What Alertmanager's webhook receiver posts (version 4 of its payload). */
+export interface WebhookMessage {
+  readonly version: string;
+  readonly receiver: string;
+  readonly status: 'firing' | 'resolved';
+  readonly groupLabels: Record<string, string>;
+  readonly commonLabels: Record<string, string>;
+  readonly externalURL: string;
+  readonly alerts: ReadonlyArray<{
+    readonly status: 'firing' | 'resolved';
+    readonly labels: Record<string, string>;
+    readonly annotations: Record<string, string>;
+    readonly startsAt: string;
+    readonly generatorURL: string;
+  }>;
+}
+
+export interface WebhookReceiver {
+  readonly url: string;
+  /** Every message received so far, in order, with the path it was posted to. */
+  readonly messages: Array<{ path: string; body: WebhookMessage }>;
+  /** Bodies that were not a webhook message (kept so a test can fail on them). */
+  readonly rejected: string[];
+  close(): Promise<void>;
+}
+
+/** A local HTTP server that records what Alertmanager posts to it (any path). */
+export async function startWebhookReceiver(): Promise<WebhookReceiver> {
+  const messages: Array<{ path: string; body: WebhookMessage }> = [];
+  const rejected: string[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= 1 << 20) chunks.push(c);
+    });
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      try {
+        if (req.method !== 'POST' || size > 1 << 20) throw new Error(`${req.method} of ${size} bytes`);
+        const body = JSON.parse(text) as WebhookMessage;
+        if (!Array.isArray(body.alerts)) throw new Error('no alerts array');
+        messages.push({ path: req.url ?? '/', body });
+        res.writeHead(200).end();
+      } catch (e) {
+        rejected.push(`${String(e)}: ${text.slice(0, 500)}`);
+        res.writeHead(400).end();
+      }
+    });
+  });
+  const port = await freePort();
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${port}`,
+    messages,
+    rejected,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+/** Starts Alertmanager `binary` with `config` (YAML text) on a free loopback port, clustering off. */
+export async function startAlertmanager(binary: string, config: string): Promise<Proc> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'dsx-am-'));
+  writeFileSync(join(dir, 'alertmanager.yml'), config);
+  const child = spawn(binary, [`--config.file=${join(dir, 'alertmanager.yml')}`, `--storage.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address=', '--log.level=warn'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const add = (d: Buffer) => {
+    out = (out + d.toString()).slice(-100_000);
+  };
+  child.stdout?.on('data', add);
+  child.stderr?.on('data', add);
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(async () => child.exitCode === null && (await fetch(`${url}/-/ready`)).ok, 30_000, `alertmanager on ${url} (${out})`);
+  return {
+    child,
+    url,
+    output: () => out,
+    stop: () =>
+      new Promise((res) => {
+        const done = (code: number | null) => {
+          rmSync(dir, { recursive: true, force: true });
+          res(code);
+        };
+        if (child.exitCode !== null || child.signalCode !== null) return done(child.exitCode);
+        const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+        child.once('exit', (code) => {
+          clearTimeout(kill);
+          done(code);
+        });
+        child.kill('SIGTERM');
+      }),
+  };
+}
