@@ -5,7 +5,7 @@
  */
 import { createSocket } from 'node:dgram';
 import Fastify from 'fastify';
-import { startUdpEcho } from '../src/collectors/peers/echo.js';
+import { startUdpEcho } from '../src/probe/echo.js';
 import { silentLogger } from '../src/core/logger.js';
 import { probePlugin } from '../src/http/probe.js';
 

@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { Discovery } from '../src/collectors/peers/discovery.js';
 import { writePeers } from '../src/collectors/peers/index.js';
 import { PeerProber, type ProbeProtocol } from '../src/collectors/peers/prober.js';
-import { PROBE_BYTES } from '../src/collectors/peers/protocol.js';
+import { PROBE_BYTES } from '../src/probe/protocol.js';
 import { silentLogger } from '../src/core/logger.js';
 import { SampleStore } from '../src/core/store.js';
 

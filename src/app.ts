@@ -1,7 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { catalog, enrichCatalog } from './catalog/index.js';
-import { getPushState } from './collectors/push/index.js';
-import { anySourceConfigured, simCollector } from './collectors/sim/index.js';
+import { kubeletCollector, peersCollector, pushCollector, simCollector } from './collectors/index.js';
 import type { Config } from './config/config.js';
 import type { Collector, CollectorDefinition, CollectorDeps } from './core/collector.js';
 import { describeError } from './core/errors.js';
@@ -15,7 +14,9 @@ import { securityPlugin } from './http/security.js';
 import { loadWebConfig } from './http/webconfig.js';
 import { pushPlugin, TokenFile } from './http/push.js';
 import { probePlugin } from './http/probe.js';
-import { SHARED_LISTEN } from './collectors/peers/index.js';
+import { GpuInventory, PodAllocations, type Ports, SelfAddress } from './ports/index.js';
+import { PushState } from './push/state.js';
+import { Simulation } from './sim/plan.js';
 import { VERSION } from './version.js';
 
 /** Seams for tests and benchmarks; production uses the defaults. */
@@ -32,7 +33,8 @@ export interface BuiltApp {
   readonly app: FastifyInstance;
   readonly store: SampleStore;
   readonly scheduler: Scheduler;
-  readonly deps: CollectorDeps;
+  /** What every collector got: the framework's deps and the ports. */
+  readonly deps: CollectorDeps & Ports;
   /** Starts background sampling. */
   start(): void;
   /** Stops sampling, closes collectors and the HTTP server. */
@@ -43,13 +45,13 @@ export interface BuiltApp {
  * A collector whose creation failed (e.g. NVML asked for and missing) keeps retrying its
  * creation on every sample and fails visibly meanwhile, instead of taking the exporter down.
  */
-function deferredCollector(def: CollectorDefinition, deps: CollectorDeps, config: Config): Collector {
+function deferredCollector(def: CollectorDefinition, deps: CollectorDeps & Ports, config: Config): Collector {
   let inner: Collector | undefined;
   let creating: Promise<Collector> | undefined;
   return {
     async sample(batch, signal) {
       if (!inner) {
-        creating ??= Promise.resolve(def.create(deps, config.flags)).finally(() => (creating = undefined));
+        creating ??= Promise.resolve(def.create(deps, config.configOf(def))).finally(() => (creating = undefined));
         inner = await creating;
       }
       return inner.sample(batch, signal);
@@ -66,17 +68,29 @@ function deferredCollector(def: CollectorDefinition, deps: CollectorDeps, config
 /** Builds the exporter: store, collectors, scheduler and HTTP routes. Never listens. */
 export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<BuiltApp> {
   // A wrong web config is a ConfigError before anything starts.
-  const webConfigPath = config.flags.string('web.config.file');
+  const webConfigPath = config.web.configFile;
   const webConfig = webConfigPath ? loadWebConfig(webConfigPath) : undefined;
   const logger = appDeps.logger ?? createLogger(config.logLevel);
   const now = appDeps.now ?? Date.now;
   // A burst of scrapes renders at most once per sample interval; Prometheus-rate scrapes always get a fresh render.
   const minRenderIntervalMs = appDeps.minRenderIntervalMs ?? config.intervalMs;
+  const kubelet = config.configOf(kubeletCollector);
   // With --kubelet.enrich-labels the GPU families carry the pod labels; otherwise the catalog as is.
-  const storeCatalog = config.flags.bool('kubelet.enrich-labels') ? enrichCatalog(catalog) : catalog;
+  const storeCatalog = kubelet.enrichLabels ? enrichCatalog(catalog) : catalog;
   // Scrapers faster than the sample interval are served the last rendering (at most about 2 s old) while the next one renders.
   const store = new SampleStore({ now, catalog: storeCatalog, processMetrics: appDeps.processMetrics ?? true, minRenderIntervalMs, staleWhileRenderMs: Math.min(minRenderIntervalMs, 1000) });
-  const deps: CollectorDeps = { logger, store, now, shared: new Map() };
+  const push = config.configOf(pushCollector);
+  const sim = config.configOf(simCollector);
+  // Each port has one writer; the collectors and plugins that use one get it by name.
+  const ports: Ports = {
+    gpus: new GpuInventory(),
+    pods: new PodAllocations(),
+    podLabels: kubelet.enrichLabels,
+    push: new PushState({ ...push.ingest, now }),
+    self: new SelfAddress({ host: config.listenHost, port: config.listenPort }),
+    simulation: new Simulation(config.simulation, sim, now),
+  };
+  const deps: CollectorDeps & Ports = { logger, store, now, intervalMs: config.intervalMs, ...ports };
   const scheduler = new Scheduler({ store, logger, intervalMs: config.intervalMs, staleAfterMs: config.staleAfterMs, now });
 
   const build = store.batch('exporter:build');
@@ -86,22 +100,20 @@ export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<B
   for (const def of config.collectors) {
     let collector: Collector;
     try {
-      collector = await def.create(deps, config.flags);
+      collector = await def.create(deps, config.configOf(def));
     } catch (err) {
       logger.error('collector could not start; retrying on every sample', { collector: def.name, err: describeError(err) });
       collector = deferredCollector(def, deps, config);
     }
     scheduler.add(def.name, collector);
   }
-  // With no GPU to be found and nothing else configured, `auto` serves a whole simulated
-  // host (a demo), not simulated GPUs beside empty panels; the warning already says so.
-  // Once the user configured a real source, nothing but the missing GPUs is simulated.
-  if (config.flags.string('gpu.source') === 'auto' && deps.shared.get('gpu.source') === 'simulated' && !config.collectors.some((d) => d.name === simCollector.name) && !config.flags.explicit.has('collector.sim') && !anySourceConfigured(config.flags)) {
-    scheduler.add(simCollector.name, await simCollector.create(deps, config.flags));
+  // `auto` found no GPU and nothing else is configured: the whole host is simulated (see src/sim/plan.ts).
+  if (config.simulation.rest === 'with-simulated-gpus' && ports.gpus.sourceKind === 'simulated') {
+    scheduler.add(simCollector.name, await simCollector.create(deps, sim));
   }
 
   const tls = webConfig?.tls;
-  const requestTimeout = config.flags.number('web.request-timeout') ?? 30_000;
+  const requestTimeout = config.web.requestTimeoutMs;
   // Slow clients (slowloris) are cut off: 10 s to send headers, the request timeout for the
   // whole request, checked every second rather than Node's default 30 s.
   const serverTimeouts = { headersTimeout: Math.min(10_000, requestTimeout), requestTimeout, connectionsCheckingInterval: 1000 };
@@ -121,25 +133,24 @@ export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<B
     // Never leak stack traces; 4xx messages name what was wrong.
     void reply.code(status).send({ error: status >= 500 ? 'internal error' : err.message });
   });
-  await app.register(securityPlugin, { logger, maxRequests: config.flags.number('web.max-requests') ?? 40, webConfig, webConfigPath });
+  await app.register(securityPlugin, { logger, maxRequests: config.web.maxRequests, webConfig, webConfigPath });
   await app.register(metricsPlugin, { store });
   await app.register(healthPlugin, { scheduler, store });
   await app.register(probePlugin, {
     logger,
-    udp: config.flags.has('peers.echo') ? config.flags.bool('peers.echo') : true,
-    onListen: (host, port) => deps.shared.set(SHARED_LISTEN, { host, port }),
+    udp: config.configOf(peersCollector).echo,
+    onListen: (host, port) => ports.self.listening(host, port),
   });
   await app.register(landingPlugin, {
     version: VERSION,
-    gpuSource: () => String(deps.shared.get('gpu.source') ?? 'none'),
+    gpuSource: () => ports.gpus.sourceKind ?? 'none',
     collectors: scheduler.collectorNames,
   });
-  if (config.collectors.some((d) => d.name === 'push')) {
-    const tokenFile = config.flags.string('push.token-file');
+  if (config.collectors.includes(pushCollector)) {
     await app.register(pushPlugin, {
-      state: getPushState(deps, config.flags),
-      maxBodyBytes: config.flags.number('push.max-body-bytes') ?? 1024 * 1024,
-      tokens: tokenFile ? new TokenFile(tokenFile, logger, now) : undefined,
+      state: ports.push,
+      maxBodyBytes: push.maxBodyBytes,
+      tokens: push.tokenFile ? new TokenFile(push.tokenFile, logger, now) : undefined,
       logger,
     });
   }

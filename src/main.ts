@@ -59,7 +59,7 @@ async function main(argv: string[]): Promise<number> {
   logger.info('ds-exporter listening', {
     version: VERSION,
     address: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : String(addr),
-    gpu_source: String(built.deps.shared.get('gpu.source') ?? 'none'),
+    gpu_source: built.deps.gpus.sourceKind ?? 'none',
     collectors: built.scheduler.collectorNames.join(','),
   });
   return new Promise<number>((resolve) => {

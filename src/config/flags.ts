@@ -1,23 +1,8 @@
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
+import type { FlagDef, FlagValues } from '../core/flags.js';
 
-/** The value kinds a flag can take. */
-export type FlagType = 'string' | 'bool' | 'duration' | 'int' | 'float' | 'enum' | 'list';
-
-/** One command-line flag; every flag is also read from `DS_EXPORTER_<NAME>`. */
-export interface FlagDef {
-  readonly name: string;
-  readonly type: FlagType;
-  readonly help: string;
-  /** Default as the user would type it (durations as "1s"). Absent: unset. */
-  readonly default?: string | boolean;
-  readonly choices?: readonly string[];
-  /** `list` flags: repeatable and/or comma-separated. */
-  readonly min?: number;
-  readonly max?: number;
-  /** Hidden from --help (test seams). */
-  readonly hidden?: boolean;
-}
+export type { FlagDef, FlagType } from '../core/flags.js';
 
 type Value = string | boolean | number | string[];
 
@@ -67,7 +52,7 @@ function convert(def: FlagDef, raw: string, origin: string): Value {
 }
 
 /** Parsed flag values with typed accessors. */
-export class Flags {
+export class Flags implements FlagValues {
   constructor(
     private readonly values: Map<string, Value>,
     /** Positional arguments (sub-commands). */
@@ -96,6 +81,16 @@ export class Flags {
   list(name: string): string[] {
     const v = this.get(name);
     return Array.isArray(v) ? v : [];
+  }
+  requireString(name: string): string {
+    const v = this.string(name);
+    if (v === undefined) throw new Error(`flag --${name} has no value: declare it with a default`);
+    return v;
+  }
+  requireNumber(name: string): number {
+    const v = this.number(name);
+    if (v === undefined) throw new Error(`flag --${name} has no number: declare it with a default`);
+    return v;
   }
   /** A copy with some values replaced (e.g. `--simulate` implying `--gpu.source=simulated`). */
   with(overrides: Record<string, Value>): Flags {

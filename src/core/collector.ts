@@ -1,15 +1,19 @@
-import type { Flags } from '../config/flags.js';
-import type { FlagDef } from '../config/flags.js';
+import type { FlagDef, FlagValues } from './flags.js';
 import type { Logger } from './logger.js';
 import type { Batch, SampleStore } from './store.js';
 
-/** What every collector gets from the framework. Test seams are explicit here, never globals. */
+/**
+ * What every collector gets from the framework. Test seams are explicit here, never
+ * globals. What a collector needs from other parts (the GPUs another collector found,
+ * the pod allocations, the push ingest, ...) comes as a named, typed port that
+ * `buildApp` adds to these deps for the collectors that declare it.
+ */
 export interface CollectorDeps {
   readonly logger: Logger;
   readonly store: SampleStore;
   readonly now: () => number;
-  /** Shared state between collectors and HTTP plugins (e.g. the push ingest buffer). */
-  readonly shared: Map<string, unknown>;
+  /** The global `--sample.interval`, in ms. */
+  readonly intervalMs: number;
 }
 
 /** A running collector: samples into a batch when the scheduler asks. */
@@ -25,23 +29,31 @@ export interface Collector {
   close?(): Promise<void>;
 }
 
-/** A collector kind, registered by name (node_exporter style). */
-export interface CollectorDefinition {
+/**
+ * A collector kind, registered by name (node_exporter style). Its flags are read once, by
+ * `configure`, into a typed readonly config `C`; `create` gets that config and the deps
+ * `D` it declares (the framework's plus the ports it needs).
+ */
+export interface CollectorDefinition<C = unknown, D extends CollectorDeps = CollectorDeps> {
   readonly name: string;
   readonly description: string;
   readonly defaultEnabled: boolean;
-  /** Flags this collector owns (`--<name>.*`). */
+  /** Flags this collector owns (`--<name>.*`); their defaults are written only here. */
   readonly flags?: readonly FlagDef[];
   /**
-   * Turns a collector that is off by default on when its own flags ask for it (e.g.
-   * targets given), unless `--no-collector.<name>` is explicit. May throw ConfigError.
+   * Reads this collector's flags into its config, whether or not it is enabled. Throws a
+   * ConfigError naming the flag. Absent: the collector has no config (`undefined`).
    */
-  autoEnable?(flags: Flags): boolean;
+  configure?(flags: FlagValues): C;
   /**
-   * Checks flags of this collector that depend on other flags or collectors, whether or
-   * not it is enabled (`enabled` holds the names of the enabled collectors). Throws a
-   * ConfigError naming the flags.
+   * Turns a collector that is off by default on when its config asks for it (e.g.
+   * targets given), unless `--no-collector.<name>` is explicit.
    */
-  validate?(flags: Flags, enabled: ReadonlySet<string>): void;
-  create(deps: CollectorDeps, flags: Flags): Promise<Collector> | Collector;
+  autoEnable?(config: C): boolean;
+  /**
+   * Checks its config against the set of enabled collectors, whether or not it is enabled
+   * itself. Throws a ConfigError naming the flags.
+   */
+  validate?(config: C, enabled: ReadonlySet<string>): void;
+  create(deps: D, config: C): Promise<Collector> | Collector;
 }

@@ -1,6 +1,5 @@
-import { collectorDefinitions } from '../collectors/index.js';
-import { allFlags, coreFlags } from '../config/config.js';
-import { envName } from '../config/flags.js';
+import { flagDeclarations } from '../config/config.js';
+import { envName, type FlagDef } from '../config/flags.js';
 
 const esc = (s: string) => s.replace(/\|/g, '\\|');
 
@@ -14,7 +13,7 @@ export function flagsDoc(): string {
     'Every flag is also read from the environment variable shown (flags win over the environment). Booleans take `--flag` / `--no-flag`; durations are written like `500ms`, `1s`, `2m`. A wrong flag or value is a one-line error naming it, and exit code 2.',
     '',
   ];
-  const section = (title: string, defs: ReturnType<typeof allFlags>) => {
+  const section = (title: string, defs: readonly FlagDef[]) => {
     lines.push(`## ${title}`, '', '| flag | environment | default | meaning |', '| --- | --- | --- | --- |');
     for (const d of defs) {
       if (d.hidden) continue;
@@ -24,9 +23,9 @@ export function flagsDoc(): string {
     }
     lines.push('');
   };
-  const all = allFlags(collectorDefinitions);
-  section('Exporter', [...coreFlags]);
-  section('Collectors on and off', all.filter((d) => d.name.startsWith('collector.')));
-  for (const c of collectorDefinitions) if (c.flags?.length) section(`Collector \`${c.name}\``, [...c.flags]);
+  const declared = flagDeclarations();
+  section('Exporter', declared.core);
+  section('Collectors on and off', declared.switches);
+  for (const c of declared.collectors) if (c.flags.length) section(`Collector \`${c.name}\``, c.flags);
   return lines.join('\n');
 }

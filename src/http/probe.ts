@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { startUdpEcho, type UdpEcho } from '../collectors/peers/echo.js';
-import { HTTP_NONCE } from '../collectors/peers/protocol.js';
+import { startUdpEcho, type UdpEcho } from '../probe/echo.js';
+import { HTTP_NONCE } from '../probe/protocol.js';
 
 export interface ProbeOptions {
   readonly logger: Logger;

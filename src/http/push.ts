@@ -1,8 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { PushValidationError, validatePush } from '../collectors/push/schema.js';
-import { PushRejection, type PushState } from '../collectors/push/state.js';
+import { PushValidationError, validatePush } from '../push/schema.js';
+import { PushRejection, type PushState } from '../push/state.js';
 import { ConfigError, describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 

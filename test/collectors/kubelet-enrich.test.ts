@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { catalog, enrichCatalog, enrichedFamilies } from '../../src/catalog/index.js';
 import { type BatchEntry, enrichWithPods } from '../../src/collectors/gpu/enrich.js';
 import type { GpuAllocation } from '../../src/collectors/kubelet/match.js';
-import type { SharedAllocations } from '../../src/collectors/kubelet/shared.js';
+import type { PodAllocationList } from '../../src/ports/index.js';
 import { loadConfig } from '../../src/config/config.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { type FakeKubelet, fakePod, startFakeKubelet } from '../helpers/fake-kubelet.js';
@@ -37,7 +37,7 @@ const G2 = 'GPU-cccc';
 const MIG1 = 'MIG-1111';
 const families = enrichedFamilies(catalog);
 const alloc = (uuid: string, pod: string, container = 'main', gpu = ''): GpuAllocation => ({ gpu, uuid, namespace: 'ns', pod, container });
-const view = (allocations: GpuAllocation[], readAtMs = 1000): SharedAllocations => ({ allocations, readAtMs, maxAgeMs: 3000 });
+const view = (allocations: GpuAllocation[], readAtMs = 1000): PodAllocationList => ({ allocations, readAtMs, maxAgeMs: 3000 });
 const g = (name: string, labels: Record<string, string>, value: number, kind: 'gauge' | 'counter' = 'gauge'): BatchEntry => ({ kind, name, labels, value });
 const ENTRIES: BatchEntry[] = [
   g('ds_exporter_gpu_source_info', { source: 'nvml' }, 1),
@@ -131,7 +131,7 @@ test('end to end: enriched series follow the kubelet, one series per pod on a sh
     };
     const metrics = async () => (await built.app.inject({ url: '/metrics' })).body;
     await round();
-    const [u0, u1] = (built.deps.shared.get('gpu.devices') as Array<{ uuid: string }>).map((d) => d.uuid);
+    const [u0, u1] = built.deps.gpus.devices.map((d) => d.uuid);
     let body = await metrics();
     assert.deepEqual(podLabels(body, 'ds_gpu_up'), ['0    1', '1    1', '2    1'], 'no pod holds a GPU yet');
     assert.doesNotMatch(body, /^ds_gpu_allocation_info\{/m);

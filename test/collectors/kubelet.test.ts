@@ -37,7 +37,7 @@ test('allocation series follow pods as they come and go; the GPUs come from the 
   const first = kubelet.calls;
   kubelet.answer((call) => responses[Math.min(call - first, responses.length - 1)]);
   const built = await testApp(['--gpu.source=simulated', '--simulate.gpus=2', '--collector.kubelet', `--kubelet.pod-resources-socket=${kubelet.socket}`]);
-  const uuids = () => built.deps.shared.get('gpu.devices') as Array<{ uuid: string }> | undefined;
+  const uuids = () => built.deps.gpus.devices;
   await built.scheduler.sampleAll();
   // The fake kubelet names GPU 0 by the simulated UUID from the second call on.
   const u0 = uuids()![0].uuid;

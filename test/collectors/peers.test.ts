@@ -4,13 +4,14 @@ import { after, test } from 'node:test';
 import fc from 'fast-check';
 import type { BuiltApp } from '../../src/app.js';
 import { Discovery, isSelf, ownAddresses, parseHostPort, type PeerTarget } from '../../src/collectors/peers/discovery.js';
-import { startUdpEcho } from '../../src/collectors/peers/echo.js';
-import { createPeersCollector } from '../../src/collectors/peers/index.js';
+import { startUdpEcho } from '../../src/probe/echo.js';
+import { createPeersCollector, peersCollector } from '../../src/collectors/peers/index.js';
 import { PeerProber } from '../../src/collectors/peers/prober.js';
-import { decodeProbe, encodeProbe, KIND_REPLY, KIND_REQUEST, replyTo } from '../../src/collectors/peers/protocol.js';
+import { decodeProbe, encodeProbe, KIND_REPLY, KIND_REQUEST, replyTo } from '../../src/probe/protocol.js';
 import { loadConfig } from '../../src/config/config.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { SampleStore } from '../../src/core/store.js';
+import { SelfAddress } from '../../src/ports/index.js';
 import { freePort, peerView, startExporter } from '../helpers/peers.js';
 import { waitFor } from '../helpers/procs.js';
 
@@ -226,9 +227,10 @@ test('DNS discovery: injectable resolver, re-resolution, self skipped, last addr
     if (answer instanceof Error) throw answer;
     return answer;
   };
-  const flags = loadConfig([`--web.listen-address=127.0.0.9:${echo.port}`, '--peers.dns=exporters.monitoring.svc', '--peers.interval=100ms', '--peers.timeout=50ms', '--peers.dns.refresh=1s'], {}).flags;
+  const config = loadConfig([`--web.listen-address=127.0.0.9:${echo.port}`, '--peers.dns=exporters.monitoring.svc', '--peers.interval=100ms', '--peers.timeout=50ms', '--peers.dns.refresh=1s'], {});
   const store = new SampleStore();
-  const c = createPeersCollector({ logger: silentLogger, store, now: Date.now, shared: new Map() }, flags, { resolver });
+  const self = new SelfAddress({ host: config.listenHost, port: config.listenPort });
+  const c = createPeersCollector({ logger: silentLogger, store, now: Date.now, intervalMs: config.intervalMs, self }, config.configOf(peersCollector), { resolver });
   closers.push(async () => c.close?.());
   const p = c.prober!;
   await p.refresh();
@@ -251,7 +253,8 @@ test('DNS discovery: injectable resolver, re-resolution, self skipped, last addr
 });
 
 test('no peers configured: the collector emits nothing and probes nothing', async () => {
-  const c = createPeersCollector({ logger: silentLogger, store: new SampleStore(), now: Date.now, shared: new Map() }, loadConfig([], {}).flags);
+  const config = loadConfig([], {});
+  const c = createPeersCollector({ logger: silentLogger, store: new SampleStore(), now: Date.now, intervalMs: config.intervalMs, self: new SelfAddress({ host: config.listenHost, port: config.listenPort }) }, config.configOf(peersCollector));
   assert.equal(c.prober, undefined);
   const store = new SampleStore();
   const b = store.batch('peers');
@@ -263,14 +266,12 @@ test('peer reachability changes are logged once per change', { timeout: 30_000 }
   const { createPeersCollector } = await import('../../src/collectors/peers/index.js');
   const { createLogger } = await import('../../src/core/logger.js');
   const { SampleStore } = await import('../../src/core/store.js');
-  const { parseFlags } = await import('../../src/config/flags.js');
-  const { allFlags } = await import('../../src/config/config.js');
   const lines: string[] = [];
   const store = new SampleStore();
-  const deps = { logger: createLogger('info', (l) => lines.push(l)), store, now: Date.now, shared: new Map() };
   const port = await freePort(['127.0.0.9']);
-  const flags = parseFlags(allFlags(), [`--peers=127.0.0.9:${port}`, '--peers.interval=200ms', '--peers.timeout=100ms']);
-  const c = createPeersCollector(deps, flags);
+  const config = loadConfig([`--peers=127.0.0.9:${port}`, '--peers.interval=200ms', '--peers.timeout=100ms'], {});
+  const deps = { logger: createLogger('info', (l) => lines.push(l)), store, now: Date.now, intervalMs: config.intervalMs, self: new SelfAddress({ host: config.listenHost, port: config.listenPort }) };
+  const c = createPeersCollector(deps, config.configOf(peersCollector));
   try {
     await waitFor(async () => {
       await c.sample(store.batch('peers'), new AbortController().signal);

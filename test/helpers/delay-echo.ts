@@ -4,7 +4,7 @@
  * on SIGTERM prints the hold times it really applied (a loaded machine can only add).
  */
 import { createSocket } from 'node:dgram';
-import { replyTo } from '../../src/collectors/peers/protocol.js';
+import { replyTo } from '../../src/probe/protocol.js';
 
 const [host, portText, delayText] = process.argv.slice(2);
 const delayNs = BigInt(Math.round(Number(delayText) * 1e6));

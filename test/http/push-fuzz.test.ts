@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { getPushState } from '../../src/collectors/push/index.js';
-import { loadConfig } from '../../src/config/config.js';
 import { testApp } from '../helpers/app.js';
 
 const T0 = 1_700_000_000_000;
@@ -56,7 +54,7 @@ const anyBody = fc.oneof(
 test('fuzz: 10,000 pushes; a refused one never changes what is stored, nothing answers 500', { timeout: 120_000 }, async () => {
   const c = clock();
   const b = await testApp(['--no-collector.gpu', '--push.max-reporters=8'], { now: c.now });
-  const state = getPushState(b.deps, loadConfig([], {}).flags);
+  const state = b.deps.push;
   const view = () => {
     const batch = b.store.batch('fuzz');
     state.write(batch);

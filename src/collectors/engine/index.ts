@@ -1,26 +1,35 @@
-import type { Flags } from '../../config/flags.js';
 import type { Collector, CollectorDefinition, CollectorDeps } from '../../core/collector.js';
+import type { FlagValues } from '../../core/flags.js';
 import { DEFAULT_MAX_SERIES } from '../../parse/exposition.js';
 import { EngineCollector } from './collector.js';
 import { ENGINE_KINDS } from './engines.js';
-import { parseTargets } from './scrape.js';
+import { type EngineTarget, parseTargets } from './scrape.js';
 
 export { EngineCollector } from './collector.js';
 export { ALIASES, ENGINE_KINDS, detectEngine, extractReading, type EngineKind } from './engines.js';
 export { parseTargets, type EngineTarget } from './scrape.js';
 
+/** The engine flags, read once. */
+export interface EngineConfig {
+  readonly targets: readonly EngineTarget[];
+  /** `--engine.timeout` as asked; see `effectiveTimeoutMs`. */
+  readonly timeoutMs: number;
+  /** `--engine.timeout` was given (a cap below it is then logged). */
+  readonly timeoutExplicit: boolean;
+  readonly maxBytes: number;
+  readonly maxSeries: number;
+}
+
 /**
  * The per-target timeout: the flag, but never more than 80 % of the sample interval, so
  * a slow target fails on its own instead of timing out the whole sample.
  */
-export function effectiveTimeoutMs(flags: Flags): number {
-  const interval = flags.number('sample.interval') ?? 1000;
-  const wanted = flags.number('engine.timeout') ?? 2000;
-  return Math.max(50, Math.min(wanted, Math.floor(interval * 0.8)));
+export function effectiveTimeoutMs(wantedMs: number, intervalMs: number): number {
+  return Math.max(50, Math.min(wantedMs, Math.floor(intervalMs * 0.8)));
 }
 
 /** Inference-engine throughput, queues, KV cache and latency from the engines' own /metrics. */
-export const engineCollector: CollectorDefinition = {
+export const engineCollector: CollectorDefinition<EngineConfig> = {
   name: 'engine',
   description: 'inference engine throughput, requests, queue, KV cache and latency percentiles (on when --engine.target is given)',
   defaultEnabled: false,
@@ -30,21 +39,30 @@ export const engineCollector: CollectorDefinition = {
     { name: 'engine.max-bytes', type: 'int', default: String(16 * 1024 * 1024), min: 1024, help: 'Largest engine payload accepted, in bytes; a larger one marks the target down.' },
     { name: 'engine.max-series', type: 'int', default: String(DEFAULT_MAX_SERIES), min: 10, help: 'Most sample lines accepted from one engine payload.' },
   ],
-  autoEnable(flags: Flags): boolean {
-    return parseTargets(flags.list('engine.target')).length > 0;
+  configure(flags: FlagValues): EngineConfig {
+    return {
+      targets: parseTargets(flags.list('engine.target')),
+      timeoutMs: flags.requireNumber('engine.timeout'),
+      timeoutExplicit: flags.explicit.has('engine.timeout'),
+      maxBytes: flags.requireNumber('engine.max-bytes'),
+      maxSeries: flags.requireNumber('engine.max-series'),
+    };
   },
-  create(deps: CollectorDeps, flags: Flags): Collector {
-    const targets = parseTargets(flags.list('engine.target'));
-    const timeoutMs = effectiveTimeoutMs(flags);
-    if (flags.explicit.has('engine.timeout') && timeoutMs < (flags.number('engine.timeout') ?? 2000)) {
+  autoEnable(config): boolean {
+    return config.targets.length > 0;
+  },
+  create(deps: CollectorDeps, config): Collector {
+    const { targets } = config;
+    const timeoutMs = effectiveTimeoutMs(config.timeoutMs, deps.intervalMs);
+    if (config.timeoutExplicit && timeoutMs < config.timeoutMs) {
       deps.logger.info('engine scrape timeout capped below the sample interval', { timeout_ms: timeoutMs });
     }
     if (targets.length === 0) deps.logger.warn('engine collector enabled without --engine.target: it scrapes nothing');
     return new EngineCollector({
       targets,
       timeoutMs,
-      maxBytes: flags.number('engine.max-bytes') ?? 16 * 1024 * 1024,
-      maxSeries: flags.number('engine.max-series') ?? DEFAULT_MAX_SERIES,
+      maxBytes: config.maxBytes,
+      maxSeries: config.maxSeries,
       logger: deps.logger.child({ collector: 'engine' }),
       now: deps.now,
     });

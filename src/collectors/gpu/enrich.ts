@@ -1,5 +1,5 @@
 import type { Batch, Labels } from '../../core/store.js';
-import { fresh, type SharedAllocations } from '../kubelet/shared.js';
+import { fresh, type PodAllocationList } from '../../ports/index.js';
 
 /** One series as a batch holds it. */
 export type BatchEntry = Batch['entries'][number];
@@ -28,7 +28,7 @@ function add(index: Map<string, Map<string, Holder>>, key: string, h: Holder): v
  * than their bound are not used, so the labels of a kubelet that stopped answering go
  * empty instead of staying frozen. Pure: the input entries are not changed.
  */
-export function enrichWithPods(entries: readonly BatchEntry[], families: ReadonlySet<string>, allocations: SharedAllocations | undefined, nowMs: number): BatchEntry[] {
+export function enrichWithPods(entries: readonly BatchEntry[], families: ReadonlySet<string>, allocations: PodAllocationList | undefined, nowMs: number): BatchEntry[] {
   const byDevice = new Map<string, Map<string, Holder>>();
   for (const a of fresh(allocations, nowMs)?.allocations ?? []) {
     const h = { namespace: a.namespace, pod: a.pod, container: a.container };

@@ -1,50 +1,62 @@
-import type { Flags } from '../../config/flags.js';
+import { catalog, enrichedFamilies } from '../../catalog/index.js';
 import type { Collector, CollectorDefinition, CollectorDeps } from '../../core/collector.js';
 import { describeError, SourceError } from '../../core/errors.js';
-import { catalog, enrichedFamilies } from '../../catalog/index.js';
+import type { FlagValues } from '../../core/flags.js';
 import { Batch } from '../../core/store.js';
-import { SHARED_ALLOCATIONS, SHARED_GPU_PROCESSES, type SharedAllocations, type SharedGpuProcesses } from '../kubelet/shared.js';
+import type { GpuProcessList, PodAllocationList, Ports } from '../../ports/index.js';
 import { enrichWithPods } from './enrich.js';
 import { HealthTracker } from './health.js';
 import type { Logger } from '../../core/logger.js';
-import { getSimHost } from '../../sim/shared.js';
-import { nvmlOpener } from './nvml.js';
+import { openNvmlSource } from './nvml.js';
 import { simulatedGpuSource } from './simulated.js';
-import { smiOpener } from './smi.js';
+import { openSmiSource } from './smi.js';
 import type { GpuReading, GpuSource } from './source.js';
 
 type SourceKind = GpuSource['kind'];
+type RealKind = Exclude<SourceKind, 'simulated'>;
+
+/** The GPU collector's flags, read once. */
+export interface GpuConfig {
+  /** `--gpu.source`; what it means for simulation is decided by the simulation plan. */
+  readonly source: 'auto' | RealKind | 'simulated';
+  readonly nvmlLibrary: string;
+  /** `--nvml.process-memory`: export GPU memory per process. */
+  readonly processMemory: boolean;
+  readonly smiPath: string;
+}
+
+/** The ports the GPU collector uses: it writes the GPU inventory; reads pod allocations and the simulation. */
+export type GpuDeps = CollectorDeps & Pick<Ports, 'gpus' | 'pods' | 'podLabels' | 'simulation'>;
 
 /** Opens NVML or nvidia-smi; each throws a SourceError saying why it cannot be used. */
-export type SourceOpener = (flags: Flags, deps: CollectorDeps) => Promise<GpuSource>;
+export type SourceOpener = (config: GpuConfig, deps: GpuDeps) => Promise<GpuSource>;
 
-/** Real sources by kind; filled in by the NVML and nvidia-smi modules. */
-export const realSources: Partial<Record<Exclude<SourceKind, 'simulated'>, SourceOpener>> = { nvml: nvmlOpener, 'nvidia-smi': smiOpener };
+/** The real sources, by kind, in the order `auto` tries them. */
+export const realSources: Readonly<Record<RealKind, SourceOpener>> = {
+  nvml: (config, deps) => openNvmlSource({ library: config.nvmlLibrary, logger: deps.logger, now: deps.now, intervalMs: deps.intervalMs, processMemory: config.processMemory }),
+  'nvidia-smi': (config, deps) => openSmiSource({ path: config.smiPath, intervalMs: deps.intervalMs, logger: deps.logger }),
+};
 
 /**
- * Picks the GPU source: the one asked for, or with `auto` NVML (library loads and sees
- * at least one GPU), then nvidia-smi, then the simulator with a loud warning.
+ * Opens the GPU source the simulation plan says: the simulated GPUs, the real source asked
+ * for (or a SourceError), or with `auto` NVML (library loads and sees at least one GPU),
+ * then nvidia-smi, then the simulated GPUs with a loud warning.
  */
-export async function openGpuSource(flags: Flags, deps: CollectorDeps): Promise<GpuSource> {
-  const wanted = (flags.string('gpu.source') ?? 'auto') as SourceKind | 'auto';
-  if (wanted === 'simulated') return simulatedGpuSource(getSimHost(deps, flags), deps.now);
-  const order: Array<Exclude<SourceKind, 'simulated'>> = wanted === 'auto' ? ['nvml', 'nvidia-smi'] : [wanted];
+export async function openGpuSource(config: GpuConfig, deps: GpuDeps): Promise<GpuSource> {
+  const { plan } = deps.simulation;
+  if (plan.gpus === 'simulated') return simulatedGpuSource(deps.simulation.host(), deps.now);
+  const order: RealKind[] = config.source === 'auto' || config.source === 'simulated' ? ['nvml', 'nvidia-smi'] : [config.source];
   const reasons: string[] = [];
   for (const kind of order) {
-    const open = realSources[kind];
-    if (!open) {
-      reasons.push(`${kind}: not available in this build`);
-      continue;
-    }
     try {
-      return await open(flags, deps);
+      return await realSources[kind](config, deps);
     } catch (err) {
       reasons.push(`${kind}: ${describeError(err)}`);
     }
   }
-  if (wanted !== 'auto') throw new SourceError(`GPU source ${wanted} cannot be used: ${reasons.join('; ')}`);
+  if (plan.gpus === 'real') throw new SourceError(`GPU source ${order.join(', ')} cannot be used: ${reasons.join('; ')}`);
   deps.logger.warn('NO GPU SOURCE FOUND: SERVING SIMULATED GPUs. These values are not real. Pass --gpu.source=nvml or --gpu.source=nvidia-smi to fail instead.', { reasons: reasons.join('; ') });
-  return simulatedGpuSource(getSimHost(deps, flags), deps.now);
+  return simulatedGpuSource(deps.simulation.host(), deps.now);
 }
 
 interface Accumulators {
@@ -56,11 +68,6 @@ interface Accumulators {
   lastReadMs?: number;
 }
 
-/**
- * Maps GPU readings to metrics. Counters the sources cannot give directly (busy time,
- * energy) are integrated here and kept per UUID, so a GPU that is lost and comes back
- * continues its counters.
- */
 /** Sets a gauge when the source could read the value; an unread value stays absent. */
 function gauge(batch: Batch, name: string, id: { gpu: string; uuid: string }, v: number | undefined): void {
   if (v !== undefined) batch.gauge(name, id, v);
@@ -108,9 +115,14 @@ class GpuLabels {
 /** `--kubelet.enrich-labels`: which families get pod labels, and where the allocations are. */
 export interface PodEnrichment {
   readonly families: ReadonlySet<string>;
-  readonly allocations: () => SharedAllocations | undefined;
+  readonly allocations: () => PodAllocationList | undefined;
 }
 
+/**
+ * Maps GPU readings to metrics. Counters the sources cannot give directly (busy time,
+ * energy) are integrated here and kept per UUID, so a GPU that is lost and comes back
+ * continues its counters.
+ */
 export class GpuMetrics {
   private readonly acc = new Map<string, Accumulators>();
   private readonly labels = new Map<string, GpuLabels>();
@@ -212,7 +224,7 @@ export class GpuMetrics {
 }
 
 /** The processes NVML lists on each GPU, for process attribution. Pure. */
-export function gpuProcesses(readings: readonly GpuReading[], readAtMs: number, maxAgeMs: number): SharedGpuProcesses {
+export function gpuProcesses(readings: readonly GpuReading[], readAtMs: number, maxAgeMs: number): GpuProcessList {
   return {
     readAtMs,
     maxAgeMs,
@@ -226,7 +238,7 @@ export function gpuProcesses(readings: readonly GpuReading[], readAtMs: number, 
 }
 
 /** The GPU collector: one source (NVML, nvidia-smi or simulated), one set of metric names. */
-export const gpuCollector: CollectorDefinition = {
+export const gpuCollector: CollectorDefinition<GpuConfig, GpuDeps> = {
   name: 'gpu',
   description: 'GPU utilization, memory, power, temperature, clocks, throttling, ECC, XID, PCIe and NVLink',
   defaultEnabled: true,
@@ -236,21 +248,27 @@ export const gpuCollector: CollectorDefinition = {
     { name: 'nvml.process-memory', type: 'bool', default: false, help: 'Export GPU memory per process (ds_gpu_process_memory_used_bytes, one series per process on each GPU).' },
     { name: 'nvidia-smi.path', type: 'string', default: 'nvidia-smi', help: 'Path of the nvidia-smi executable.' },
   ],
-  async create(deps: CollectorDeps, flags: Flags): Promise<Collector> {
-    const source = await openGpuSource(flags, deps);
-    const intervalMs = flags.number('sample.interval') ?? 1000;
-    const enrich: PodEnrichment | undefined = flags.bool('kubelet.enrich-labels')
-      ? { families: enrichedFamilies(catalog), allocations: () => deps.shared.get(SHARED_ALLOCATIONS) as SharedAllocations | undefined }
-      : undefined;
+  configure(flags: FlagValues): GpuConfig {
+    return {
+      source: flags.requireString('gpu.source') as GpuConfig['source'],
+      nvmlLibrary: flags.requireString('nvml.library'),
+      processMemory: flags.bool('nvml.process-memory'),
+      smiPath: flags.requireString('nvidia-smi.path'),
+    };
+  },
+  async create(deps, config): Promise<Collector> {
+    const source = await openGpuSource(config, deps);
+    const { intervalMs } = deps;
+    const enrich: PodEnrichment | undefined = deps.podLabels ? { families: enrichedFamilies(catalog), allocations: () => deps.pods.latest } : undefined;
     const metrics = new GpuMetrics(deps.now, intervalMs, enrich, deps.logger);
-    deps.shared.set('gpu.source', source.kind);
+    deps.gpus.sourceKind = source.kind;
     return {
       async sample(batch, signal) {
         const readings = await source.read(signal);
         metrics.write(batch, readings, source.kind);
-        // Other collectors (kubelet attribution) match devices to GPUs by UUID.
-        deps.shared.set('gpu.devices', readings.map((r) => ({ index: r.device.index, uuid: r.device.uuid })));
-        deps.shared.set(SHARED_GPU_PROCESSES, gpuProcesses(readings, deps.now(), 3 * intervalMs));
+        // The kubelet collector matches devices to GPUs by UUID, and attributes their processes.
+        deps.gpus.devices = readings.map((r) => ({ index: r.device.index, uuid: r.device.uuid }));
+        deps.gpus.processes = gpuProcesses(readings, deps.now(), 3 * intervalMs);
       },
       close: () => source.close(),
     };

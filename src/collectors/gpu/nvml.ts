@@ -1,5 +1,3 @@
-import type { Flags } from '../../config/flags.js';
-import type { CollectorDeps } from '../../core/collector.js';
 import { SourceError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { integrateSamples, isAbsent, isLost, NVML, nextBackoffMs, readNvmlValue, throttleReasonsFromMask, type UtilSample } from './nvml-helpers.js';
@@ -503,15 +501,4 @@ class NvmlSource implements GpuSource {
 function cstr(b: Buffer): string {
   const end = b.indexOf(0);
   return b.subarray(0, end < 0 ? b.length : end).toString('utf8');
-}
-
-/** The opener registered as `realSources.nvml`. */
-export function nvmlOpener(flags: Flags, deps: CollectorDeps): Promise<GpuSource> {
-  return openNvmlSource({
-    library: flags.string('nvml.library') ?? 'libnvidia-ml.so.1',
-    logger: deps.logger,
-    now: deps.now,
-    intervalMs: flags.number('sample.interval') ?? 1000,
-    processMemory: flags.bool('nvml.process-memory'),
-  });
 }

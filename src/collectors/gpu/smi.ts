@@ -1,6 +1,4 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import type { Flags } from '../../config/flags.js';
-import type { CollectorDeps } from '../../core/collector.js';
 import { describeError, SourceError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { LineSplitter, parseCsvLine, parseHelpQueryGpu, planFields, REQUIRED_FIELDS, rowTimestamp, rowToReading, type FieldPlan, type SmiRow } from './smi-parse.js';
@@ -248,13 +246,4 @@ export async function openSmiSource(opts: SmiOptions): Promise<SmiSource> {
   if (good === 0) throw new SourceError(`${opts.path} lists no GPU${lines.length ? ` (${lines.length} unusable lines, first: ${JSON.stringify(lines[0].slice(0, 120))})` : ''}`);
   source.start();
   return source;
-}
-
-/** The opener registered as `realSources['nvidia-smi']`. */
-export async function smiOpener(flags: Flags, deps: CollectorDeps): Promise<GpuSource> {
-  return openSmiSource({
-    path: flags.string('nvidia-smi.path') ?? 'nvidia-smi',
-    intervalMs: flags.number('sample.interval') ?? 1000,
-    logger: deps.logger,
-  });
 }

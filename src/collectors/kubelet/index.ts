@@ -1,11 +1,12 @@
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { CollectorDefinition } from '../../core/collector.js';
+import type { CollectorDefinition, CollectorDeps } from '../../core/collector.js';
 import { ConfigError, SourceError } from '../../core/errors.js';
-import { type DeviceAllocation, gpuAllocations, type KnownGpu } from './match.js';
+import type { FlagValues } from '../../core/flags.js';
+import { fresh, type Ports } from '../../ports/index.js';
+import { type DeviceAllocation, gpuAllocations } from './match.js';
 import { ProcessAttribution } from './processes.js';
-import { fresh, SHARED_ALLOCATIONS, SHARED_GPU_PROCESSES, type SharedAllocations, type SharedGpuProcesses } from './shared.js';
 
 const PROTO = fileURLToPath(new URL('../../../assets/kubelet/podresources.proto', import.meta.url));
 
@@ -32,8 +33,24 @@ export function flattenList(res: ListResponse): DeviceAllocation[] {
   return out;
 }
 
+/** The kubelet collector's flags, read once. */
+export interface KubeletConfig {
+  readonly socket: string;
+  /** Extra resource names that hold GPUs. */
+  readonly resourceNames: readonly string[];
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** `--kubelet.process-attribution`: the proc filesystem to read the GPU processes' cgroups from, else undefined. */
+  readonly processAttribution?: { readonly procPath: string };
+  /** `--kubelet.enrich-labels`: GPU series carry the pod labels. */
+  readonly enrichLabels: boolean;
+}
+
+/** The ports the kubelet collector uses: it writes the pod allocations, reads the GPU inventory. */
+export type KubeletDeps = CollectorDeps & Pick<Ports, 'gpus' | 'pods'>;
+
 /** Which pod holds which GPU, from the kubelet's pod-resources API over its unix socket. */
-export const kubeletCollector: CollectorDefinition = {
+export const kubeletCollector: CollectorDefinition<KubeletConfig, KubeletDeps> = {
   name: 'kubelet',
   description: 'GPU-to-pod attribution from the kubelet pod-resources API (ds_gpu_allocation_info; ds_gpu_process_info with --kubelet.process-attribution)',
   defaultEnabled: false,
@@ -46,19 +63,22 @@ export const kubeletCollector: CollectorDefinition = {
     { name: 'kubelet.proc-path', type: 'string', default: '/proc', help: 'Where the proc filesystem showing the GPU processes is mounted (with hostPID, the container\'s own /proc).' },
     { name: 'kubelet.enrich-labels', type: 'bool', default: false, help: 'Add namespace, pod and container of the pod holding the GPU to every GPU series keyed by uuid (one series per pod on a time-shared GPU); needs --collector.kubelet.' },
   ],
-  validate(flags, enabled) {
-    if (flags.bool('kubelet.enrich-labels') && !enabled.has('kubelet')) throw new ConfigError('--kubelet.enrich-labels needs --collector.kubelet (the pod labels come from the kubelet)');
-    if (flags.bool('kubelet.process-attribution')) {
-      const missing = [enabled.has('kubelet') ? '' : '--collector.kubelet', flags.bool('nvml.process-memory') ? '' : '--nvml.process-memory'].filter(Boolean);
-      if (missing.length > 0) throw new ConfigError(`--kubelet.process-attribution needs ${missing.join(' and ')} (the processes come from NVML, their pods from the kubelet)`);
-    }
+  configure(flags: FlagValues): KubeletConfig {
+    return {
+      socket: flags.requireString('kubelet.pod-resources-socket'),
+      resourceNames: flags.list('kubelet.resource-names'),
+      intervalMs: flags.requireNumber('kubelet.interval'),
+      timeoutMs: flags.requireNumber('kubelet.timeout'),
+      processAttribution: flags.bool('kubelet.process-attribution') ? { procPath: flags.requireString('kubelet.proc-path') } : undefined,
+      enrichLabels: flags.bool('kubelet.enrich-labels'),
+    };
   },
-  create(deps, flags) {
-    const socket = flags.string('kubelet.pod-resources-socket') ?? '/var/lib/kubelet/pod-resources/kubelet.sock';
-    const extra = flags.list('kubelet.resource-names');
-    const timeoutMs = flags.number('kubelet.timeout') ?? 2000;
-    const intervalMs = flags.number('kubelet.interval') ?? 5000;
-    const processes = flags.bool('kubelet.process-attribution') ? new ProcessAttribution(flags.string('kubelet.proc-path') ?? '/proc', deps.logger) : undefined;
+  validate(config, enabled) {
+    if (config.enrichLabels && !enabled.has('kubelet')) throw new ConfigError('--kubelet.enrich-labels needs --collector.kubelet (the pod labels come from the kubelet)');
+  },
+  create(deps, config) {
+    const { socket, timeoutMs, intervalMs } = config;
+    const processes = config.processAttribution ? new ProcessAttribution(config.processAttribution.procPath, deps.logger) : undefined;
     const def = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, defaults: true });
     const pkg = grpc.loadPackageDefinition(def) as unknown as { v1: { PodResourcesLister: new (addr: string, creds: grpc.ChannelCredentials, opts?: object) => ListerClient } };
     const client = new pkg.v1.PodResourcesLister(`unix://${socket}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 16 << 20 });
@@ -69,14 +89,13 @@ export const kubeletCollector: CollectorDefinition = {
           const call = client.List({}, { deadline: Date.now() + timeoutMs }, (err, r) => (err ? reject(new SourceError(`kubelet pod-resources List on ${socket}: ${err.details || err.message}`, { cause: err })) : resolve(r)));
           signal.addEventListener('abort', () => call.cancel(), { once: true });
         });
-        const gpus = (deps.shared.get('gpu.devices') as KnownGpu[] | undefined) ?? [];
-        const allocations = gpuAllocations(flattenList(res), gpus, extra);
+        const allocations = gpuAllocations(flattenList(res), deps.gpus.devices, config.resourceNames);
         for (const a of allocations) batch.info('ds_gpu_allocation_info', { ...a });
         // The GPU collector labels its series with these (--kubelet.enrich-labels) while they are fresh.
-        deps.shared.set(SHARED_ALLOCATIONS, { allocations, readAtMs: deps.now(), maxAgeMs: 3 * intervalMs } satisfies SharedAllocations);
+        deps.pods.latest = { allocations, readAtMs: deps.now(), maxAgeMs: 3 * intervalMs };
         if (processes) {
           // The processes of the GPU collector's last sample, while it keeps succeeding.
-          const listed = fresh(deps.shared.get(SHARED_GPU_PROCESSES) as SharedGpuProcesses | undefined, deps.now());
+          const listed = fresh(deps.gpus.processes, deps.now());
           if (listed) await processes.write(batch, listed, allocations);
         }
       },

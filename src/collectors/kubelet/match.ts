@@ -1,8 +1,6 @@
-/** A GPU the GPU collector knows: its index and UUID. */
-export interface KnownGpu {
-  readonly index: number;
-  readonly uuid: string;
-}
+import type { GpuAllocation, KnownGpu } from '../../ports/index.js';
+
+export type { GpuAllocation, KnownGpu } from '../../ports/index.js';
 
 /** One container's device as the kubelet lists it. */
 export interface DeviceAllocation {
@@ -11,15 +9,6 @@ export interface DeviceAllocation {
   readonly container: string;
   readonly resourceName: string;
   readonly deviceId: string;
-}
-
-/** An allocation resolved to a GPU: the labels of `ds_gpu_allocation_info`. */
-export interface GpuAllocation {
-  readonly gpu: string;
-  readonly uuid: string;
-  readonly namespace: string;
-  readonly pod: string;
-  readonly container: string;
 }
 
 /** True for the resources that hold NVIDIA GPUs: nvidia.com/gpu, nvidia.com/mig-*, and extra names. */

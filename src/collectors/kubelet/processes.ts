@@ -3,7 +3,7 @@ import type { Batch } from '../../core/store.js';
 import { attributeProcesses, type GpuProcess, type Learned, NOTHING_LEARNED } from './attribute.js';
 import { type CgroupIdentity, parseCgroup, readProcCgroup } from './cgroup.js';
 import type { GpuAllocation } from './match.js';
-import type { SharedGpuProcesses } from './shared.js';
+import type { GpuProcessList } from '../../ports/index.js';
 
 /**
  * `--kubelet.process-attribution`: reads the cgroup of every GPU process NVML lists and
@@ -16,7 +16,7 @@ export class ProcessAttribution {
 
   constructor(private readonly procPath: string, private readonly logger: Logger) {}
 
-  async write(batch: Batch, processes: SharedGpuProcesses, allocations: readonly GpuAllocation[]): Promise<void> {
+  async write(batch: Batch, processes: GpuProcessList, allocations: readonly GpuAllocation[]): Promise<void> {
     // Without hostPID, a GPU process's pid may name another process of this container's own
     // pid namespace; a pod UID equal to our own is that mistake, never a GPU process.
     const self = await readProcCgroup(this.procPath, 'self');

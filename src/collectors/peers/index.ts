@@ -1,19 +1,29 @@
-import { parseListenAddress } from '../../config/listen.js';
-import type { Flags } from '../../config/flags.js';
 import type { Collector, CollectorDefinition, CollectorDeps } from '../../core/collector.js';
+import type { FlagValues } from '../../core/flags.js';
 import type { Batch } from '../../core/store.js';
-import { Discovery, type Resolver, type SelfAddress, systemResolver } from './discovery.js';
+import type { Ports } from '../../ports/index.js';
+import { Discovery, type Resolver, systemResolver } from './discovery.js';
 import { peerUp, PeerProber, type ProbeProtocol } from './prober.js';
 
-/** Key in `deps.shared` where the app puts the address it actually listens on. */
-export const SHARED_LISTEN = 'web.listen';
-
-/** Where this exporter listens: the bound address once listening, the flag before. */
-export function selfAddress(deps: Pick<CollectorDeps, 'shared'>, flags: Flags): SelfAddress {
-  const bound = deps.shared.get(SHARED_LISTEN) as SelfAddress | undefined;
-  if (bound) return bound;
-  return parseListenAddress(flags.string('web.listen-address') ?? ':9842');
+/** The peers flags, read once. */
+export interface PeersConfig {
+  /** `--peers`: host:port of static peers. */
+  readonly statics: readonly string[];
+  /** `--peers.dns`: a name whose addresses are the peers; undefined: none. */
+  readonly dnsName?: string;
+  readonly dnsRefreshMs: number;
+  readonly protocol: ProbeProtocol;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** Probes per round at most. */
+  readonly max: number;
+  readonly lossWindow: number;
+  /** `--peers.echo`: answer UDP probes on the web port number (read by the HTTP probe endpoint). */
+  readonly echo: boolean;
 }
+
+/** The ports the peers collector uses: the exporter's own address (to skip itself, and the default peer port). */
+export type PeersDeps = CollectorDeps & Pick<Ports, 'self'>;
 
 /** Writes the prober's current view into a batch. */
 export function writePeers(batch: Batch, prober: PeerProber, onState?: (peer: string, up: boolean, lossRatio: number) => void): void {
@@ -38,26 +48,25 @@ export interface PeersSeams {
   readonly interfaces?: () => string[];
 }
 
-/** The peers collector from flags; a no-op when no peer is configured. */
-export function createPeersCollector(deps: CollectorDeps, flags: Flags, seams: PeersSeams = {}): Collector & { prober?: PeerProber } {
-  const statics = flags.list('peers');
-  const dnsName = flags.string('peers.dns') || undefined;
+/** The peers collector from its config; a no-op when no peer is configured. */
+export function createPeersCollector(deps: PeersDeps, config: PeersConfig, seams: PeersSeams = {}): Collector & { prober?: PeerProber } {
+  const { statics, dnsName } = config;
   if (statics.length === 0 && !dnsName) return { async sample() {} };
   const discovery = new Discovery({
     statics,
     dnsName,
     resolver: seams.resolver ?? systemResolver,
     interfaces: seams.interfaces,
-    self: () => selfAddress(deps, flags),
+    self: () => deps.self.get(),
     onError: (name, err) => deps.logger.warn('peer name did not resolve; keeping its last addresses', { name, err }),
   });
   const prober = new PeerProber({
-    protocol: (flags.string('peers.protocol') ?? 'udp') as ProbeProtocol,
-    intervalMs: flags.number('peers.interval') ?? 5000,
-    timeoutMs: flags.number('peers.timeout') ?? 1000,
-    maxPerInterval: flags.number('peers.max') ?? 100,
-    lossWindow: flags.number('peers.loss-window') ?? 20,
-    refreshMs: flags.number('peers.dns.refresh') ?? 30_000,
+    protocol: config.protocol,
+    intervalMs: config.intervalMs,
+    timeoutMs: config.timeoutMs,
+    maxPerInterval: config.max,
+    lossWindow: config.lossWindow,
+    refreshMs: config.dnsRefreshMs,
     discovery,
     logger: deps.logger,
   });
@@ -82,7 +91,7 @@ export function createPeersCollector(deps: CollectorDeps, flags: Flags, seams: P
 }
 
 /** Round-trip latency to the other exporters of the cluster. */
-export const peersCollector: CollectorDefinition = {
+export const peersCollector: CollectorDefinition<PeersConfig, PeersDeps> = {
   name: 'peers',
   description: 'round-trip latency, reachability and loss to the peer exporters (--peers, --peers.dns)',
   defaultEnabled: true,
@@ -97,7 +106,20 @@ export const peersCollector: CollectorDefinition = {
     { name: 'peers.loss-window', type: 'int', default: '20', min: 1, max: 10_000, help: 'ds_comm_peer_loss_ratio is computed over this many last probes of a peer.' },
     { name: 'peers.echo', type: 'bool', default: true, help: 'Answer UDP probes on the web listen port number (the HTTP probe endpoint is always served).' },
   ],
-  create(deps, flags) {
-    return createPeersCollector(deps, flags);
+  configure(flags: FlagValues): PeersConfig {
+    return {
+      statics: flags.list('peers'),
+      dnsName: flags.string('peers.dns') || undefined,
+      dnsRefreshMs: flags.requireNumber('peers.dns.refresh'),
+      protocol: flags.requireString('peers.protocol') as ProbeProtocol,
+      intervalMs: flags.requireNumber('peers.interval'),
+      timeoutMs: flags.requireNumber('peers.timeout'),
+      max: flags.requireNumber('peers.max'),
+      lossWindow: flags.requireNumber('peers.loss-window'),
+      echo: flags.bool('peers.echo'),
+    };
+  },
+  create(deps, config) {
+    return createPeersCollector(deps, config);
   },
 };

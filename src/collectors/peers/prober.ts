@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { describeError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Discovery, PeerTarget } from './discovery.js';
-import { decodeProbe, encodeProbe, KIND_REPLY, KIND_REQUEST, PROBE_BYTES } from './protocol.js';
+import { decodeProbe, encodeProbe, KIND_REPLY, KIND_REQUEST, PROBE_BYTES } from '../../probe/protocol.js';
 
 export type ProbeProtocol = 'udp' | 'http';
 

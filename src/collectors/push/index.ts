@@ -1,31 +1,20 @@
-import type { Flags } from '../../config/flags.js';
 import type { CollectorDefinition, CollectorDeps } from '../../core/collector.js';
-import { PushState } from './state.js';
+import type { FlagValues } from '../../core/flags.js';
+import type { Ports } from '../../ports/index.js';
+import type { PushStateOptions } from '../../push/state.js';
 
-export { PushState, PushRejection, throughput } from './state.js';
-export { pushSchema, validatePush, PushValidationError, LIMITS, type PushBody } from './schema.js';
-
-const SHARED_KEY = 'push.state';
-
-/** The push ingest state of this exporter, shared by the HTTP plugin and the push collector. */
-export function getPushState(deps: Pick<CollectorDeps, 'shared' | 'now'>, flags: Flags): PushState {
-  let state = deps.shared.get(SHARED_KEY) as PushState | undefined;
-  if (!state) {
-    state = new PushState({
-      ttlMs: flags.number('push.ttl') ?? 60_000,
-      maxReporters: flags.number('push.max-reporters') ?? 256,
-      maxSeriesPerReporter: flags.number('push.max-series-per-reporter') ?? 2000,
-      maxPendingObservations: flags.number('push.max-pending-observations') ?? 65_536,
-      throughputWindowMs: flags.number('push.throughput-window') ?? 30_000,
-      now: deps.now,
-    });
-    deps.shared.set(SHARED_KEY, state);
-  }
-  return state;
+/** The push flags, read once: the HTTP endpoint's limits and the ingest state's bounds. */
+export interface PushConfig {
+  /** Largest push body accepted (413 beyond). */
+  readonly maxBodyBytes: number;
+  /** File of bearer tokens a push must carry; undefined: no auth. */
+  readonly tokenFile?: string;
+  /** Bounds of the ingest state (the clock is the app's). */
+  readonly ingest: Omit<PushStateOptions, 'now'>;
 }
 
 /** Series from `POST /api/v1/push`: allocator fragmentation, training throughput, collective timings. */
-export const pushCollector: CollectorDefinition = {
+export const pushCollector: CollectorDefinition<PushConfig, CollectorDeps & Pick<Ports, 'push'>> = {
   name: 'push',
   description: 'allocator, training and collective stats pushed by processes to POST /api/v1/push',
   defaultEnabled: true,
@@ -38,11 +27,23 @@ export const pushCollector: CollectorDefinition = {
     { name: 'push.max-pending-observations', type: 'int', default: '65536', min: 1024, max: 10_000_000, help: 'Collective observations of one reporter waiting for the next sample; beyond it a push gets 429.' },
     { name: 'push.throughput-window', type: 'duration', default: '30s', min: 1000, help: 'Window of ds_training_throughput_samples_per_second, computed from cumulative samples.' },
   ],
-  create(deps, flags) {
-    const state = getPushState(deps, flags);
+  configure(flags: FlagValues): PushConfig {
+    return {
+      maxBodyBytes: flags.requireNumber('push.max-body-bytes'),
+      tokenFile: flags.string('push.token-file') || undefined,
+      ingest: {
+        ttlMs: flags.requireNumber('push.ttl'),
+        maxReporters: flags.requireNumber('push.max-reporters'),
+        maxSeriesPerReporter: flags.requireNumber('push.max-series-per-reporter'),
+        maxPendingObservations: flags.requireNumber('push.max-pending-observations'),
+        throughputWindowMs: flags.requireNumber('push.throughput-window'),
+      },
+    };
+  },
+  create(deps) {
     return {
       async sample(batch) {
-        state.write(batch);
+        deps.push.write(batch);
       },
     };
   },

@@ -1,23 +1,13 @@
-import type { Flags } from '../../config/flags.js';
-import type { CollectorDefinition } from '../../core/collector.js';
+import type { CollectorDefinition, CollectorDeps } from '../../core/collector.js';
+import type { FlagValues } from '../../core/flags.js';
 import type { Batch } from '../../core/store.js';
+import type { Ports } from '../../ports/index.js';
 import type { SimHost } from '../../sim/host.js';
+import type { RealSources, SimHostShape } from '../../sim/plan.js';
 import { hash01 } from '../../sim/random.js';
-import { getSimHost } from '../../sim/shared.js';
 
-/** What the simulator leaves to real collectors running beside it. */
-export interface SimHostOptions {
-  /** An engine target is configured: serving series come from it only. */
-  readonly engine?: boolean;
-  /** Peers are configured: peer probes come from the prober only. */
-  readonly peers?: boolean;
-  /** A textfile directory is configured: NCCL series come from its files only. */
-  readonly textfile?: boolean;
-  /** The kubelet collector runs: pod allocations come from it, not from the simulator. */
-  readonly kubelet?: boolean;
-  /** The kubelet collector attributes GPU processes itself (--kubelet.process-attribution). */
-  readonly processAttribution?: boolean;
-}
+/** What the simulator leaves to real collectors running beside it (see src/sim/plan.ts). */
+export type SimHostOptions = Partial<RealSources>;
 
 /** `digits` hex digits that depend only on the seed and the text. */
 function simHex(seed: number, text: string, digits: number): string {
@@ -32,28 +22,6 @@ function simHex(seed: number, text: string, digits: number): string {
 function simCgroupIds(seed: number, pod: { namespace: string; pod: string; container: string }): { pod_uid: string; container_id: string } {
   const u = simHex(seed, `${pod.namespace}/${pod.pod}`, 32);
   return { pod_uid: `${u.slice(0, 8)}-${u.slice(8, 12)}-4${u.slice(13, 16)}-8${u.slice(17, 20)}-${u.slice(20)}`, container_id: simHex(seed, `${pod.namespace}/${pod.pod}/${pod.container}`, 64) };
-}
-
-/**
- * The real sources the user configured, besides GPUs. Simulated data never stands beside
- * them: the auto fallback then simulates nothing but the GPUs it could not find, and
- * --simulate leaves each configured part to its real source.
- */
-export function configuredSources(flags: Flags): SimHostOptions {
-  const kubelet = flags.bool('collector.kubelet');
-  return {
-    engine: flags.list('engine.target').some((t) => t.trim() !== ''),
-    peers: flags.list('peers').some((t) => t.trim() !== '') || !!flags.string('peers.dns'),
-    textfile: !!flags.string('textfile.directory'),
-    kubelet,
-    processAttribution: kubelet && flags.bool('kubelet.process-attribution'),
-  };
-}
-
-/** True when the user configured any real source besides GPUs. */
-export function anySourceConfigured(flags: Flags): boolean {
-  const c = configuredSources(flags);
-  return !!(c.engine || c.peers || c.textfile || c.kubelet);
 }
 
 /** Everything but the GPUs of a simulated host: engine, allocator, training, peers, collectives, pods; less what `opts` leaves to real sources. */
@@ -165,8 +133,14 @@ function writeSimNccl(batch: Batch, host: SimHost): void {
   batch.gauge('ds_textfile_scrape_error', {}, 0);
 }
 
+/** The sim collector's flags, read once. */
+export interface SimConfig extends SimHostShape {
+  /** `--simulate`: the whole host simulated; implies `--gpu.source=simulated` and this collector. */
+  readonly simulate: boolean;
+}
+
 /** The simulated rest of the host; on with --simulate. */
-export const simCollector: CollectorDefinition = {
+export const simCollector: CollectorDefinition<SimConfig, CollectorDeps & Pick<Ports, 'simulation'>> = {
   name: 'sim',
   description: 'simulated engine, allocator, training job, peers and collectives (--simulate)',
   defaultEnabled: false,
@@ -176,9 +150,12 @@ export const simCollector: CollectorDefinition = {
     { name: 'simulate.peers', type: 'int', default: '4', min: 0, max: 5000, help: 'Number of simulated peers.' },
     { name: 'simulate.seed', type: 'int', default: '1', help: 'Seed of the simulation; the same seed gives the same values.' },
   ],
-  create(deps, flags) {
-    const host = getSimHost(deps, flags);
-    const opts = configuredSources(flags);
+  configure(flags: FlagValues): SimConfig {
+    return { simulate: flags.bool('simulate'), gpus: flags.requireNumber('simulate.gpus'), peers: flags.requireNumber('simulate.peers'), seed: flags.requireNumber('simulate.seed') };
+  },
+  create(deps) {
+    const host = deps.simulation.host();
+    const opts = deps.simulation.plan.real;
     const left = (['engine', 'peers', 'textfile', 'kubelet'] as const).filter((k) => opts[k]);
     if (left.length) deps.logger.info('simulating the host except what is configured for real', { real: left.join(',') });
     return {

@@ -2,6 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Collector, CollectorDefinition, CollectorDeps } from '../../core/collector.js';
 import { describeError } from '../../core/errors.js';
+import type { FlagValues } from '../../core/flags.js';
 import type { Batch } from '../../core/store.js';
 import { mapFamilies, type MappedSample } from './map.js';
 import { parseExposition, type Exposition } from '../../parse/exposition.js';
@@ -116,15 +117,24 @@ export function createTextfileCollector(deps: Pick<CollectorDeps, 'logger'>, dir
   };
 }
 
+/** The textfile flags, read once. */
+export interface TextfileConfig {
+  /** `--textfile.directory`; undefined: nothing is read. */
+  readonly directory?: string;
+}
+
 /** NCCL Inspector and `ds-exporter import` textfiles from a directory. */
-export const textfileCollector: CollectorDefinition = {
+export const textfileCollector: CollectorDefinition<TextfileConfig> = {
   name: 'textfile',
   description: 'NCCL Inspector and imported nccl-tests results from *.prom files in --textfile.directory',
   defaultEnabled: true,
   flags: [
     { name: 'textfile.directory', type: 'string', help: 'Directory of *.prom textfiles (NCCL Inspector output, `ds-exporter import` output). Unset: nothing is read.' },
   ],
-  create(deps, flags) {
-    return createTextfileCollector(deps, flags.string('textfile.directory') || undefined);
+  configure(flags: FlagValues): TextfileConfig {
+    return { directory: flags.string('textfile.directory') || undefined };
+  },
+  create(deps, config) {
+    return createTextfileCollector(deps, config.directory);
   },
 };

@@ -1,5 +1,5 @@
-import { COLLECTIVE_BUCKETS } from '../../catalog/comm.js';
-import type { Batch, Labels } from '../../core/store.js';
+import { COLLECTIVE_BUCKETS } from '../catalog/comm.js';
+import type { Batch, Labels } from '../core/store.js';
 import type { PushBody } from './schema.js';
 
 /** Limits and windows of the push ingest. */
