@@ -2,6 +2,8 @@ import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import client from 'prom-client';
 import { catalog as defaultCatalog, type MetricDef } from '../catalog/index.js';
+import { ExponentialBuckets } from './native-histogram.js';
+import { PROTOBUF_CONTENT_TYPE, renderProtobufFamilies, renderProtobufRegistry } from './render-protobuf.js';
 import { registerRuntimeMetrics, shareRuntimeMetrics } from './runtime-metrics.js';
 
 const gzipAsync = promisify(gzip);
@@ -9,7 +11,8 @@ const gzipAsync = promisify(gzip);
 /** Label values by label name. */
 export type Labels = Readonly<Record<string, string>>;
 
-interface Family {
+/** @internal A metric family of the store, as the renderers read it. */
+export interface Family {
   readonly def: MetricDef;
   /** Live series in the order they appeared. */
   readonly live: Set<Series>;
@@ -18,13 +21,16 @@ interface Family {
   readonly omHeader: Buffer;
   /** `le="…"` label text of each bucket bound, +Inf last (histograms). */
   readonly les: readonly string[];
-  /** True when a series of the family was added, removed or changed value since `lines` was written. */
-  dirty: boolean;
+  /** Bumped whenever a series of the family is added, removed or changes value (each rendering caches by it). */
+  version: number;
+  /** `version` when `lines` was written. */
+  linesVersion: number;
   /** The family's sample lines as last rendered and encoded (the same in both formats), each ending in a newline. */
   lines: Buffer;
 }
 
-interface Series {
+/** @internal One series of the store, as the renderers read it. */
+export interface Series {
   readonly key: string;
   /** How the series was last written. */
   kind: Entry['kind'];
@@ -46,6 +52,14 @@ interface Series {
   /** Histogram observations seen by this process (snapshot only). */
   count: number;
   sum: number;
+  /**
+   * Exponential buckets of a histogram written observation by observation (served as a
+   * native histogram in the protobuf format); absent for one whose state a collector sets
+   * whole (`Batch.histogram`), whose single observations are unknown.
+   */
+  native: ExponentialBuckets | undefined;
+  /** The label pairs encoded for the protobuf format, once, when it first renders the series. */
+  pbLabels: Uint8Array | undefined;
 }
 
 interface Owner {
@@ -190,6 +204,9 @@ function sameLabels(s: Series, labels: Labels): boolean {
   return true;
 }
 
+/** The formats the store renders: Prometheus text 0.0.4, OpenMetrics 1.0.0, and delimited protobuf `MetricFamily` messages. */
+export type ExpositionFormat = 'text' | 'openmetrics' | 'protobuf';
+
 /** A rendered exposition body, cached until the next commit. */
 export interface Rendered {
   readonly body: Buffer;
@@ -312,7 +329,7 @@ export class SampleStore {
       let s = owner.series.get(key) ?? fresh?.get(key);
       if (!s) {
         const text = labelText(family.def, e.labels);
-        s = { key, kind: e.kind, family, labels: e.labels, value: NaN, labelText: text, prefix: `${family.def.name}${text ? `{${text}}` : ''} `, line: '', lineValue: NaN, buckets: family.def.type === 'histogram' ? new Float64Array(family.les.length) : undefined, seen: 0, count: 0, sum: 0 };
+        s = { key, kind: e.kind, family, labels: e.labels, value: NaN, labelText: text, prefix: `${family.def.name}${text ? `{${text}}` : ''} `, line: '', lineValue: NaN, buckets: family.def.type === 'histogram' ? new Float64Array(family.les.length) : undefined, seen: 0, count: 0, sum: 0, native: undefined, pbLabels: undefined };
         (fresh ??= new Map()).set(key, s);
       }
       order[i] = s;
@@ -321,7 +338,7 @@ export class SampleStore {
       for (const [key, s] of fresh) {
         owner.series.set(key, s);
         s.family.live.add(s);
-        s.family.dirty = true;
+        s.family.version++;
       }
     }
     owner.order = order;
@@ -335,7 +352,7 @@ export class SampleStore {
         case 'gauge':
           if (s.value !== e.value) {
             s.value = e.value;
-            s.family.dirty = true;
+            s.family.version++;
           }
           break;
         case 'counter': {
@@ -344,7 +361,7 @@ export class SampleStore {
           const next = e.value >= prev ? e.value : prev + e.value;
           if (s.value !== next) {
             s.value = next;
-            s.family.dirty = true;
+            s.family.version++;
           }
           break;
         }
@@ -352,10 +369,13 @@ export class SampleStore {
           const bounds = s.family.def.buckets!;
           let b = 0;
           while (b < bounds.length && e.value > bounds[b]) b++;
+          // Native buckets only for a series observed from its first observation on.
+          if (s.count === 0) s.native ??= new ExponentialBuckets();
+          s.native?.observe(e.value);
           s.buckets![b]++;
           s.count++;
           s.sum += e.value;
-          s.family.dirty = true;
+          s.family.version++;
           break;
         }
         case 'hist': {
@@ -365,12 +385,18 @@ export class SampleStore {
             b[k] = e.cumulative[k] - prevCum;
             prevCum = e.cumulative[k];
           }
-          if (s.count !== prevCum || s.sum !== e.value) s.family.dirty = true;
+          if (s.count !== prevCum || s.sum !== e.value || s.native) s.family.version++;
+          s.native = undefined;
           s.count = prevCum;
           s.sum = e.value;
           break;
         }
         case 'keep':
+          // A series kept before its first observation is still an observed one.
+          if (s.count === 0 && !s.native) {
+            s.native = new ExponentialBuckets();
+            s.family.version++;
+          }
           break;
       }
     }
@@ -391,7 +417,7 @@ export class SampleStore {
   /** Removes a series from the exposition. */
   private retire(s: Series): void {
     s.family.live.delete(s);
-    s.family.dirty = true;
+    s.family.version++;
   }
 
   /** Removes every series of collectors whose last commit is older than their stale bound. */
@@ -432,7 +458,7 @@ export class SampleStore {
    * `maxCacheAgeMs + staleWhileRenderMs` is served while its successor renders in the
    * background, so a burst of scrapes never waits on a rendering.
    */
-  render(format: 'text' | 'openmetrics' = 'text'): Promise<Rendered> {
+  render(format: ExpositionFormat = 'text'): Promise<Rendered> {
     const now = this.now();
     const hit = this.cache.get(format);
     if (hit) {
@@ -452,7 +478,7 @@ export class SampleStore {
   }
 
   /** Renders `format` in a later turn of the event loop and swaps it in (gzipped first if scrapes asked for gzip). */
-  private refresh(format: 'text' | 'openmetrics', old: CacheEntry): void {
+  private refresh(format: ExpositionFormat, old: CacheEntry): void {
     if (this.refreshing.has(format)) return;
     this.refreshing.add(format);
     setImmediate(() => {
@@ -469,16 +495,28 @@ export class SampleStore {
     });
   }
 
-  private startRender(format: 'text' | 'openmetrics'): CacheEntry {
+  private startRender(format: ExpositionFormat): CacheEntry {
     const entry: CacheEntry = { generation: this.generation, at: this.now(), promise: undefined as unknown as Promise<Rendered>, done: false, gzipWanted: false };
-    const ours = this.renderFamilies(format);
-    const registry = format === 'text' ? this.textRegistry : this.omRegistry;
-    const contentType = format === 'text' ? client.prometheusContentType : client.openMetricsContentType;
-    entry.promise = (registry.getMetricsAsArray().length ? registry.metrics() : Promise.resolve(format === 'text' ? '' : '# EOF\n')).then((runtime): Rendered => {
-      if (runtime) {
-        if (format === 'text' && ours.length) ours.push(NEWLINE);
-        ours.push(Buffer.from(runtime));
-      }
+    let parts: Promise<Buffer[]>;
+    let contentType: string;
+    if (format === 'protobuf') {
+      // The runtime metrics in their text names (counters keep `_total` in protobuf).
+      const ours = renderProtobufFamilies(this.families.values());
+      contentType = PROTOBUF_CONTENT_TYPE;
+      parts = this.textRegistry.getMetricsAsArray().length ? this.textRegistry.getMetricsAsJSON().then((json) => [...ours, renderProtobufRegistry(json)]) : Promise.resolve(ours);
+    } else {
+      const ours = this.renderFamilies(format);
+      const registry = format === 'text' ? this.textRegistry : this.omRegistry;
+      contentType = format === 'text' ? client.prometheusContentType : client.openMetricsContentType;
+      parts = (registry.getMetricsAsArray().length ? registry.metrics() : Promise.resolve(format === 'text' ? '' : '# EOF\n')).then((runtime) => {
+        if (runtime) {
+          if (format === 'text' && ours.length) ours.push(NEWLINE);
+          ours.push(Buffer.from(runtime));
+        }
+        return ours;
+      });
+    }
+    entry.promise = parts.then((ours): Rendered => {
       const body = Buffer.concat(ours);
       let gz: Promise<Buffer> | undefined;
       entry.done = true;
@@ -505,9 +543,9 @@ export class SampleStore {
     const parts: Buffer[] = [];
     for (const f of this.families.values()) {
       if (f.live.size === 0) continue;
-      if (f.dirty) {
+      if (f.linesVersion !== f.version) {
         f.lines = Buffer.from(f.def.type === 'histogram' ? histogramLines(f) : sampleLines(f));
-        f.dirty = false;
+        f.linesVersion = f.version;
       }
       // Text separates families with an empty line; OpenMetrics does not.
       if (!om && parts.length) parts.push(NEWLINE);
@@ -569,7 +607,8 @@ export class SampleStore {
         textHeader: Buffer.from(`# HELP ${def.name} ${help}\n# TYPE ${def.name} ${type}\n`),
         omHeader: Buffer.from(`# HELP ${omName} ${help}\n# TYPE ${omName} ${type}\n`),
         les: def.type === 'histogram' ? [...(def.buckets ?? []).map((b) => `le="${b}"`), 'le="+Inf"'] : [],
-        dirty: true,
+        version: 1,
+        linesVersion: 0,
         lines: EMPTY,
       };
       this.families.set(name, f);

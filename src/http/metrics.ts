@@ -1,16 +1,16 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { SampleStore } from '../core/store.js';
+import { negotiate } from './negotiate.js';
 
-/** True when the Accept header prefers OpenMetrics (as Prometheus sends it). */
-export function wantsOpenMetrics(accept: string | undefined): boolean {
-  return !!accept && /application\/openmetrics-text/i.test(accept);
-}
-
-/** `GET /metrics`: the cached exposition; OpenMetrics when asked, gzip when accepted. */
+/**
+ * `GET /metrics`: the cached exposition in the format the Accept header negotiates (text,
+ * OpenMetrics or protobuf; text for anything else), gzip when accepted.
+ */
 export const metricsPlugin: FastifyPluginAsync<{ store: SampleStore }> = async (app, { store }) => {
   app.get('/metrics', async (req, reply) => {
-    const rendered = await store.render(wantsOpenMetrics(req.headers.accept) ? 'openmetrics' : 'text');
-    reply.header('content-type', rendered.contentType).header('cache-control', 'no-store').header('vary', 'Accept, Accept-Encoding');
+    const wanted = negotiate(req.headers.accept);
+    const rendered = await store.render(wanted.format);
+    reply.header('content-type', wanted.contentType).header('cache-control', 'no-store').header('vary', 'Accept, Accept-Encoding');
     if (/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
       return reply.header('content-encoding', 'gzip').send(await rendered.gzip());
     }
