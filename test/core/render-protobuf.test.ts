@@ -5,8 +5,7 @@ import { catalog } from '../../src/catalog/index.js';
 import { bucketIndex, bucketUpperBound, encodeSide, ExponentialBuckets, INITIAL_SCHEMA, MAX_BUCKETS, ZERO_THRESHOLD } from '../../src/core/native-histogram.js';
 import { ProtoWriter } from '../../src/core/protobuf.js';
 import { SampleStore } from '../../src/core/store.js';
-import { parseExposition } from '../../src/parse/exposition.js';
-import { decodeExposition, delimited, expandSide, fields, flatten, sampleKey, type DecodedFamily } from '../helpers/protobuf-decode.js';
+import { assertSameAsText, decodeExposition, delimited, expandSide, fields, type DecodedFamily } from '../helpers/protobuf-decode.js';
 
 const id = { gpu: '0', uuid: 'GPU-0' };
 const em = { engine: 'vllm', model: 'm' };
@@ -16,25 +15,6 @@ async function both(s: SampleStore): Promise<{ text: string; pb: DecodedFamily[]
   const r = await s.render('protobuf');
   assert.match(r.contentType, /^application\/vnd\.google\.protobuf; proto=io\.prometheus\.client\.MetricFamily; encoding=delimited/);
   return { text, pb: decodeExposition(r.body), body: r.body };
-}
-
-/** Every family of the text rendering, as sample keys and values, against the protobuf one decoded independently. */
-function assertSameAsText(text: string, pb: DecodedFamily[], opts: { valuesOf?: (family: string) => boolean } = {}): void {
-  const exp = parseExposition(text, { format: 'text' });
-  const flat = flatten(pb);
-  // A family with no series is left out of protobuf (the text format writes its HELP and TYPE alone).
-  const nonEmpty = [...exp.families.values()].filter((f) => f.samples.length > 0).map((f) => f.name);
-  assert.deepEqual([...flat.keys()], nonEmpty, 'the same families in the same order');
-  for (const f of pb) {
-    const t = exp.families.get(f.name)!;
-    assert.equal(f.help, t.help, `${f.name}: help`);
-    assert.equal(f.type.toLowerCase(), t.type, `${f.name}: type`);
-    // The text format spells -0 as 0.
-    const mine = flat.get(f.name)!.map((s) => [s.key, opts.valuesOf?.(f.name) === false ? 0 : s.value + 0] as const);
-    const theirs = t.samples.map((s) => [sampleKey(s.name, s.labels), opts.valuesOf?.(f.name) === false ? 0 : s.value + 0] as const);
-    assert.deepEqual(new Map(mine), new Map(theirs), `${f.name}: samples`);
-    assert.equal(mine.length, theirs.length, `${f.name}: sample count`);
-  }
 }
 
 test('protobuf carries exactly what the text format carries: gauges, counters, info, histograms; no timestamps', async () => {

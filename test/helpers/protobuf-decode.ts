@@ -1,3 +1,5 @@
+import assert from 'node:assert/strict';
+import { parseExposition } from '../../src/parse/exposition.js';
 /**
  * A small protobuf decoder for the tests, written from the wire-format specification and
  * independent of src/core/protobuf.ts: varints are read as BigInt, packed and unpacked
@@ -300,3 +302,23 @@ export function flatten(families: DecodedFamily[]): Map<string, FlatSample[]> {
   }
   return out;
 }
+
+/** Every family of the text rendering, as sample keys and values, against the protobuf one decoded independently. */
+export function assertSameAsText(text: string, pb: DecodedFamily[], opts: { valuesOf?: (family: string) => boolean } = {}): void {
+  const exp = parseExposition(text, { format: 'text' });
+  const flat = flatten(pb);
+  // A family with no series is left out of protobuf (the text format writes its HELP and TYPE alone).
+  const nonEmpty = [...exp.families.values()].filter((f) => f.samples.length > 0).map((f) => f.name);
+  assert.deepEqual([...flat.keys()], nonEmpty, 'the same families in the same order');
+  for (const f of pb) {
+    const t = exp.families.get(f.name)!;
+    assert.equal(f.help, t.help, `${f.name}: help`);
+    assert.equal(f.type.toLowerCase(), t.type, `${f.name}: type`);
+    // The text format spells -0 as 0.
+    const mine = flat.get(f.name)!.map((s) => [s.key, opts.valuesOf?.(f.name) === false ? 0 : s.value + 0] as const);
+    const theirs = t.samples.map((s) => [sampleKey(s.name, s.labels), opts.valuesOf?.(f.name) === false ? 0 : s.value + 0] as const);
+    assert.deepEqual(new Map(mine), new Map(theirs), `${f.name}: samples`);
+    assert.equal(mine.length, theirs.length, `${f.name}: sample count`);
+  }
+}
+
