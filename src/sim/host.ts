@@ -1,5 +1,7 @@
 import { ITL_BUCKETS, REQUEST_BUCKETS, TTFT_BUCKETS } from '../catalog/serving.js';
 import { hash01, mulberry32, smoothNoise } from './random.js';
+import type { RecoveryAction } from '../collectors/gpu/health.js';
+import type { SimFault } from './faults.js';
 
 /** A simulated latency histogram: observation mass per catalog bucket (+Inf last), cumulative form on read. */
 export class SimHistogram {
@@ -69,6 +71,8 @@ export interface SimGpu {
   eccCorrected: number;
   eccUncorrected: number;
   xid: Map<number, number>;
+  /** Health signals; changed only by injected faults (--simulate.fault). */
+  readonly health: SimGpuHealth;
   /** Allocator of the serving process on this GPU. */
   allocReserved: number;
   allocAllocated: number;
@@ -78,6 +82,32 @@ export interface SimGpu {
   allocOoms: number;
   readonly pid: number;
   readonly pod: { namespace: string; pod: string; container: string } | undefined;
+}
+
+/** NVLink links of a simulated H100. */
+export const SIM_NVLINK_LINKS = 18;
+/** Temperature at which a simulated H100 starts slowing down (its thermal margin is measured to it). */
+export const SIM_SLOWDOWN_CELSIUS = 87;
+
+/** Health state of a simulated GPU. */
+export interface SimGpuHealth {
+  /** Fell off the bus: the GPU answers nothing. */
+  lost: boolean;
+  recoveryAction: RecoveryAction;
+  rowRemapPending: boolean;
+  rowRemapFailed: boolean;
+  remappedRowsCorrectable: number;
+  remappedRowsUncorrectable: number;
+  /** Per link: CRC, replay and recovery error counters. */
+  readonly nvlinkErrors: { crc: number[]; replay: number[]; recovery: number[] };
+  pcieReplays: number;
+  retiredPagesSingleBit: number;
+  retiredPagesDoubleBit: number;
+  retiredPagesPending: boolean;
+  /** Running past its slowdown temperature. */
+  hot: boolean;
+  nvlinkRising: boolean;
+  pcieRising: boolean;
 }
 
 export interface SimPeer {
@@ -95,6 +125,8 @@ export interface SimHostOptions {
   readonly peers: number;
   /** Simulated time origin, ms. */
   readonly startMs: number;
+  /** Faults to inject (--simulate.fault). */
+  readonly faults?: readonly SimFault[];
 }
 
 export const THROTTLE_REASONS = ['gpu_idle', 'sw_power_cap', 'hw_slowdown', 'sw_thermal_slowdown', 'hw_thermal_slowdown', 'hw_power_brake_slowdown', 'sync_boost', 'applications_clocks_setting'] as const;
@@ -141,8 +173,11 @@ export class SimHost {
   }
   trainingSamplesPerSecond = 0;
   private readonly rand: () => number;
+  /** Injected faults not yet started, earliest first. */
+  private readonly pendingFaults: SimFault[];
 
   constructor(readonly opts: SimHostOptions) {
+    this.pendingFaults = [...(opts.faults ?? [])].sort((a, b) => a.atSeconds - b.atSeconds);
     this.rand = mulberry32(opts.seed);
     for (let i = 0; i < opts.gpus; i++) {
       const hex = Array.from({ length: 4 }, (_, k) => Math.floor(hash01(opts.seed, i, k) * 0x10000).toString(16).padStart(4, '0'));
@@ -159,6 +194,11 @@ export class SimHost {
         throttleSeconds: Object.fromEntries(THROTTLE_REASONS.map((r) => [r, 0])),
         busySeconds: 0, memoryBusySeconds: 0, energyJoules: 0, nvlinkTxBytes: 0, nvlinkRxBytes: 0,
         pcieTxBytesPerSecond: 0, pcieRxBytesPerSecond: 0, eccCorrected: 0, eccUncorrected: 0, xid: new Map(i === 0 ? [[31, 0]] : []),
+        health: {
+          lost: false, recoveryAction: 'none', rowRemapPending: false, rowRemapFailed: false, remappedRowsCorrectable: 0, remappedRowsUncorrectable: 0,
+          nvlinkErrors: { crc: new Array(SIM_NVLINK_LINKS).fill(0), replay: new Array(SIM_NVLINK_LINKS).fill(0), recovery: new Array(SIM_NVLINK_LINKS).fill(0) },
+          pcieReplays: 0, retiredPagesSingleBit: 0, retiredPagesDoubleBit: 0, retiredPagesPending: false, hot: false, nvlinkRising: false, pcieRising: false,
+        },
         allocReserved: 0, allocAllocated: 0, allocInactiveSplit: 0, allocLargestFree: 0, allocRetries: 0, allocOoms: 0,
         pid: 4100 + i,
         // The last GPU of a node is allocated to a notebook that forgot it: idle but allocated.
@@ -277,6 +317,44 @@ export class SimHost {
     this.trainingSteps = Math.floor(this.trainingSamples / 1024);
     for (const p of this.peers) {
       p.lastRttSeconds = p.baseRttSeconds * (1 + 0.3 * Math.abs(smoothNoise(seed, 800, t)));
+    }
+    this.applyFaults(t, dt);
+  }
+
+  /** Starts the injected faults that are due, then applies the lasting ones for this step. */
+  private applyFaults(t: number, dt: number): void {
+    while (this.pendingFaults.length && this.pendingFaults[0].atSeconds <= t) {
+      const f = this.pendingFaults.shift()!;
+      const g = this.gpus[f.gpu];
+      if (!g) continue;
+      const h = g.health;
+      switch (f.kind) {
+        case 'xid': g.xid.set(f.xid!, (g.xid.get(f.xid!) ?? 0) + 1); break;
+        case 'lost': g.xid.set(79, (g.xid.get(79) ?? 0) + 1); h.lost = true; break;
+        case 'reset': h.recoveryAction = 'gpu_reset'; break;
+        case 'reboot': h.recoveryAction = 'node_reboot'; break;
+        case 'drain_p2p': h.recoveryAction = 'drain_p2p'; break;
+        case 'drain_and_reset': h.recoveryAction = 'drain_and_reset'; break;
+        case 'recover_imex': h.recoveryAction = 'recover_imex_domain'; break;
+        case 'row_remap_pending': h.rowRemapPending = true; h.remappedRowsUncorrectable++; break;
+        case 'row_remap_failed': h.rowRemapFailed = true; break;
+        case 'retired_pages_pending': h.retiredPagesPending = true; h.retiredPagesDoubleBit++; break;
+        case 'nvlink_errors': h.nvlinkRising = true; break;
+        case 'pcie_replays': h.pcieRising = true; break;
+        case 'hot': h.hot = true; break;
+      }
+    }
+    for (const g of this.gpus) {
+      const h = g.health;
+      // About 20 CRC and 2 replay errors a second on link 0: a marginal link.
+      if (h.nvlinkRising && this.rand() < 20 * dt) h.nvlinkErrors.crc[0] += 1 + Math.floor(this.rand() * 2);
+      if (h.nvlinkRising && this.rand() < 2 * dt) h.nvlinkErrors.replay[0]++;
+      if (h.pcieRising && this.rand() < 5 * dt) h.pcieReplays++;
+      if (h.hot) {
+        g.temperatureCelsius = Math.max(g.temperatureCelsius, SIM_SLOWDOWN_CELSIUS + 3);
+        g.throttle.hw_thermal_slowdown = true;
+        g.throttleSeconds.hw_thermal_slowdown += dt;
+      }
     }
   }
 

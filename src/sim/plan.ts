@@ -1,3 +1,4 @@
+import type { SimFault } from './faults.js';
 import { SimHost } from './host.js';
 
 /**
@@ -75,6 +76,8 @@ export interface SimHostShape {
   readonly gpus: number;
   readonly peers: number;
   readonly seed: number;
+  /** Faults to inject (`--simulate.fault`). */
+  readonly faults?: readonly SimFault[];
 }
 
 /**
@@ -90,6 +93,6 @@ export class Simulation {
   ) {}
 
   host(): SimHost {
-    return (this.made ??= new SimHost({ gpus: this.shape.gpus, seed: this.shape.seed, peers: this.shape.peers, startMs: this.now() }));
+    return (this.made ??= new SimHost({ gpus: this.shape.gpus, seed: this.shape.seed, peers: this.shape.peers, faults: this.shape.faults, startMs: this.now() }));
   }
 }

@@ -1,4 +1,4 @@
-import type { SimHost } from '../../sim/host.js';
+import { SIM_SLOWDOWN_CELSIUS, type SimHost } from '../../sim/host.js';
 import type { GpuReading, GpuSource } from './source.js';
 
 /** The GPUs of a simulated host, read like a real source. */
@@ -15,9 +15,31 @@ export function simulatedGpuSource(host: SimHost, now: () => number): GpuSource 
         lastBusy.set(g.index, g.busySeconds);
         const prevMem = lastMemBusy.get(g.index) ?? g.memoryBusySeconds;
         lastMemBusy.set(g.index, g.memoryBusySeconds);
+        const device = { index: g.index, uuid: g.uuid, name: g.name, pciBusId: g.pciBusId, driverVersion: '590.48.01', migMode: mig(g.index) ? 'Enabled' : 'Disabled' };
+        const h = g.health;
+        // A GPU that fell off the bus answers nothing; the XIDs counted before stay.
+        if (h.lost) return { device, up: false, xidCounts: new Map(g.xid) };
         return {
-        device: { index: g.index, uuid: g.uuid, name: g.name, pciBusId: g.pciBusId, driverVersion: '590.48.01', migMode: mig(g.index) ? 'Enabled' : 'Disabled' },
+        device,
         up: true,
+        // Every signal, so that each dashboard panel and alert has data (a real H100 reports no retired pages).
+        health: {
+          retiredPagesSingleBit: h.retiredPagesSingleBit,
+          retiredPagesDoubleBit: h.retiredPagesDoubleBit,
+          retiredPagesPending: h.retiredPagesPending,
+          recoveryAction: h.recoveryAction,
+          rowRemapPending: h.rowRemapPending,
+          rowRemapFailed: h.rowRemapFailed,
+          remappedRowsCorrectable: h.remappedRowsCorrectable,
+          remappedRowsUncorrectable: h.remappedRowsUncorrectable,
+          nvlinkErrors: h.nvlinkErrors.crc.flatMap((crc, link) => [
+            { link, type: 'crc' as const, value: crc },
+            { link, type: 'replay' as const, value: h.nvlinkErrors.replay[link] },
+            { link, type: 'recovery' as const, value: h.nvlinkErrors.recovery[link] },
+          ]),
+          pcieReplays: h.pcieReplays,
+          thermalMarginCelsius: Math.round(SIM_SLOWDOWN_CELSIUS - g.temperatureCelsius),
+        },
         utilization: g.utilization,
         memoryControllerUtilization: g.memoryControllerUtilization,
         memoryUsedBytes: g.memoryUsedBytes,

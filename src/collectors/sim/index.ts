@@ -5,6 +5,7 @@ import type { Ports } from '../../ports/index.js';
 import type { SimHost } from '../../sim/host.js';
 import type { RealSources, SimHostShape } from '../../sim/plan.js';
 import { hash01 } from '../../sim/random.js';
+import { parseSimFaults, SIM_FAULTS } from '../../sim/faults.js';
 
 /** What the simulator leaves to real collectors running beside it (see src/sim/plan.ts). */
 export type SimHostOptions = Partial<RealSources>;
@@ -149,9 +150,11 @@ export const simCollector: CollectorDefinition<SimConfig, CollectorDeps & Pick<P
     { name: 'simulate.gpus', type: 'int', default: '8', min: 0, max: 1024, help: 'Number of simulated GPUs.' },
     { name: 'simulate.peers', type: 'int', default: '4', min: 0, max: 5000, help: 'Number of simulated peers.' },
     { name: 'simulate.seed', type: 'int', default: '1', help: 'Seed of the simulation; the same seed gives the same values.' },
+    { name: 'simulate.fault', type: 'list', help: `Inject a GPU fault into the simulated host: gpu<N>:<fault>[@<delay>], repeatable or comma-separated (e.g. gpu3:xid79,gpu1:reset@30s). Faults: ${Object.keys(SIM_FAULTS).join(', ')}.` },
   ],
   configure(flags: FlagValues): SimConfig {
-    return { simulate: flags.bool('simulate'), gpus: flags.requireNumber('simulate.gpus'), peers: flags.requireNumber('simulate.peers'), seed: flags.requireNumber('simulate.seed') };
+    const gpus = flags.requireNumber('simulate.gpus');
+    return { simulate: flags.bool('simulate'), gpus, peers: flags.requireNumber('simulate.peers'), seed: flags.requireNumber('simulate.seed'), faults: parseSimFaults(flags.list('simulate.fault'), gpus) };
   },
   create(deps) {
     const host = deps.simulation.host();
