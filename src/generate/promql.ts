@@ -9,6 +9,15 @@ export const PROMETHEUS_METRICS: ReadonlySet<string> = new Set(['up', 'scrape_du
 /** Labels that every series carries once Prometheus scraped it. */
 export const TARGET_LABELS = ['job', 'instance'] as const;
 
+/**
+ * The label that tells clusters apart in a store several Prometheus servers write into
+ * (an external label, added on remote write): dashboards filter every series by it (a series
+ * without it matches "All"), and rules keep it in every aggregation, so that one Grafana and
+ * one rule evaluator can serve many clusters. On a single Prometheus it is absent and changes
+ * nothing.
+ */
+export const CLUSTER_LABEL = 'cluster';
+
 const HISTOGRAM_SUFFIXES = ['_bucket', '_sum', '_count'] as const;
 
 /** Recording rules register their output here so selectors can resolve them like catalog metrics. */
@@ -75,7 +84,7 @@ export function variableScope(vars: readonly string[]): Scope {
   const byLabel: Record<string, Matcher> = {};
   for (const v of vars) {
     const m = `${v}=~"$${v}"`;
-    if ((TARGET_LABELS as readonly string[]).includes(v)) always.push(m);
+    if ((TARGET_LABELS as readonly string[]).includes(v) || v === CLUSTER_LABEL) always.push(m);
     else byLabel[v] = m;
   }
   return { always, byLabel };

@@ -62,7 +62,9 @@ for (const v of PROMETHEUS_VERSIONS) {
 
     test('every template variable query finds values', { timeout: 60_000 }, async () => {
       const failures: string[] = [];
-      for (const v of variableQueries()) {
+      // The cluster variable lists an external label, which a single Prometheus does not store;
+      // test/e2e/remote-write.test.ts finds its values in the store the agents write into.
+      for (const v of variableQueries().filter((x) => x.name !== 'cluster')) {
         const m = /^label_values\((.+),\s*([a-zA-Z_]+)\)$/.exec(v.query);
         if (!m) {
           failures.push(`${v.dashboard} $${v.name}: not label_values(selector, label): ${v.query}`);

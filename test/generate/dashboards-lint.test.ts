@@ -32,12 +32,14 @@ test('dashboard settings: datasource variable, job/instance variables, read-only
     const vars: Array<Record<string, any>> = d.templating.list;
     const ds = vars.find((v) => v.type === 'datasource');
     if (!ds || ds.name !== 'datasource' || ds.query !== 'prometheus' || ds.label !== 'Data source') p('needs a prometheus datasource variable named datasource, labeled "Data source"');
-    for (const name of ['job', 'instance']) if (!vars.some((v) => v.name === name)) p(`missing the ${name} variable`);
+    for (const name of ['cluster', 'job', 'instance']) if (!vars.some((v) => v.name === name)) p(`missing the ${name} variable`);
     for (const v of vars.filter((x) => x.type === 'query')) {
       const vp = (m: string) => p(`variable ${v.name}: ${m}`);
       if (v.datasource?.uid !== '${datasource}') vp('must use the datasource variable');
       if (v.multi !== true || v.includeAll !== true) vp('must be multi-select with All');
-      if (v.allValue !== '.+') vp(`allValue ${v.allValue}, want .+`);
+      // All clusters must match series without the label too (a single Prometheus has none).
+      const wantAll = v.name === 'cluster' ? '.*' : '.+';
+      if (v.allValue !== wantAll) vp(`allValue ${v.allValue}, want ${wantAll}`);
       if (v.refresh !== 2) vp('must refresh on time range change');
       if (v.label !== v.name.charAt(0).toUpperCase() + v.name.slice(1) && v.label !== v.name.toUpperCase()) vp(`label ${v.label} should be the title-cased name`);
     }
@@ -81,7 +83,7 @@ test('every query parses, is filtered by the variables, uses $__rate_interval, a
     if (a.selectors.length === 0) problems.push(`${where}: no selector in ${q.expr}`);
     for (const s of a.selectors) {
       const sp = (m: string) => problems.push(`${where}: ${s.name}: ${m}`);
-      for (const v of ['job', 'instance']) {
+      for (const v of ['cluster', 'job', 'instance']) {
         const m = s.matchers.get(v);
         if (!m || m.op !== '=~' || m.value !== `$${v}`) sp(`missing ${v}=~"$${v}"`);
       }
@@ -109,7 +111,8 @@ test('variable queries are label_values() over catalog metrics, filtered by the 
     }
     const a = analyze(m[1]);
     if (a.errors.length || a.selectors.length !== 1 || !catalogEntry(a.selectors[0].name)) problems.push(`${v.dashboard} $${v.name}: bad selector ${m[1]}`);
-    if (v.name !== 'job' && a.selectors[0]?.matchers.get('job')?.value !== '$job') problems.push(`${v.dashboard} $${v.name}: not filtered by $job`);
+    if (v.name !== 'cluster' && a.selectors[0]?.matchers.get('cluster')?.value !== '$cluster') problems.push(`${v.dashboard} $${v.name}: not filtered by $cluster`);
+    if (v.name !== 'job' && v.name !== 'cluster' && a.selectors[0]?.matchers.get('job')?.value !== '$job') problems.push(`${v.dashboard} $${v.name}: not filtered by $job`);
   }
   assert.deepEqual(problems, []);
 });

@@ -106,5 +106,6 @@ export function substitute(expr: string, rateInterval = '15s'): string {
   return expr
     .replace(/\$__rate_interval|\$\{__rate_interval\}/g, rateInterval)
     .replace(/\$__interval|\$\{__interval\}|\$__range|\$\{__range\}/g, rateInterval)
+    .replace(/\$\{?cluster\}?/g, '.*')
     .replace(/\$\{?(job|instance|gpu|engine|model|peer|namespace|pod)\}?/g, '.+');
 }

@@ -7,7 +7,7 @@ import * as table from '@grafana/grafana-foundation-sdk/table';
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
 import type * as cog from '@grafana/grafana-foundation-sdk/cog';
 import type { MetricDef, MetricUnit } from '../../catalog/index.js';
-import { catalogEntry, selector, variableScope } from '../promql.js';
+import { catalogEntry, CLUSTER_LABEL, selector, variableScope } from '../promql.js';
 
 /** The Prometheus data source of every panel and variable: the `datasource` template variable. */
 export const DS: common.DataSourceRef = { type: 'prometheus', uid: '${datasource}' };
@@ -55,7 +55,7 @@ export interface Q {
 export const usedByDashboards = new Set<string>();
 
 export function queries(filters: readonly FilterVar[]): Q {
-  const scope = variableScope(['job', 'instance', ...filters]);
+  const scope = variableScope([CLUSTER_LABEL, 'job', 'instance', ...filters]);
   const used = new Set<string>();
   return {
     used,
@@ -216,7 +216,7 @@ export function row(title: string): dashboard.RowBuilder {
   return new dashboard.RowBuilder(title);
 }
 
-/** The shared shell: data source, job/instance and filter variables, links, UTC, read-only. */
+/** The shared shell: data source, cluster/job/instance and filter variables, links, UTC, read-only. */
 export function dashboardShell(opts: {
   uid: string;
   title: string;
@@ -237,7 +237,7 @@ export function dashboardShell(opts: {
     .withVariable(new dashboard.DatasourceVariableBuilder('datasource').label('Data source').type('prometheus'));
   const scopeVars: string[] = [];
   const selectorOf = (metric: string) => selector(metric, variableScope(scopeVars));
-  const addVar = (name: string, label: string, metric: string, labelName: string) => {
+  const addVar = (name: string, label: string, metric: string, labelName: string, allValue = '.+') => {
     const q = `label_values(${selectorOf(metric)}, ${labelName})`;
     b.withVariable(
       new dashboard.QueryVariableBuilder(name)
@@ -247,12 +247,14 @@ export function dashboardShell(opts: {
         .definition(q)
         .multi(true)
         .includeAll(true)
-        .allValue('.+')
+        .allValue(allValue)
         .refresh(dashboard.VariableRefresh.OnTimeRangeChanged)
         .sort(dashboard.VariableSort.NaturalAsc),
     );
     scopeVars.push(name);
   };
+  // All clusters is `.*`: it also matches series without the label (a single Prometheus).
+  addVar(CLUSTER_LABEL, 'Cluster', 'ds_exporter_build_info', CLUSTER_LABEL, '.*');
   addVar('job', 'Job', 'ds_exporter_build_info', 'job');
   addVar('instance', 'Instance', 'ds_exporter_build_info', 'instance');
   for (const f of opts.filters) {

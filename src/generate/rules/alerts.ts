@@ -1,4 +1,4 @@
-import { selector, type Scope } from '../promql.js';
+import { CLUSTER_LABEL, selector, type Scope } from '../promql.js';
 import type { RulesConfig } from './config.js';
 import { ttftErrorRecord } from './recording.js';
 
@@ -21,7 +21,9 @@ export interface AlertGroup {
   readonly rules: readonly AlertRule[];
 }
 
-const T = 'job, instance';
+// The cluster label (absent on a single Prometheus) is kept, so alerts of different clusters
+// evaluated in one store stay apart.
+const T = `${CLUSTER_LABEL}, job, instance`;
 const GPU = `${T}, gpu, uuid`;
 const where = 'on {{ $labels.instance }}';
 const gpuAt = 'GPU {{ $labels.gpu }} ({{ $labels.uuid }}) on {{ $labels.instance }}';

@@ -1,5 +1,5 @@
 import { catalog } from '../../catalog/index.js';
-import { declareRecorded, selector, type Scope } from '../promql.js';
+import { CLUSTER_LABEL, declareRecorded, selector, type Scope } from '../promql.js';
 import type { RulesConfig } from './config.js';
 
 /** One recording rule . */
@@ -31,7 +31,9 @@ const RECORDED_LABELS: Record<string, readonly string[]> = {
 };
 for (const name of Object.values(REC)) declareRecorded(name, RECORDED_LABELS[name] ?? []);
 
-const BY = 'job, instance';
+// The cluster label stays in every aggregation: in a store several clusters write into, each
+// keeps its own recorded series (on a single Prometheus the label is absent and changes nothing).
+const BY = `${CLUSTER_LABEL}, job, instance`;
 
 /** rate() window of the recording rules; part of the recorded names. */
 export const RECORDING_WINDOW = '5m';
