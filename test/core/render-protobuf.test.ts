@@ -241,3 +241,17 @@ test('a store histogram fed hostile values keeps native and classic counts equal
   assert.equal(h.count, 2000);
   assert.ok(h.positiveSpans.length + h.negativeSpans.length > 0);
 });
+
+test('every metric and label name the exporter can serve is in the legacy character set, so each escaping scheme serves the same bytes', async () => {
+  const metricName = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+  const labelName = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+  for (const d of catalog) {
+    assert.match(d.name, metricName);
+    for (const l of d.labels) assert.match(l, labelName, `${d.name}: label ${l}`);
+  }
+  const s = new SampleStore({ processMetrics: true });
+  for (const m of await s.textRegistry.getMetricsAsJSON()) {
+    assert.match(m.name, metricName);
+    for (const v of m.values) for (const l of Object.keys(v.labels)) assert.match(l, labelName, `${m.name}: label ${l}`);
+  }
+});
