@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing: Debian's prometheus (server and
 # promtool) and chromium, helm, pint and the checkers in test/tools (Go module proxy),
-# pytest (PyPI), Prometheus 3, Alertmanager and VictoriaMetrics (scripts/setup-go-tools.sh),
+# pytest and NVIDIA's nvml.h (PyPI), Prometheus 3, Alertmanager and VictoriaMetrics (scripts/setup-go-tools.sh),
 # and llama.cpp's llama-server with a tiny model (scripts/setup-llama-server.sh).
 # Idempotent: a second run only checks.
 set -euo pipefail
@@ -63,5 +63,13 @@ if ! python3 -c 'import pytest' >/dev/null 2>&1; then
 fi
 # Prometheus 3 and promtool, Alertmanager, VictoriaMetrics and vmalert from their Go modules.
 bash scripts/setup-go-tools.sh || echo "setup: Go tools setup failed; their tests will skip"
+# NVIDIA's nvml.h (PyPI nvidia-nvml-dev): the fake libnvidia-ml.so.1 is compiled against it and
+# the NVML ABI test checks every size, offset and constant the NVML code uses against it.
+NVML_DEV="${HOME}/.cache/ds-exporter/nvml-dev-13.3.29"
+if [ ! -f "$NVML_DEV/nvidia/cu13/include/nvml.h" ]; then
+  echo "setup: pip install nvidia-nvml-dev==13.3.29 (nvml.h)"
+  python3 -m pip install -q --no-deps --target "$NVML_DEV" 'nvidia-nvml-dev==13.3.29' \
+    || echo "setup: nvml.h could not be installed; the fake NVML and ABI tests will say they were skipped"
+fi
 bash scripts/setup-llama-server.sh || echo "setup: llama-server setup failed; its live tests will skip"
 echo "setup: tools ready"

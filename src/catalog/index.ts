@@ -3,6 +3,7 @@ import { exporterMetrics } from './exporter.js';
 import { gpuMetrics } from './gpu.js';
 import { healthMetrics } from './health.js';
 import { memoryMetrics } from './memory.js';
+import { profilingMetrics } from './profiling.js';
 import { servingMetrics } from './serving.js';
 import type { MetricDef } from './types.js';
 
@@ -13,6 +14,7 @@ export { enrichCatalog, enrichedFamilies, isEnrichedFamily, POD_LABELS } from '.
 export const catalog: readonly MetricDef[] = [
   ...gpuMetrics,
   ...healthMetrics,
+  ...profilingMetrics,
   ...memoryMetrics,
   ...servingMetrics,
   ...commMetrics,

@@ -73,6 +73,8 @@ export interface SimGpu {
   xid: Map<number, number>;
   /** Health signals; changed only by injected faults (--simulate.fault). */
   readonly health: SimGpuHealth;
+  /** Profiling (GPM-like) integrals since the start: seconds active per key, bytes for PCIe (keys of PROFILING_SERIES). */
+  profiling: Record<string, number>;
   /** Allocator of the serving process on this GPU. */
   allocReserved: number;
   allocAllocated: number;
@@ -199,6 +201,7 @@ export class SimHost {
           nvlinkErrors: { crc: new Array(SIM_NVLINK_LINKS).fill(0), replay: new Array(SIM_NVLINK_LINKS).fill(0), recovery: new Array(SIM_NVLINK_LINKS).fill(0) },
           pcieReplays: 0, retiredPagesSingleBit: 0, retiredPagesDoubleBit: 0, retiredPagesPending: false, hot: false, nvlinkRising: false, pcieRising: false,
         },
+        profiling: {},
         allocReserved: 0, allocAllocated: 0, allocInactiveSplit: 0, allocLargestFree: 0, allocRetries: 0, allocOoms: 0,
         pid: 4100 + i,
         // The last GPU of a node is allocated to a notebook that forgot it: idle but allocated.
@@ -229,6 +232,29 @@ export class SimHost {
   private load(t: number): number {
     // Diurnal-ish wave (10 min period) with bursts.
     return 0.55 + 0.3 * Math.sin((2 * Math.PI * t) / 600) + 0.2 * smoothNoise(this.opts.seed, 1, t / 20);
+  }
+
+  /**
+   * Profiling activity consistent with the busy ratio u: SMs active at most u (a decode-heavy
+   * serving mix keeps 35–80 % of them busy while a kernel runs), tensor cores within SM activity,
+   * HMMA (FP16/BF16/FP8) nearly all of it. Deterministic per seed; draws nothing from the shared
+   * random stream, so the other simulated values do not change.
+   */
+  private profile(g: SimGpu, u: number, t: number, dt: number): void {
+    const smFrac = 0.575 + 0.225 * smoothNoise(this.opts.seed, 700 + g.index, t / 30);
+    const sm = u * smFrac;
+    const tensor = sm * (0.65 + 0.1 * smoothNoise(this.opts.seed, 800 + g.index, t / 20));
+    const rates: Record<string, number> = {
+      graphics: u, sm, sm_occupancy: sm * 0.6,
+      tensor_any: tensor, tensor_hmma: tensor * 0.96, tensor_imma: tensor * 0.04, tensor_dfma: 0, tensor_dmma: 0,
+      pipe_fp16: sm * 0.1, pipe_fp32: sm * 0.25, pipe_fp64: sm * 0.002, pipe_integer: sm * 0.15,
+      dram: g.memoryControllerUtilization,
+      pcie_tx: g.pcieTxBytesPerSecond, pcie_rx: g.pcieRxBytesPerSecond,
+    };
+    // An H100's media engines: present and idle under LLM serving.
+    for (const e of ['nvdec', 'nvjpg']) for (let k = 0; k < 7; k++) rates[`${e}_${k}`] = 0;
+    rates.nvofa_0 = 0;
+    for (const [k, r] of Object.entries(rates)) g.profiling[k] = (g.profiling[k] ?? 0) + r * dt;
   }
 
   private step(t: number): void {
@@ -263,6 +289,7 @@ export class SimHost {
       g.nvlinkRxBytes += u * 176e9 * dt;
       g.pcieTxBytesPerSecond = u * 2.1e9;
       g.pcieRxBytesPerSecond = u * 3.4e9;
+      this.profile(g, u, t, dt);
       // Allocator: reserved grows with load, fragmentation drifts between 5 % and 35 %.
       const reserved = idle ? 1.2 * GIB : (62 + 10 * load) * GIB;
       const frag = idle ? 0.02 : 0.2 + 0.15 * smoothNoise(seed, 500 + g.index, t / 45);

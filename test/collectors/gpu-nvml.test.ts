@@ -85,7 +85,7 @@ test('values from the fake NVML are exported exactly, in base units', { skip }, 
   await built.close();
 });
 
-const OLD_DRIVER = ['nvmlInit_v2', 'nvmlDeviceGetCount_v2', 'nvmlDeviceGetHandleByIndex_v2', 'nvmlDeviceGetPciInfo_v3', 'nvmlDeviceGetMemoryInfo_v2', 'nvmlDeviceGetCurrentClocksEventReasons', 'nvmlEventSetWait_v2'];
+const OLD_DRIVER = ['nvmlInit_v2', 'nvmlDeviceGetCount_v2', 'nvmlDeviceGetHandleByIndex_v2', 'nvmlDeviceGetPciInfo_v3', 'nvmlDeviceGetMemoryInfo_v2', 'nvmlDeviceGetCurrentClocksEventReasons', 'nvmlEventSetWait_v2', 'GPM'];
 const NO_EXTRAS = ['nvmlDeviceGetTotalEnergyConsumption', 'nvmlDeviceGetFieldValues', 'nvmlDeviceGetSamples', 'nvmlDeviceGetViolationStatus'];
 
 test('missing versioned symbols fall back to the older ones; missing functions leave their metrics absent', { skip }, async () => {
@@ -108,6 +108,9 @@ test('missing versioned symbols fall back to the older ones; missing functions l
   for (const name of ['ds_gpu_memory_temperature_celsius', 'ds_gpu_nvlink_bytes_total', 'ds_gpu_utilization_samples_lost_seconds_total']) {
     assert.ok(!fams.get(name)?.samples.length, `${name} should be absent`);
   }
+  // A driver without GPM: profiling says so, and no profiling series exists.
+  assert.match(text, /ds_gpu_profiling_info\{gpu="0",uuid="[^"]+",status="unsupported"\} 1/);
+  assert.ok(!fams.get('ds_gpu_sm_active_seconds_total')?.samples.length);
   // Energy without the device counter: integrated from power (100 W over two 1 s intervals).
   assert.equal(valueOf(text, re('ds_gpu_energy_joules_total', 0)), 200);
   // The old nvmlEventSetWait still delivers XIDs.

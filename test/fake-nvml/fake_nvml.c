@@ -15,22 +15,38 @@
  * error.<function>=<nvmlReturn_t>, error.field.<fieldId>=<nvmlReturn_t>.
  * Build with -DOMIT_<function> to leave a symbol out of the library.
  * Test controls: fake_nvml_set_time_us, fake_nvml_set_lost, fake_nvml_inject_xid.
+ *
+ * Compiled against NVIDIA's own nvml.h (-I its directory): every entry point must match the
+ * header's prototype and every struct is the header's, so the fake cannot drift from the ABI.
+ * NVML_NO_UNVERSIONED_FUNC_DEFS keeps the old unversioned names as real symbols beside the
+ * versioned ones, as the driver's library exports both.
  */
+#define NVML_NO_UNVERSIONED_FUNC_DEFS
+#include <nvml.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-typedef int nvmlReturn_t;
-enum { OK = 0, E_UNINIT = 1, E_ARG = 2, E_NOT_SUPPORTED = 3, E_NOT_FOUND = 6, E_SIZE = 7, E_TIMEOUT = 10, E_LOST = 15 };
+#define OK NVML_SUCCESS
+#define E_UNINIT NVML_ERROR_UNINITIALIZED
+#define E_ARG NVML_ERROR_INVALID_ARGUMENT
+#define E_NOT_SUPPORTED NVML_ERROR_NOT_SUPPORTED
+#define E_NOT_FOUND NVML_ERROR_NOT_FOUND
+#define E_SIZE NVML_ERROR_INSUFFICIENT_SIZE
+#define E_TIMEOUT NVML_ERROR_TIMEOUT
+#define E_LOST NVML_ERROR_GPU_IS_LOST
 
 #define MAXKV 512
 #define MAXGPU 16
 static char *cfg_key[MAXKV], *cfg_val[MAXKV];
 static int cfg_n, inited;
 
-typedef struct dev { int index; long calls; int forced_lost; unsigned long long registered; } dev_t_;
+/* A device handle (nvmlDevice_t) points at one of these; the header leaves the struct to the library. */
+struct nvmlDevice_st { int index; long calls; int forced_lost; unsigned long long registered; };
+typedef struct nvmlDevice_st dev_t_;
 static dev_t_ devs[MAXGPU];
 static unsigned long long fake_time_us;
 
@@ -83,13 +99,13 @@ static unsigned long long now_us(void) {
   return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL;
 }
 
-static int valid(void *d) { return d >= (void *)devs && d < (void *)(devs + ngpus()); }
+static int valid(const void *d) { return d >= (const void *)devs && d < (const void *)(devs + ngpus()); }
 
 /* Common entry of every device call: counts calls, applies loss and configured errors. */
-static nvmlReturn_t enter(void *d, const char *fn) {
+static nvmlReturn_t enter(const void *d, const char *fn) {
   if (!inited) return E_UNINIT;
   if (!valid(d)) return E_ARG;
-  dev_t_ *dv = d;
+  dev_t_ *dv = (dev_t_ *)d;
   dv->calls++;
   unsigned long long after = gnum(dv->index, "lost_after", 0), span = gnum(dv->index, "lost_for", 0);
   if (dv->forced_lost) return E_LOST;
@@ -119,7 +135,7 @@ static nvmlReturn_t put_str(char *out, unsigned int len, const char *s) {
 #define MAXMIG 8
 typedef struct { int parent, slot; } mig_t;
 static mig_t migs[MAXGPU * MAXMIG];
-static int is_mig(void *d) { return d >= (void *)migs && d < (void *)(migs + MAXGPU * MAXMIG); }
+static int is_mig(const void *d) { return d >= (const void *)migs && d < (const void *)(migs + MAXGPU * MAXMIG); }
 /* Field k (0 gi, 1 ci, 2 total, 3 used) of MIG slot `slot` of GPU i; 0 when absent. */
 static int mig_field(int i, int slot, int k, unsigned long long *v) {
   const char *p = gcfg(i, "mig_instances");
@@ -132,8 +148,8 @@ static int mig_field(int i, int slot, int k, unsigned long long *v) {
   }
   return 0;
 }
-static nvmlReturn_t mig_enter(void *d) {
-  mig_t *m = d;
+static nvmlReturn_t mig_enter(const void *d) {
+  const mig_t *m = d;
   return enter(&devs[m->parent], "mig");
 }
 
@@ -169,7 +185,9 @@ const char *nvmlErrorString(nvmlReturn_t r) {
     case OK: return "Success";
     case E_UNINIT: return "Uninitialized";
     case E_NOT_SUPPORTED: return "Not Supported";
-    case 4: return "Insufficient Permissions";
+    case NVML_ERROR_NO_PERMISSION: return "Insufficient Permissions";
+    case NVML_ERROR_IN_USE: return "In use by another client";
+    case NVML_ERROR_ARGUMENT_VERSION_MISMATCH: return "Argument version mismatch";
     case E_NOT_FOUND: return "Not Found";
     case E_TIMEOUT: return "Timeout";
     case E_LOST: return "GPU is lost";
@@ -189,7 +207,7 @@ nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *n) { return count(n, "nvmlDevic
 #endif
 nvmlReturn_t nvmlDeviceGetCount(unsigned int *n) { return count(n, "nvmlDeviceGetCount"); }
 
-static nvmlReturn_t by_index(unsigned int i, void **out) {
+static nvmlReturn_t by_index(unsigned int i, nvmlDevice_t *out) {
   if (!inited) return E_UNINIT;
   if (i >= (unsigned int)ngpus()) return E_ARG;
   nvmlReturn_t e = enter(&devs[i], "nvmlDeviceGetHandleByIndex");
@@ -198,9 +216,9 @@ static nvmlReturn_t by_index(unsigned int i, void **out) {
   return OK;
 }
 #ifndef OMIT_nvmlDeviceGetHandleByIndex_v2
-nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int i, void **out) { return by_index(i, out); }
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int i, nvmlDevice_t *out) { return by_index(i, out); }
 #endif
-nvmlReturn_t nvmlDeviceGetHandleByIndex(unsigned int i, void **out) { return by_index(i, out); }
+nvmlReturn_t nvmlDeviceGetHandleByIndex(unsigned int i, nvmlDevice_t *out) { return by_index(i, out); }
 
 nvmlReturn_t nvmlSystemGetDriverVersion(char *v, unsigned int len) {
   if (!inited) return E_UNINIT;
@@ -209,12 +227,12 @@ nvmlReturn_t nvmlSystemGetDriverVersion(char *v, unsigned int len) {
 }
 
 /* ---- identity ---- */
-nvmlReturn_t nvmlDeviceGetUUID(void *d, char *out, unsigned int len) {
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t d, char *out, unsigned int len) {
   if (is_mig(d)) {
     nvmlReturn_t e = mig_enter(d);
     if (e) return e;
     char u[64];
-    snprintf(u, sizeof u, "MIG-fake%04d-0000-0000-0000-%012d", ((mig_t *)d)->parent, ((mig_t *)d)->slot);
+    snprintf(u, sizeof u, "MIG-fake%04d-0000-0000-0000-%012d", ((const mig_t *)(const void *)d)->parent, ((const mig_t *)(const void *)d)->slot);
     return put_str(out, len, u);
   }
   ENTER(d);
@@ -223,7 +241,7 @@ nvmlReturn_t nvmlDeviceGetUUID(void *d, char *out, unsigned int len) {
   const char *s = gcfg(IDX(d), "uuid");
   return put_str(out, len, s ? s : def);
 }
-nvmlReturn_t nvmlDeviceGetName(void *d, char *out, unsigned int len) {
+nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t d, char *out, unsigned int len) {
   if (is_mig(d)) { nvmlReturn_t e = mig_enter(d); return e ? e : put_str(out, len, "NVIDIA H100 80GB HBM3 MIG 1g.10gb"); }
   ENTER(d);
   const char *s = gcfg(IDX(d), "name");
@@ -233,9 +251,8 @@ static void bus_id(int i, char *out, size_t n) {
   const char *s = gcfg(i, "pci_bus_id");
   if (s) snprintf(out, n, "%s", s); else snprintf(out, n, "00000000:%02X:00.0", 0x18 + i);
 }
-/* nvmlPciInfo_t (v2/v3): char busIdLegacy[16]; uint domain, bus, device, pciDeviceId, pciSubSystemId; char busId[32]. */
-typedef struct { char busIdLegacy[16]; unsigned int domain, bus, device, pciDeviceId, pciSubSystemId; char busId[32]; } pci_t;
-static nvmlReturn_t pci(void *d, pci_t *p) {
+typedef nvmlPciInfo_t pci_t;
+static nvmlReturn_t pci(nvmlDevice_t d, pci_t *p) {
   memset(p, 0, sizeof *p);
   bus_id(IDX(d), p->busId, sizeof p->busId);
   snprintf(p->busIdLegacy, sizeof p->busIdLegacy, "%.15s", p->busId + 4);
@@ -244,10 +261,10 @@ static nvmlReturn_t pci(void *d, pci_t *p) {
   return OK;
 }
 #ifndef OMIT_nvmlDeviceGetPciInfo_v3
-nvmlReturn_t nvmlDeviceGetPciInfo_v3(void *d, pci_t *p) { ENTER(d); return pci(d, p); }
+nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t d, pci_t *p) { ENTER(d); return pci(d, p); }
 #endif
-nvmlReturn_t nvmlDeviceGetPciInfo_v2(void *d, pci_t *p) { ENTER(d); return pci(d, p); }
-nvmlReturn_t nvmlDeviceGetMigMode(void *d, unsigned int *cur, unsigned int *pending) {
+nvmlReturn_t nvmlDeviceGetPciInfo_v2(nvmlDevice_t d, pci_t *p) { ENTER(d); return pci(d, p); }
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t d, unsigned int *cur, unsigned int *pending) {
   ENTER(d);
   *cur = *pending = (unsigned int)gnum(IDX(d), "mig_mode", 0);
   return OK;
@@ -264,9 +281,8 @@ static unsigned int sample_value(int i, int type, unsigned long long ts) {
   }
   return (unsigned int)gnum(i, type == 2 ? "util_mem" : "util_gpu", 0);
 }
-typedef struct { unsigned long long timeStamp; union { double d; unsigned int ui; unsigned long long ull; } v; } sample_t;
 #ifndef OMIT_nvmlDeviceGetSamples
-nvmlReturn_t nvmlDeviceGetSamples(void *d, int type, unsigned long long lastSeen, int *valType, unsigned int *count, sample_t *out) {
+nvmlReturn_t nvmlDeviceGetSamples(nvmlDevice_t d, nvmlSamplingType_t type, unsigned long long lastSeen, nvmlValueType_t *valType, unsigned int *count, nvmlSample_t *out) {
   ENTER(d);
   if (type != 1 && type != 2) return E_NOT_SUPPORTED;
   int i = IDX(d);
@@ -280,18 +296,17 @@ nvmlReturn_t nvmlDeviceGetSamples(void *d, int type, unsigned long long lastSeen
   for (long long k = 0; k < n; k++) {
     unsigned long long ts = (unsigned long long)(oldest + k) * period;
     out[k].timeStamp = ts;
-    out[k].v.ull = 0;
-    out[k].v.ui = sample_value(i, type, ts);
+    out[k].sampleValue.ullVal = 0;
+    out[k].sampleValue.uiVal = sample_value(i, (int)type, ts);
   }
-  *valType = 1; /* NVML_VALUE_TYPE_UNSIGNED_INT */
+  *valType = NVML_VALUE_TYPE_UNSIGNED_INT;
   *count = (unsigned int)n;
   return OK;
 }
 #endif
 
 /* ---- point readings ---- */
-typedef struct { unsigned int gpu, memory; } util_t;
-nvmlReturn_t nvmlDeviceGetUtilizationRates(void *d, util_t *u) {
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t d, nvmlUtilization_t *u) {
   ENTER(d);
   int i = IDX(d);
   const char *mode = gcfg(i, "samples");
@@ -306,14 +321,12 @@ nvmlReturn_t nvmlDeviceGetUtilizationRates(void *d, util_t *u) {
   }
   return OK;
 }
-typedef struct { unsigned int version; unsigned long long total, reserved, free, used; } mem2_t;
-typedef struct { unsigned long long total, free, used; } mem1_t;
 #ifndef OMIT_nvmlDeviceGetMemoryInfo_v2
-nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(void *d, mem2_t *m) {
+nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t d, nvmlMemory_v2_t *m) {
   if (is_mig(d)) {
     nvmlReturn_t e = mig_enter(d);
     if (e) return e;
-    mig_t *g = d;
+    const mig_t *g = (const void *)d;
     mig_field(g->parent, g->slot, 2, &m->total);
     mig_field(g->parent, g->slot, 3, &m->used);
     m->reserved = 0;
@@ -321,7 +334,7 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(void *d, mem2_t *m) {
     return OK;
   }
   ENTER(d);
-  if (m->version != (unsigned int)(sizeof(mem2_t) | (2u << 24))) return 25; /* NVML_ERROR_ARGUMENT_VERSION_MISMATCH */
+  if (m->version != nvmlMemory_v2) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
   int i = IDX(d);
   m->total = gnum(i, "memory_total", 85520809984ULL);
   m->used = gnum(i, "memory_used", 0);
@@ -330,7 +343,7 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(void *d, mem2_t *m) {
   return OK;
 }
 #endif
-nvmlReturn_t nvmlDeviceGetMemoryInfo(void *d, mem1_t *m) {
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m) {
   ENTER(d);
   int i = IDX(d);
   m->total = gnum(i, "memory_total", 85520809984ULL);
@@ -338,60 +351,57 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo(void *d, mem1_t *m) {
   m->free = m->total - m->used;
   return OK;
 }
-nvmlReturn_t nvmlDeviceGetPowerUsage(void *d, unsigned int *mw) { ENTER(d); *mw = (unsigned int)gnum(IDX(d), "power_mw", 70000); return OK; }
-nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(void *d, unsigned int *mw) { ENTER(d); *mw = (unsigned int)gnum(IDX(d), "power_limit_mw", 700000); return OK; }
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t d, unsigned int *mw) { ENTER(d); *mw = (unsigned int)gnum(IDX(d), "power_mw", 70000); return OK; }
+nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t d, unsigned int *mw) { ENTER(d); *mw = (unsigned int)gnum(IDX(d), "power_limit_mw", 700000); return OK; }
 #ifndef OMIT_nvmlDeviceGetTotalEnergyConsumption
-nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(void *d, unsigned long long *mj) {
+nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t d, unsigned long long *mj) {
   ENTER(d);
   *mj = gnum(IDX(d), "energy_mj", 1000000) + (unsigned long long)CALLS(d) * gnum(IDX(d), "energy_step_mj", 0);
   return OK;
 }
 #endif
-nvmlReturn_t nvmlDeviceGetTemperature(void *d, int sensor, unsigned int *t) {
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t d, nvmlTemperatureSensors_t sensor, unsigned int *t) {
   ENTER(d);
-  if (sensor != 0) return E_NOT_SUPPORTED;
+  if (sensor != NVML_TEMPERATURE_GPU) return E_NOT_SUPPORTED;
   *t = (unsigned int)gnum(IDX(d), "temp_gpu", 40);
   return OK;
 }
-nvmlReturn_t nvmlDeviceGetClockInfo(void *d, int type, unsigned int *mhz) {
+nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t d, nvmlClockType_t type, unsigned int *mhz) {
   ENTER(d);
-  if (type == 1 || type == 0) *mhz = (unsigned int)gnum(IDX(d), "clock_sm_mhz", 1980);
-  else if (type == 2) *mhz = (unsigned int)gnum(IDX(d), "clock_mem_mhz", 2619);
+  if (type == NVML_CLOCK_SM || type == NVML_CLOCK_GRAPHICS) *mhz = (unsigned int)gnum(IDX(d), "clock_sm_mhz", 1980);
+  else if (type == NVML_CLOCK_MEM) *mhz = (unsigned int)gnum(IDX(d), "clock_mem_mhz", 2619);
   else return E_NOT_SUPPORTED;
   return OK;
 }
 #ifndef OMIT_nvmlDeviceGetCurrentClocksEventReasons
-nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(void *d, unsigned long long *r) { ENTER(d); *r = gnum(IDX(d), "throttle_reasons", 0); return OK; }
+nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t d, unsigned long long *r) { ENTER(d); *r = gnum(IDX(d), "throttle_reasons", 0); return OK; }
 #endif
-nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(void *d, unsigned long long *r) { ENTER(d); *r = gnum(IDX(d), "throttle_reasons", 0); return OK; }
-nvmlReturn_t nvmlDeviceGetPcieThroughput(void *d, int counter, unsigned int *kbps) {
+nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t d, unsigned long long *r) { ENTER(d); *r = gnum(IDX(d), "throttle_reasons", 0); return OK; }
+nvmlReturn_t nvmlDeviceGetPcieThroughput(nvmlDevice_t d, nvmlPcieUtilCounter_t counter, unsigned int *kbps) {
   ENTER(d);
-  *kbps = (unsigned int)gnum(IDX(d), counter == 0 ? "pcie_tx_kbps" : "pcie_rx_kbps", 0);
+  *kbps = (unsigned int)gnum(IDX(d), counter == NVML_PCIE_UTIL_TX_BYTES ? "pcie_tx_kbps" : "pcie_rx_kbps", 0);
   return OK;
 }
-nvmlReturn_t nvmlDeviceGetTotalEccErrors(void *d, int errType, int counterType, unsigned long long *n) {
+nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t d, nvmlMemoryErrorType_t errType, nvmlEccCounterType_t counterType, unsigned long long *n) {
   ENTER(d);
-  if (counterType != 0) return E_NOT_SUPPORTED;
-  *n = gnum(IDX(d), errType == 0 ? "ecc_corrected" : "ecc_uncorrected", 0);
+  if (counterType != NVML_VOLATILE_ECC) return E_NOT_SUPPORTED;
+  *n = gnum(IDX(d), errType == NVML_MEMORY_ERROR_TYPE_CORRECTED ? "ecc_corrected" : "ecc_uncorrected", 0);
   return OK;
 }
-typedef struct { unsigned long long referenceTime, violationTime; } viol_t;
 #ifndef OMIT_nvmlDeviceGetViolationStatus
-nvmlReturn_t nvmlDeviceGetViolationStatus(void *d, int policy, viol_t *v) {
+nvmlReturn_t nvmlDeviceGetViolationStatus(nvmlDevice_t d, nvmlPerfPolicyType_t policy, nvmlViolationTime_t *v) {
   ENTER(d);
-  if (policy != 0 && policy != 1) return E_NOT_SUPPORTED;
+  if (policy != NVML_PERF_POLICY_POWER && policy != NVML_PERF_POLICY_THERMAL) return E_NOT_SUPPORTED;
   v->referenceTime = now_us();
-  v->violationTime = gnum(IDX(d), policy == 0 ? "violation_power_ns" : "violation_thermal_ns", 0);
+  v->violationTime = gnum(IDX(d), policy == NVML_PERF_POLICY_POWER ? "violation_power_ns" : "violation_thermal_ns", 0);
   return OK;
 }
 #endif
 
-/* nvmlFieldValue_t: uint fieldId, scopeId; long long timestamp, latencyUsec; int valueType, nvmlReturn; nvmlValue_t value. */
-typedef struct { unsigned int fieldId, scopeId; long long timestamp, latencyUsec; int valueType; nvmlReturn_t nvmlReturn; union { double d; unsigned int ui; unsigned long long ull; } value; } field_t;
 /* Health fields (recovery action, NVLink link count and error counters): in the health section below. */
-static int health_field(void *d, field_t *f);
+static int health_field(nvmlDevice_t d, nvmlFieldValue_t *f);
 #ifndef OMIT_nvmlDeviceGetFieldValues
-nvmlReturn_t nvmlDeviceGetFieldValues(void *d, int n, field_t *f) {
+nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t d, int n, nvmlFieldValue_t *f) {
   ENTER(d);
   int i = IDX(d);
   for (int k = 0; k < n; k++) {
@@ -400,14 +410,14 @@ nvmlReturn_t nvmlDeviceGetFieldValues(void *d, int n, field_t *f) {
     const char *e = gcfg(i, key);
     f[k].timestamp = (long long)now_us();
     f[k].latencyUsec = 0;
-    f[k].value.ull = 0;
+    f[k].value.ullVal = 0;
     if (e) { f[k].nvmlReturn = atoi(e); continue; }
     f[k].nvmlReturn = OK;
     unsigned long long step = (unsigned long long)CALLS(d) * gnum(i, "nvlink_step_kib", 0);
     switch (f[k].fieldId) {
-      case 82: f[k].valueType = 1; f[k].value.ui = (unsigned int)gnum(i, "temp_mem", 45); break;
-      case 138: f[k].valueType = 3; f[k].value.ull = gnum(i, "nvlink_tx_kib", 0) + step; break;
-      case 139: f[k].valueType = 3; f[k].value.ull = gnum(i, "nvlink_rx_kib", 0) + step; break;
+      case NVML_FI_DEV_MEMORY_TEMP: f[k].valueType = NVML_VALUE_TYPE_UNSIGNED_INT; f[k].value.uiVal = (unsigned int)gnum(i, "temp_mem", 45); break;
+      case NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX: f[k].valueType = NVML_VALUE_TYPE_UNSIGNED_LONG_LONG; f[k].value.ullVal = gnum(i, "nvlink_tx_kib", 0) + step; break;
+      case NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX: f[k].valueType = NVML_VALUE_TYPE_UNSIGNED_LONG_LONG; f[k].value.ullVal = gnum(i, "nvlink_rx_kib", 0) + step; break;
       default: if (!health_field(d, &f[k])) f[k].nvmlReturn = E_NOT_SUPPORTED;
     }
   }
@@ -415,13 +425,13 @@ nvmlReturn_t nvmlDeviceGetFieldValues(void *d, int n, field_t *f) {
 }
 #endif
 
-nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(void *d, unsigned int *n) {
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t d, unsigned int *n) {
   ENTER(d);
   if (!gnum(IDX(d), "mig_mode", 0)) return E_NOT_SUPPORTED;
   *n = MAXMIG;
   return OK;
 }
-nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(void *d, unsigned int slot, void **out) {
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t d, unsigned int slot, nvmlDevice_t *out) {
   ENTER(d);
   unsigned long long v;
   if (slot >= MAXMIG) return E_ARG;
@@ -429,31 +439,31 @@ nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(void *d, unsigned int slot, voi
   mig_t *m = &migs[IDX(d) * MAXMIG + slot];
   m->parent = IDX(d);
   m->slot = (int)slot;
-  *out = m;
+  *out = (nvmlDevice_t)(void *)m;
   return OK;
 }
-nvmlReturn_t nvmlDeviceGetGpuInstanceId(void *d, unsigned int *id) {
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t d, unsigned int *id) {
   if (!is_mig(d)) return E_ARG;
   nvmlReturn_t e = mig_enter(d);
   unsigned long long v = 0;
   if (e) return e;
-  mig_field(((mig_t *)d)->parent, ((mig_t *)d)->slot, 0, &v);
+  mig_field(((const mig_t *)(const void *)d)->parent, ((const mig_t *)(const void *)d)->slot, 0, &v);
   *id = (unsigned int)v;
   return OK;
 }
-nvmlReturn_t nvmlDeviceGetComputeInstanceId(void *d, unsigned int *id) {
+nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t d, unsigned int *id) {
   if (!is_mig(d)) return E_ARG;
   nvmlReturn_t e = mig_enter(d);
   unsigned long long v = 0;
   if (e) return e;
-  mig_field(((mig_t *)d)->parent, ((mig_t *)d)->slot, 1, &v);
+  mig_field(((const mig_t *)(const void *)d)->parent, ((const mig_t *)(const void *)d)->slot, 1, &v);
   *id = (unsigned int)v;
   return OK;
 }
 
 /* ---- processes: procs=pid:bytes,pid:bytes ---- */
-typedef struct { unsigned int pid; unsigned long long usedGpuMemory; unsigned int gpuInstanceId, computeInstanceId; } proc_t;
-typedef struct { unsigned int pid; unsigned long long usedGpuMemory; } proc1_t;
+typedef nvmlProcessInfo_t proc_t;
+typedef nvmlProcessInfo_v1_t proc1_t;
 static unsigned int parse_procs(int i, unsigned int *pids, unsigned long long *mem, unsigned int max) {
   const char *p = gcfg(i, "procs");
   unsigned int n = 0;
@@ -466,7 +476,7 @@ static unsigned int parse_procs(int i, unsigned int *pids, unsigned long long *m
   }
   return n;
 }
-static nvmlReturn_t procs(void *d, unsigned int *count, void *out, int v1) {
+static nvmlReturn_t procs(nvmlDevice_t d, unsigned int *count, void *out, int v1) {
   ENTER(d);
   unsigned int pids[32];
   unsigned long long mem[32];
@@ -480,35 +490,37 @@ static nvmlReturn_t procs(void *d, unsigned int *count, void *out, int v1) {
   return OK;
 }
 #ifndef OMIT_nvmlDeviceGetComputeRunningProcesses_v3
-nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(void *d, unsigned int *count, proc_t *out) { return procs(d, count, out, 0); }
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned int *count, proc_t *out) { return procs(d, count, out, 0); }
 #endif
-nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(void *d, unsigned int *count, proc1_t *out) { return procs(d, count, out, 1); }
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t d, unsigned int *count, proc1_t *out) { return procs(d, count, out, 1); }
 
 /* ---- events ---- */
-typedef struct { void *device; unsigned long long eventType, eventData; unsigned int gpuInstanceId, computeInstanceId; } event_t;
-static int set_token;
-nvmlReturn_t nvmlEventSetCreate(void **set) {
+typedef nvmlEventData_t event_t;
+/* An event set handle points at this; the header leaves the struct to the library. */
+struct nvmlEventSet_st { int unused; };
+static struct nvmlEventSet_st set_token;
+nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *set) {
   if (!inited) return E_UNINIT;
   nvmlReturn_t e = global_err("nvmlEventSetCreate");
   if (e) return e;
   *set = &set_token;
   return OK;
 }
-nvmlReturn_t nvmlEventSetFree(void *set) { (void)set; return OK; }
-nvmlReturn_t nvmlDeviceRegisterEvents(void *d, unsigned long long types, void *set) {
+nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) { (void)set; return OK; }
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t d, unsigned long long types, nvmlEventSet_t set) {
   ENTER(d);
   (void)set;
   dev_t_ *dv = d;
   dv->registered |= types;
   const char *x = gcfg(dv->index, "xids");
-  if (x && (types & 0x8)) {
+  if (x && (types & nvmlEventTypeXidCriticalError)) {
     char buf[256], *save = NULL;
     snprintf(buf, sizeof buf, "%s", x);
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) fake_nvml_inject_xid((unsigned)dv->index, strtoull(t, NULL, 0));
   }
   return OK;
 }
-static nvmlReturn_t wait_event(void *set, event_t *out, unsigned int timeout_ms) {
+static nvmlReturn_t wait_event(nvmlEventSet_t set, event_t *out, unsigned int timeout_ms) {
   (void)set;
   if (!inited) return E_UNINIT;
   struct timespec dl;
@@ -523,10 +535,10 @@ static nvmlReturn_t wait_event(void *set, event_t *out, unsigned int timeout_ms)
       unsigned long long xid = q[qhead].xid;
       qhead = (qhead + 1) % QCAP;
       qlen--;
-      if (g < 0 || g >= ngpus() || !(devs[g].registered & 0x8)) continue;
+      if (g < 0 || g >= ngpus() || !(devs[g].registered & nvmlEventTypeXidCriticalError)) continue;
       memset(out, 0, sizeof *out);
       out->device = &devs[g];
-      out->eventType = 0x8; /* nvmlEventTypeXidCriticalError */
+      out->eventType = nvmlEventTypeXidCriticalError;
       out->eventData = xid;
       pthread_mutex_unlock(&mu);
       return OK;
@@ -537,9 +549,9 @@ static nvmlReturn_t wait_event(void *set, event_t *out, unsigned int timeout_ms)
   return E_TIMEOUT;
 }
 #ifndef OMIT_nvmlEventSetWait_v2
-nvmlReturn_t nvmlEventSetWait_v2(void *set, event_t *out, unsigned int timeout_ms) { return wait_event(set, out, timeout_ms); }
+nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, event_t *out, unsigned int timeout_ms) { return wait_event(set, out, timeout_ms); }
 #endif
-nvmlReturn_t nvmlEventSetWait(void *set, event_t *out, unsigned int timeout_ms) { return wait_event(set, out, timeout_ms); }
+nvmlReturn_t nvmlEventSetWait(nvmlEventSet_t set, event_t *out, unsigned int timeout_ms) { return wait_event(set, out, timeout_ms); }
 
 /* ---- health: recovery action, row remapping, retired pages, NVLink errors, PCIe replays, thermal margin ----
  * Keys: recovery_action (nvmlDeviceGpuRecoveryAction_t, default 0), remap_corr, remap_unc, remap_pending,
@@ -554,28 +566,28 @@ void fake_nvml_reload_counters(unsigned int gpu) { if (gpu < MAXGPU) { reload_ma
 /* Driver calls GPU `gpu` has answered so far (lost_after counts the same calls). */
 long fake_nvml_calls(unsigned int gpu) { return gpu < MAXGPU ? devs[gpu].calls : -1; }
 /* A counter since driver load: base + step per call, from 0 again after a reload. */
-static unsigned long long health_counter(void *d, const char *base, const char *step) {
+static unsigned long long health_counter(nvmlDevice_t d, const char *base, const char *step) {
   int i = IDX(d);
   unsigned long long s = gnum(i, step, 0);
   if (reloaded[i]) return s * (unsigned long long)(CALLS(d) - reload_mark[i]);
   return gnum(i, base, 0) + s * (unsigned long long)CALLS(d);
 }
-static int health_field(void *d, field_t *f) {
+static int health_field(nvmlDevice_t d, nvmlFieldValue_t *f) {
   int i = IDX(d);
   unsigned int links = (unsigned int)gnum(i, "nvlink_links", 0);
   switch (f->fieldId) {
-    case 230: f->valueType = 1; f->value.ui = (unsigned int)gnum(i, "recovery_action", 0); return 1; /* NVML_FI_DEV_GET_GPU_RECOVERY_ACTION */
-    case 91: f->valueType = 1; f->value.ui = links; return 1; /* NVML_FI_DEV_NVLINK_LINK_COUNT */
-    case 161: case 162: case 163: /* NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY, _RECOVERY, _CRC; scope: the link */
+    case NVML_FI_DEV_GET_GPU_RECOVERY_ACTION: f->valueType = NVML_VALUE_TYPE_UNSIGNED_INT; f->value.uiVal = (unsigned int)gnum(i, "recovery_action", 0); return 1;
+    case NVML_FI_DEV_NVLINK_LINK_COUNT: f->valueType = NVML_VALUE_TYPE_UNSIGNED_INT; f->value.uiVal = links; return 1;
+    case NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY: case NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY: case NVML_FI_DEV_NVLINK_ERROR_DL_CRC: /* scope: the link */
       if (f->scopeId >= links) { f->nvmlReturn = E_ARG; return 1; }
-      f->valueType = 3;
-      f->value.ull = health_counter(d, f->fieldId == 161 ? "nvlink_replay" : f->fieldId == 162 ? "nvlink_recovery" : "nvlink_crc", "nvlink_err_step");
+      f->valueType = NVML_VALUE_TYPE_UNSIGNED_LONG_LONG;
+      f->value.ullVal = health_counter(d, f->fieldId == NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY ? "nvlink_replay" : f->fieldId == NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY ? "nvlink_recovery" : "nvlink_crc", "nvlink_err_step");
       return 1;
     default: return 0;
   }
 }
 #ifndef OMIT_nvmlDeviceGetRemappedRows
-nvmlReturn_t nvmlDeviceGetRemappedRows(void *d, unsigned int *corr, unsigned int *unc, unsigned int *pending, unsigned int *failure) {
+nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t d, unsigned int *corr, unsigned int *unc, unsigned int *pending, unsigned int *failure) {
   ENTER(d);
   if (!corr || !unc || !pending || !failure) return E_ARG;
   int i = IDX(d);
@@ -587,10 +599,10 @@ nvmlReturn_t nvmlDeviceGetRemappedRows(void *d, unsigned int *corr, unsigned int
 }
 #endif
 #ifndef OMIT_nvmlDeviceGetRetiredPages
-nvmlReturn_t nvmlDeviceGetRetiredPages(void *d, int cause, unsigned int *count, unsigned long long *addresses) {
+nvmlReturn_t nvmlDeviceGetRetiredPages(nvmlDevice_t d, nvmlPageRetirementCause_t cause, unsigned int *count, unsigned long long *addresses) {
   ENTER(d);
-  if (!count || (cause != 0 && cause != 1)) return E_ARG;
-  unsigned int n = (unsigned int)gnum(IDX(d), cause == 0 ? "retired_sbe" : "retired_dbe", 0);
+  if (!count || (cause != NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS && cause != NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR)) return E_ARG;
+  unsigned int n = (unsigned int)gnum(IDX(d), cause == NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS ? "retired_sbe" : "retired_dbe", 0);
   if (*count < n) { *count = n; return E_SIZE; }
   for (unsigned int k = 0; k < n && addresses; k++) addresses[k] = 0x100000ULL * (k + 1);
   *count = n;
@@ -598,36 +610,38 @@ nvmlReturn_t nvmlDeviceGetRetiredPages(void *d, int cause, unsigned int *count, 
 }
 #endif
 #ifndef OMIT_nvmlDeviceGetRetiredPagesPendingStatus
-nvmlReturn_t nvmlDeviceGetRetiredPagesPendingStatus(void *d, int *pending) {
+nvmlReturn_t nvmlDeviceGetRetiredPagesPendingStatus(nvmlDevice_t d, nvmlEnableState_t *pending) {
   ENTER(d);
-  *pending = gnum(IDX(d), "retired_pending", 0) ? 1 : 0; /* NVML_FEATURE_ENABLED / _DISABLED */
+  *pending = gnum(IDX(d), "retired_pending", 0) ? NVML_FEATURE_ENABLED : NVML_FEATURE_DISABLED;
   return OK;
 }
 #endif
 #ifndef OMIT_nvmlDeviceGetNvLinkErrorCounter
-nvmlReturn_t nvmlDeviceGetNvLinkErrorCounter(void *d, unsigned int link, int counter, unsigned long long *value) {
+nvmlReturn_t nvmlDeviceGetNvLinkErrorCounter(nvmlDevice_t d, unsigned int link, nvmlNvLinkErrorCounter_t counter, unsigned long long *value) {
   ENTER(d);
-  if (link >= (unsigned int)gnum(IDX(d), "nvlink_links", 0) || counter < 0 || counter > 4) return E_ARG;
-  *value = counter == 0 ? health_counter(d, "nvlink_replay", "nvlink_err_step")
-         : counter == 1 ? health_counter(d, "nvlink_recovery", "nvlink_err_step")
-         : counter == 2 ? health_counter(d, "nvlink_crc", "nvlink_err_step") : 0;
+  if (link >= (unsigned int)gnum(IDX(d), "nvlink_links", 0) || (int)counter < 0 || counter > NVML_NVLINK_ERROR_DL_ECC_DATA) return E_ARG;
+  *value = counter == NVML_NVLINK_ERROR_DL_REPLAY ? health_counter(d, "nvlink_replay", "nvlink_err_step")
+         : counter == NVML_NVLINK_ERROR_DL_RECOVERY ? health_counter(d, "nvlink_recovery", "nvlink_err_step")
+         : counter == NVML_NVLINK_ERROR_DL_CRC_FLIT ? health_counter(d, "nvlink_crc", "nvlink_err_step") : 0;
   return OK;
 }
 #endif
 #ifndef OMIT_nvmlDeviceGetPcieReplayCounter
-nvmlReturn_t nvmlDeviceGetPcieReplayCounter(void *d, unsigned int *value) {
+nvmlReturn_t nvmlDeviceGetPcieReplayCounter(nvmlDevice_t d, unsigned int *value) {
   ENTER(d);
   *value = (unsigned int)health_counter(d, "pcie_replay", "pcie_replay_step");
   return OK;
 }
 #endif
-/* nvmlMarginTemperature_v1_t: unsigned int version; int marginTemperature. */
-typedef struct { unsigned int version; int marginTemperature; } margin_t;
+typedef nvmlMarginTemperature_t margin_t;
 #ifndef OMIT_nvmlDeviceGetMarginTemperature
-nvmlReturn_t nvmlDeviceGetMarginTemperature(void *d, margin_t *m) {
+nvmlReturn_t nvmlDeviceGetMarginTemperature(nvmlDevice_t d, margin_t *m) {
   ENTER(d);
-  if (m->version != (unsigned int)(sizeof(margin_t) | (1u << 24))) return 25; /* NVML_ERROR_ARGUMENT_VERSION_MISMATCH */
+  if (m->version != nvmlMarginTemperature_v1) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
   m->marginTemperature = (int)strtol(gcfg(IDX(d), "margin_temp") ? gcfg(IDX(d), "margin_temp") : "40", NULL, 0);
   return OK;
 }
 #endif
+
+/* ---- GPM: its own file, same translation unit ---- */
+#include "fake_gpm.c"

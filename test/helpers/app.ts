@@ -1,11 +1,11 @@
 import { buildApp, type BuiltApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config/config.js';
-import { silentLogger } from '../../src/core/logger.js';
+import { type Logger, silentLogger } from '../../src/core/logger.js';
 
 /** A built exporter for `app.inject()` tests, with a controllable clock. */
-export async function testApp(argv: string[], opts: { now?: () => number } = {}): Promise<BuiltApp> {
+export async function testApp(argv: string[], opts: { now?: () => number; logger?: Logger } = {}): Promise<BuiltApp> {
   const config = loadConfig(argv, {});
-  return buildApp(config, { logger: silentLogger, now: opts.now, processMetrics: false, minRenderIntervalMs: 0 });
+  return buildApp(config, { logger: opts.logger ?? silentLogger, now: opts.now, processMetrics: false, minRenderIntervalMs: 0 });
 }
 
 /** Parses Prometheus text exposition into family names → sample lines (test-side helper). */

@@ -8,6 +8,7 @@ import { enrichWithPods } from './enrich.js';
 import { HealthTracker } from './health.js';
 import type { Logger } from '../../core/logger.js';
 import { openNvmlSource } from './nvml.js';
+import { ProfilingCounters } from './profiling.js';
 import { simulatedGpuSource } from './simulated.js';
 import { openSmiSource } from './smi.js';
 import type { GpuReading, GpuSource } from './source.js';
@@ -128,6 +129,7 @@ export class GpuMetrics {
   private readonly labels = new Map<string, GpuLabels>();
   private readonly sourceInfo = new Map<string, { source: string }>();
   private readonly health: HealthTracker;
+  private readonly profiling = new ProfilingCounters();
   constructor(private readonly now: () => number, private readonly intervalMs: number, private readonly enrich?: PodEnrichment, logger?: Logger) {
     this.health = new HealthTracker(now, logger);
   }
@@ -219,6 +221,9 @@ export class GpuMetrics {
         if (m.memoryTotalBytes !== undefined) batch.gauge('ds_gpu_mig_memory_total_bytes', mid, m.memoryTotalBytes);
       }
       for (const [pid, bytes] of r.processMemoryBytes ?? []) batch.gauge('ds_gpu_process_memory_used_bytes', L.with('pid', String(pid)), bytes);
+      // Profiling (GPM): the driver's NVLink field counters, where present, already feed ds_gpu_nvlink_bytes_total.
+      this.profiling.writeGpu(batch, id.gpu, id.uuid, r.profiling, r.nvlinkTxBytes !== undefined || r.nvlinkRxBytes !== undefined);
+      for (const m of r.migDevices ?? []) if (m.profiling) this.profiling.writeMig(batch, id.gpu, id.uuid, m.gpuInstance, m.profiling);
     }
   }
 }

@@ -1,19 +1,22 @@
 /** Pure pieces of the NVML source: return codes, bitmasks, value unions, sample integration. */
+import { NVML_CONSTS as K, NVML_RETURN as R } from './nvml-abi.js';
 
-/** nvmlReturn_t codes the source acts on. */
+/** nvmlReturn_t codes the source acts on (values from the ABI table, checked against nvml.h). */
 export const NVML = {
-  SUCCESS: 0,
-  ERROR_UNINITIALIZED: 1,
-  ERROR_INVALID_ARGUMENT: 2,
-  ERROR_NOT_SUPPORTED: 3,
-  ERROR_NO_PERMISSION: 4,
-  ERROR_NOT_FOUND: 6,
-  ERROR_INSUFFICIENT_SIZE: 7,
-  ERROR_TIMEOUT: 10,
-  ERROR_FUNCTION_NOT_FOUND: 13,
-  ERROR_GPU_IS_LOST: 15,
-  ERROR_RESET_REQUIRED: 16,
-  ERROR_NO_DATA: 21,
+  SUCCESS: R.NVML_SUCCESS,
+  ERROR_UNINITIALIZED: R.NVML_ERROR_UNINITIALIZED,
+  ERROR_INVALID_ARGUMENT: R.NVML_ERROR_INVALID_ARGUMENT,
+  ERROR_NOT_SUPPORTED: R.NVML_ERROR_NOT_SUPPORTED,
+  ERROR_NO_PERMISSION: R.NVML_ERROR_NO_PERMISSION,
+  ERROR_NOT_FOUND: R.NVML_ERROR_NOT_FOUND,
+  ERROR_INSUFFICIENT_SIZE: R.NVML_ERROR_INSUFFICIENT_SIZE,
+  ERROR_TIMEOUT: R.NVML_ERROR_TIMEOUT,
+  ERROR_FUNCTION_NOT_FOUND: R.NVML_ERROR_FUNCTION_NOT_FOUND,
+  ERROR_GPU_IS_LOST: R.NVML_ERROR_GPU_IS_LOST,
+  ERROR_RESET_REQUIRED: R.NVML_ERROR_RESET_REQUIRED,
+  ERROR_IN_USE: R.NVML_ERROR_IN_USE,
+  ERROR_NO_DATA: R.NVML_ERROR_NO_DATA,
+  ERROR_ARGUMENT_VERSION_MISMATCH: R.NVML_ERROR_ARGUMENT_VERSION_MISMATCH,
 } as const;
 
 /** Codes meaning "this GPU cannot see that": the field stays undefined (metric absent). */
@@ -29,15 +32,15 @@ export function isLost(code: number): boolean {
 
 /** Clock-event (throttle) reason bits of nvmlDeviceGetCurrentClocksEventReasons. */
 export const THROTTLE_BITS: ReadonlyArray<readonly [string, bigint]> = [
-  ['gpu_idle', 0x1n],
-  ['applications_clocks_setting', 0x2n],
-  ['sw_power_cap', 0x4n],
-  ['hw_slowdown', 0x8n],
-  ['sync_boost', 0x10n],
-  ['sw_thermal_slowdown', 0x20n],
-  ['hw_thermal_slowdown', 0x40n],
-  ['hw_power_brake_slowdown', 0x80n],
-  ['display_clock_setting', 0x100n],
+  ['gpu_idle', K.nvmlClocksEventReasonGpuIdle],
+  ['applications_clocks_setting', K.nvmlClocksEventReasonApplicationsClocksSetting],
+  ['sw_power_cap', K.nvmlClocksEventReasonSwPowerCap],
+  ['hw_slowdown', K.nvmlClocksThrottleReasonHwSlowdown],
+  ['sync_boost', K.nvmlClocksEventReasonSyncBoost],
+  ['sw_thermal_slowdown', K.nvmlClocksEventReasonSwThermalSlowdown],
+  ['hw_thermal_slowdown', K.nvmlClocksThrottleReasonHwThermalSlowdown],
+  ['hw_power_brake_slowdown', K.nvmlClocksThrottleReasonHwPowerBrakeSlowdown],
+  ['display_clock_setting', K.nvmlClocksEventReasonDisplayClockSetting],
 ];
 
 /** The reasons bitmask as a record of every known reason and whether it is active. */
@@ -50,12 +53,13 @@ export function throttleReasonsFromMask(mask: bigint): Record<string, boolean> {
 /** Reads an nvmlValue_t union of the given nvmlValueType_t at `offset`. */
 export function readNvmlValue(buf: Buffer, offset: number, valueType: number): number | undefined {
   switch (valueType) {
-    case 0: return buf.readDoubleLE(offset);
-    case 1: return buf.readUInt32LE(offset);
-    case 2: case 3: return Number(buf.readBigUInt64LE(offset));
-    case 4: return Number(buf.readBigInt64LE(offset));
-    case 5: return buf.readInt32LE(offset);
-    case 6: return buf.readUInt16LE(offset);
+    case K.NVML_VALUE_TYPE_DOUBLE: return buf.readDoubleLE(offset);
+    case K.NVML_VALUE_TYPE_UNSIGNED_INT: return buf.readUInt32LE(offset);
+    // unsigned long is 64 bits on the LP64 Linux ABI the driver ships for.
+    case K.NVML_VALUE_TYPE_UNSIGNED_LONG: case K.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: return Number(buf.readBigUInt64LE(offset));
+    case K.NVML_VALUE_TYPE_SIGNED_LONG_LONG: return Number(buf.readBigInt64LE(offset));
+    case K.NVML_VALUE_TYPE_SIGNED_INT: return buf.readInt32LE(offset);
+    case K.NVML_VALUE_TYPE_UNSIGNED_SHORT: return buf.readUInt16LE(offset);
     default: return undefined;
   }
 }

@@ -1,5 +1,7 @@
 import { SourceError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import { NVML_CONSTS as K, NVML_STRUCTS as S } from './nvml-abi.js';
+import { GPM_PROTOS, GpmSampler } from './nvml-gpm.js';
 import { integrateSamples, isAbsent, isLost, NVML, nextBackoffMs, readNvmlValue, throttleReasonsFromMask, type UtilSample } from './nvml-helpers.js';
 import { NVML_HEALTH_PROTOS, readNvmlHealth } from './nvml-health.js';
 import type { GpuDevice, GpuReading, GpuSource, MigReading } from './source.js';
@@ -43,18 +45,21 @@ const PROTOS: Record<string, string[]> = {
   registerEvents: ['int nvmlDeviceRegisterEvents(void *device, uint64_t types, void *set)'],
   eventWait: ['int nvmlEventSetWait_v2(void *set, void *data, uint32_t timeoutms)', 'int nvmlEventSetWait(void *set, void *data, uint32_t timeoutms)'],
   ...NVML_HEALTH_PROTOS,
+  ...GPM_PROTOS,
 };
 
-const GPU_UTILIZATION_SAMPLES = 1;
-const MEMORY_UTILIZATION_SAMPLES = 2;
-const XID_CRITICAL_ERROR = 0x8n;
-const FI_DEV_MEMORY_TEMP = 82;
-const FI_NVLINK_THROUGHPUT_DATA_TX = 138;
-const FI_NVLINK_THROUGHPUT_DATA_RX = 139;
-const UINT_MAX = 0xffffffff;
-const FIELD_SIZE = 40; // sizeof(nvmlFieldValue_t)
-const SAMPLE_SIZE = 16; // sizeof(nvmlSample_t)
-const MEMORY_V2_SIZE = 40; // sizeof(nvmlMemory_v2_t)
+// Every size, offset and constant below comes from the ABI table (nvml-abi.ts), which a test checks against nvml.h.
+const GPU_UTILIZATION_SAMPLES = K.NVML_GPU_UTILIZATION_SAMPLES;
+const MEMORY_UTILIZATION_SAMPLES = K.NVML_MEMORY_UTILIZATION_SAMPLES;
+const XID_CRITICAL_ERROR = K.nvmlEventTypeXidCriticalError;
+const FIELD = S.fieldValue;
+const SAMPLE = S.sample;
+const MEM1 = S.memory;
+const MEM2 = S.memoryV2;
+const PCI = S.pciInfo;
+const EVENT = S.eventData;
+const UUID_LEN = K.NVML_DEVICE_UUID_V2_BUFFER_SIZE;
+const NAME_LEN = K.NVML_DEVICE_NAME_V2_BUFFER_SIZE;
 const EVENT_WAIT_MS = 250;
 
 /** Thrown inside a device read when NVML says the GPU is gone. */
@@ -162,10 +167,12 @@ class NvmlSource implements GpuSource {
   private eventsRunning?: Promise<void>;
   private closed = false;
   private readonly warned = new Set<string>();
+  private readonly gpm: GpmSampler;
 
   constructor(private readonly nvml: NvmlLib, count: number, private readonly opts: NvmlSourceOptions) {
     this.f = nvml.fns;
-    const v = Buffer.alloc(96);
+    this.gpm = new GpmSampler(this.f, { logger: opts.logger, now: opts.now, errorString: (rc) => nvml.errorString(rc) });
+    const v = Buffer.alloc(K.NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE);
     if (this.f.driverVersion?.(v, v.length) === NVML.SUCCESS) this.driverVersion = cstr(v);
     this.slots = Array.from({ length: count }, (_, index) => ({
       index, lost: false, nextCheckMs: 0, lostSeconds: 0,
@@ -182,7 +189,7 @@ class NvmlSource implements GpuSource {
       // No handle (lost, no permission in this container, ...): the GPU is down until it answers.
       if (rc !== NVML.SUCCESS) throw new GpuLost(`nvmlDeviceGetHandleByIndex(${s.index}): ${this.nvml.errorString(rc)}`);
       s.handle = hb.readBigUInt64LE(0);
-      const uuid = this.str('uuid', s.handle, 96);
+      const uuid = this.str('uuid', s.handle, UUID_LEN);
       if (s.device && uuid !== undefined && uuid !== s.device.uuid) this.opts.logger.warn('GPU at this index changed identity', { index: s.index, was: s.device.uuid, now: uuid });
       s.device = this.identity(s, uuid);
       if (s.xid === undefined && this.eventSet !== undefined) this.register(s);
@@ -197,15 +204,18 @@ class NvmlSource implements GpuSource {
   private identity(s: DeviceSlot, uuid: string | undefined): GpuDevice {
     const h = s.handle!;
     let pciBusId = 'N/A';
-    const pci = Buffer.alloc(68);
-    if (this.f.pci && this.call(this.f.pci, h, pci) === NVML.SUCCESS) pciBusId = cstr(pci.subarray(36, 68)) || cstr(pci.subarray(0, 16));
+    const pci = Buffer.alloc(PCI.size);
+    if (this.f.pci && this.call(this.f.pci, h, pci) === NVML.SUCCESS) {
+      pciBusId = cstr(pci.subarray(PCI.off.busId, PCI.off.busId + K.NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE))
+        || cstr(pci.subarray(PCI.off.busIdLegacy, PCI.off.busIdLegacy + K.NVML_DEVICE_PCI_BUS_ID_BUFFER_V2_SIZE));
+    }
     let migMode = 'N/A';
     const cur = Buffer.alloc(4);
-    if (this.f.migMode && this.call(this.f.migMode, h, cur, Buffer.alloc(4)) === NVML.SUCCESS) migMode = cur.readUInt32LE(0) === 1 ? 'Enabled' : 'Disabled';
+    if (this.f.migMode && this.call(this.f.migMode, h, cur, Buffer.alloc(4)) === NVML.SUCCESS) migMode = cur.readUInt32LE(0) === K.NVML_DEVICE_MIG_ENABLE ? 'Enabled' : 'Disabled';
     return {
       index: s.index,
       uuid: uuid ?? s.device?.uuid ?? `GPU-unknown-index-${s.index}`,
-      name: this.str('name', h, 96) ?? 'N/A',
+      name: this.str('name', h, NAME_LEN) ?? 'N/A',
       pciBusId,
       driverVersion: this.driverVersion,
       migMode,
@@ -237,6 +247,7 @@ class NvmlSource implements GpuSource {
 
   private markLost(s: DeviceSlot, why?: string): void {
     if (!s.lost) this.opts.logger.error('GPU does not answer; re-checking with backoff', { gpu: s.index, uuid: s.device?.uuid, err: why });
+    if (s.device) this.gpm.forget(s.device.uuid);
     s.lost = true;
     s.backoffMs = nextBackoffMs(s.backoffMs, this.opts.intervalMs);
     s.nextCheckMs = this.opts.now() + s.backoffMs;
@@ -250,10 +261,10 @@ class NvmlSource implements GpuSource {
     const one = (fn: Fn | undefined, name: string, ...args: unknown[]): boolean => fn !== undefined && this.check(this.call(fn, h, ...args), name);
     const r: { -readonly [K in keyof GpuReading]: GpuReading[K] } = { device: s.device!, up: true };
 
-    const util = Buffer.alloc(8);
+    const util = Buffer.alloc(S.utilization.size);
     if (one(f.utilization, 'nvmlDeviceGetUtilizationRates', util)) {
-      r.utilization = util.readUInt32LE(0) / 100;
-      r.memoryControllerUtilization = util.readUInt32LE(4) / 100;
+      r.utilization = util.readUInt32LE(S.utilization.off.gpu) / 100;
+      r.memoryControllerUtilization = util.readUInt32LE(S.utilization.off.memory) / 100;
     }
     const busy = this.samples(s, s.busy, GPU_UTILIZATION_SAMPLES);
     if (busy !== undefined) {
@@ -264,37 +275,37 @@ class NvmlSource implements GpuSource {
     const memBusy = this.samples(s, s.memBusy, MEMORY_UTILIZATION_SAMPLES);
     if (memBusy !== undefined) r.memoryBusySecondsDelta = memBusy;
 
-    const mem2 = Buffer.alloc(MEMORY_V2_SIZE);
-    mem2.writeUInt32LE(MEMORY_V2_SIZE | (2 << 24), 0);
-    const mem1 = Buffer.alloc(24);
+    const mem2 = memoryV2Buffer();
+    const mem1 = Buffer.alloc(MEM1.size);
     if (one(f.memoryV2, 'nvmlDeviceGetMemoryInfo_v2', mem2)) {
-      r.memoryTotalBytes = Number(mem2.readBigUInt64LE(8));
-      r.memoryFreeBytes = Number(mem2.readBigUInt64LE(24));
-      r.memoryUsedBytes = Number(mem2.readBigUInt64LE(32));
+      r.memoryTotalBytes = Number(mem2.readBigUInt64LE(MEM2.off.total));
+      r.memoryFreeBytes = Number(mem2.readBigUInt64LE(MEM2.off.free));
+      r.memoryUsedBytes = Number(mem2.readBigUInt64LE(MEM2.off.used));
     } else if (one(f.memoryV1, 'nvmlDeviceGetMemoryInfo', mem1)) {
-      r.memoryTotalBytes = Number(mem1.readBigUInt64LE(0));
-      r.memoryFreeBytes = Number(mem1.readBigUInt64LE(8));
-      r.memoryUsedBytes = Number(mem1.readBigUInt64LE(16));
+      r.memoryTotalBytes = Number(mem1.readBigUInt64LE(MEM1.off.total));
+      r.memoryFreeBytes = Number(mem1.readBigUInt64LE(MEM1.off.free));
+      r.memoryUsedBytes = Number(mem1.readBigUInt64LE(MEM1.off.used));
     }
     if (one(f.power, 'nvmlDeviceGetPowerUsage', u32)) r.powerWatts = u32.readUInt32LE(0) / 1000;
     if (one(f.powerLimit, 'nvmlDeviceGetEnforcedPowerLimit', u32)) r.powerLimitWatts = u32.readUInt32LE(0) / 1000;
     if (one(f.energy, 'nvmlDeviceGetTotalEnergyConsumption', u64)) r.energyJoules = Number(u64.readBigUInt64LE(0)) / 1000;
-    if (one(f.temperature, 'nvmlDeviceGetTemperature', 0, u32)) r.temperatureCelsius = u32.readUInt32LE(0);
-    if (one(f.clock, 'nvmlDeviceGetClockInfo', 1, u32)) r.smClockHz = u32.readUInt32LE(0) * 1e6;
-    if (one(f.clock, 'nvmlDeviceGetClockInfo', 2, u32)) r.memoryClockHz = u32.readUInt32LE(0) * 1e6;
+    if (one(f.temperature, 'nvmlDeviceGetTemperature', K.NVML_TEMPERATURE_GPU, u32)) r.temperatureCelsius = u32.readUInt32LE(0);
+    if (one(f.clock, 'nvmlDeviceGetClockInfo', K.NVML_CLOCK_SM, u32)) r.smClockHz = u32.readUInt32LE(0) * 1e6;
+    if (one(f.clock, 'nvmlDeviceGetClockInfo', K.NVML_CLOCK_MEM, u32)) r.memoryClockHz = u32.readUInt32LE(0) * 1e6;
     if (one(f.reasons, 'nvmlDeviceGetCurrentClocksEventReasons', u64)) r.throttleReasons = throttleReasonsFromMask(u64.readBigUInt64LE(0));
     const throttleSeconds: Record<string, number> = {};
-    const viol = Buffer.alloc(16);
-    // NVML_PERF_POLICY_POWER and _THERMAL: nanoseconds the clocks were held down, since driver load.
-    if (one(f.violation, 'nvmlDeviceGetViolationStatus', 0, viol)) throttleSeconds.sw_power_cap = Number(viol.readBigUInt64LE(8)) / 1e9;
-    if (one(f.violation, 'nvmlDeviceGetViolationStatus', 1, viol)) throttleSeconds.sw_thermal_slowdown = Number(viol.readBigUInt64LE(8)) / 1e9;
+    const viol = Buffer.alloc(S.violationTime.size);
+    const violAt = S.violationTime.off.violationTime;
+    // Nanoseconds the clocks were held down by the power and thermal policies, since driver load.
+    if (one(f.violation, 'nvmlDeviceGetViolationStatus', K.NVML_PERF_POLICY_POWER, viol)) throttleSeconds.sw_power_cap = Number(viol.readBigUInt64LE(violAt)) / 1e9;
+    if (one(f.violation, 'nvmlDeviceGetViolationStatus', K.NVML_PERF_POLICY_THERMAL, viol)) throttleSeconds.sw_thermal_slowdown = Number(viol.readBigUInt64LE(violAt)) / 1e9;
     if (Object.keys(throttleSeconds).length) r.throttleSeconds = throttleSeconds;
-    if (one(f.pcie, 'nvmlDeviceGetPcieThroughput', 0, u32)) r.pcieTxBytesPerSecond = u32.readUInt32LE(0) * 1024;
-    if (one(f.pcie, 'nvmlDeviceGetPcieThroughput', 1, u32)) r.pcieRxBytesPerSecond = u32.readUInt32LE(0) * 1024;
-    if (one(f.ecc, 'nvmlDeviceGetTotalEccErrors', 0, 0, u64)) r.eccCorrected = Number(u64.readBigUInt64LE(0));
-    if (one(f.ecc, 'nvmlDeviceGetTotalEccErrors', 1, 0, u64)) r.eccUncorrected = Number(u64.readBigUInt64LE(0));
+    if (one(f.pcie, 'nvmlDeviceGetPcieThroughput', K.NVML_PCIE_UTIL_TX_BYTES, u32)) r.pcieTxBytesPerSecond = u32.readUInt32LE(0) * 1024;
+    if (one(f.pcie, 'nvmlDeviceGetPcieThroughput', K.NVML_PCIE_UTIL_RX_BYTES, u32)) r.pcieRxBytesPerSecond = u32.readUInt32LE(0) * 1024;
+    if (one(f.ecc, 'nvmlDeviceGetTotalEccErrors', K.NVML_MEMORY_ERROR_TYPE_CORRECTED, K.NVML_VOLATILE_ECC, u64)) r.eccCorrected = Number(u64.readBigUInt64LE(0));
+    if (one(f.ecc, 'nvmlDeviceGetTotalEccErrors', K.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, K.NVML_VOLATILE_ECC, u64)) r.eccUncorrected = Number(u64.readBigUInt64LE(0));
 
-    const fields = this.fieldValues(h, [[FI_DEV_MEMORY_TEMP, 0], [FI_NVLINK_THROUGHPUT_DATA_TX, UINT_MAX], [FI_NVLINK_THROUGHPUT_DATA_RX, UINT_MAX]]);
+    const fields = this.fieldValues(h, [[K.NVML_FI_DEV_MEMORY_TEMP, 0], [K.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, K.UINT_MAX], [K.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX, K.UINT_MAX]]);
     if (fields) {
       r.memoryTemperatureCelsius = fields[0];
       if (fields[1] !== undefined) r.nvlinkTxBytes = fields[1] * 1024; // KiB counters
@@ -304,7 +315,16 @@ class NvmlSource implements GpuSource {
     if (s.xid) r.xidCounts = new Map(s.xid);
     if (this.opts.processMemory) r.processMemoryBytes = this.processes(h);
     if (s.device!.migMode === 'Enabled') r.migDevices = this.migDevices(h);
+    this.profile(s, r);
     return r;
+  }
+
+  /** GPM: per GPU, or per GPU instance in MIG mode (an empty MIG list samples nothing rather than the whole GPU). */
+  private profile(s: DeviceSlot, r: { -readonly [K in keyof GpuReading]: GpuReading[K] }): void {
+    const mig = s.device!.migMode === 'Enabled';
+    const p = this.gpm.read(s.device!.uuid, s.handle!, mig ? (r.migDevices ?? []) : undefined);
+    r.profiling = p.gpu;
+    if (p.mig && r.migDevices) r.migDevices = r.migDevices.map((m) => (p.mig!.has(m.gpuInstance) ? { ...m, profiling: p.mig!.get(m.gpuInstance) ?? {} } : m));
   }
 
   /** Busy seconds from the driver's sample buffer since the last read, or undefined when unsupported. */
@@ -324,7 +344,7 @@ class NvmlSource implements GpuSource {
         return undefined;
       }
       st.capacity = Math.max(1, cnt.readUInt32LE(0));
-      st.buf = Buffer.alloc(st.capacity * SAMPLE_SIZE);
+      st.buf = Buffer.alloc(st.capacity * SAMPLE.size);
     }
     cnt.writeUInt32LE(st.capacity!, 0);
     const rc = this.call(fn, h, type, last, vt, cnt, st.buf);
@@ -341,8 +361,8 @@ class NvmlSource implements GpuSource {
     const valueType = vt.readInt32LE(0);
     const samples: UtilSample[] = [];
     for (let i = 0; i < n; i++) {
-      const v = readNvmlValue(st.buf, i * SAMPLE_SIZE + 8, valueType);
-      if (v !== undefined) samples.push({ ts: Number(st.buf.readBigUInt64LE(i * SAMPLE_SIZE)), value: v });
+      const v = readNvmlValue(st.buf, i * SAMPLE.size + SAMPLE.off.sampleValue, valueType);
+      if (v !== undefined) samples.push({ ts: Number(st.buf.readBigUInt64LE(i * SAMPLE.size + SAMPLE.off.timeStamp)), value: v });
     }
     const res = integrateSamples(st.lastSeenUs, samples, st.capacity!);
     st.lastSeenUs = res.lastSeenUs;
@@ -364,15 +384,14 @@ class NvmlSource implements GpuSource {
     for (let i = 0; i < max; i++) {
       if (!this.check(this.call(f.migHandle, h, i, hb), 'nvmlDeviceGetMigDeviceHandleByIndex')) continue; // empty slot
       const m = hb.readBigUInt64LE(0);
-      const uuid = this.str('uuid', m, 96);
+      const uuid = this.str('uuid', m, UUID_LEN);
       if (!uuid || !f.gpuInstanceId || !this.check(this.call(f.gpuInstanceId, m, u32), 'nvmlDeviceGetGpuInstanceId')) continue;
-      const mig: { -readonly [K in keyof MigReading]: MigReading[K] } = { gpuInstance: u32.readUInt32LE(0), uuid, name: this.str('name', m, 96) ?? 'N/A' };
+      const mig: { -readonly [K in keyof MigReading]: MigReading[K] } = { gpuInstance: u32.readUInt32LE(0), uuid, name: this.str('name', m, NAME_LEN) ?? 'N/A' };
       if (f.computeInstanceId && this.check(this.call(f.computeInstanceId, m, u32), 'nvmlDeviceGetComputeInstanceId')) mig.computeInstance = u32.readUInt32LE(0);
-      const mem2 = Buffer.alloc(MEMORY_V2_SIZE);
-      mem2.writeUInt32LE(MEMORY_V2_SIZE | (2 << 24), 0);
+      const mem2 = memoryV2Buffer();
       if (f.memoryV2 && this.check(this.call(f.memoryV2, m, mem2), 'nvmlDeviceGetMemoryInfo_v2')) {
-        mig.memoryTotalBytes = Number(mem2.readBigUInt64LE(8));
-        mig.memoryUsedBytes = Number(mem2.readBigUInt64LE(32));
+        mig.memoryTotalBytes = Number(mem2.readBigUInt64LE(MEM2.off.total));
+        mig.memoryUsedBytes = Number(mem2.readBigUInt64LE(MEM2.off.used));
       }
       out.push(mig);
     }
@@ -381,7 +400,9 @@ class NvmlSource implements GpuSource {
 
   /** GPU memory used by each compute process (pid -> bytes), or undefined when not available. */
   private processes(h: bigint): Map<number, number> | undefined {
-    const [fn, size] = this.f.processesV3 ? [this.f.processesV3, 24] : [this.f.processesV1, 16];
+    const P = this.f.processesV3 ? S.processInfo : S.processInfoV1;
+    const fn = this.f.processesV3 ?? this.f.processesV1;
+    const size = P.size;
     if (!fn) return undefined;
     const cnt = Buffer.alloc(4);
     let rc = this.call(fn, h, cnt, null);
@@ -393,8 +414,9 @@ class NvmlSource implements GpuSource {
       if (rc === NVML.SUCCESS) {
         const out = new Map<number, number>();
         for (let i = 0; i < cnt.readUInt32LE(0); i++) {
-          const used = buf.readBigUInt64LE(i * size + 8);
-          if (used !== 0xffffffffffffffffn) out.set(buf.readUInt32LE(i * size), (out.get(buf.readUInt32LE(i * size)) ?? 0) + Number(used));
+          const used = buf.readBigUInt64LE(i * size + P.off.usedGpuMemory);
+          const pid = buf.readUInt32LE(i * size + P.off.pid);
+          if (used !== K['(unsigned long long)NVML_VALUE_NOT_AVAILABLE']) out.set(pid, (out.get(pid) ?? 0) + Number(used));
         }
         return out;
       }
@@ -406,17 +428,17 @@ class NvmlSource implements GpuSource {
   /** Reads field values; each entry undefined where that field is not available. */
   private fieldValues(h: bigint, ids: ReadonlyArray<readonly [number, number]>): Array<number | undefined> | undefined {
     if (!this.f.fields) return undefined;
-    const buf = Buffer.alloc(ids.length * FIELD_SIZE);
+    const buf = Buffer.alloc(ids.length * FIELD.size);
     ids.forEach(([id, scope], i) => {
-      buf.writeUInt32LE(id, i * FIELD_SIZE);
-      buf.writeUInt32LE(scope, i * FIELD_SIZE + 4);
+      buf.writeUInt32LE(id, i * FIELD.size + FIELD.off.fieldId);
+      buf.writeUInt32LE(scope, i * FIELD.size + FIELD.off.scopeId);
     });
     if (!this.check(this.call(this.f.fields, h, ids.length, buf), 'nvmlDeviceGetFieldValues')) return undefined;
     return ids.map((_, i) => {
-      const o = i * FIELD_SIZE;
-      const rc = buf.readInt32LE(o + 28);
+      const o = i * FIELD.size;
+      const rc = buf.readInt32LE(o + FIELD.off.nvmlReturn);
       if (isLost(rc)) throw new GpuLost();
-      return rc === NVML.SUCCESS ? readNvmlValue(buf, o + 32, buf.readInt32LE(o + 24)) : undefined;
+      return rc === NVML.SUCCESS ? readNvmlValue(buf, o + FIELD.off.value, buf.readInt32LE(o + FIELD.off.valueType)) : undefined;
     });
   }
 
@@ -467,16 +489,16 @@ class NvmlSource implements GpuSource {
   }
 
   private async eventLoop(): Promise<void> {
-    const data = Buffer.alloc(32); // nvmlEventData_t
+    const data = Buffer.alloc(EVENT.size);
     while (!this.closed) {
       const rc = await new Promise<number>((resolve) => {
         this.f.eventWait!.async(this.eventSet, data, EVENT_WAIT_MS, (err: unknown, res: number) => resolve(err ? -1 : res));
       });
       if (this.closed) break;
       if (rc === NVML.SUCCESS) {
-        const handle = data.readBigUInt64LE(0);
-        const type = data.readBigUInt64LE(8);
-        const xid = Number(data.readBigUInt64LE(16));
+        const handle = data.readBigUInt64LE(EVENT.off.device);
+        const type = data.readBigUInt64LE(EVENT.off.eventType);
+        const xid = Number(data.readBigUInt64LE(EVENT.off.eventData));
         const slot = this.slots.find((s) => s.handle === handle);
         if (slot?.xid && (type & XID_CRITICAL_ERROR) !== 0n) {
           slot.xid.set(xid, (slot.xid.get(xid) ?? 0) + 1);
@@ -494,8 +516,16 @@ class NvmlSource implements GpuSource {
     this.closed = true;
     await this.eventsRunning; // ends within one wait timeout
     if (this.eventSet !== undefined) this.f.eventSetFree?.(this.eventSet);
+    this.gpm.close();
     this.f.shutdown?.();
   }
+}
+
+/** An nvmlMemory_v2_t with its version set. */
+function memoryV2Buffer(): Buffer {
+  const b = Buffer.alloc(MEM2.size);
+  b.writeUInt32LE(K.nvmlMemory_v2, MEM2.off.version);
+  return b;
 }
 
 function cstr(b: Buffer): string {

@@ -1,4 +1,5 @@
 import type { GpuHealthReading } from './health.js';
+import type { ProfilingDelta, ProfilingReading } from './profiling.js';
 
 /** Identity of one GPU (or MIG instance). */
 export interface GpuDevice {
@@ -61,6 +62,8 @@ export interface GpuReading {
   readonly xidCounts?: ReadonlyMap<number, number>;
   /** Health signals (recovery action, row remapping, retired pages, NVLink/PCIe errors, thermal margin). */
   readonly health?: GpuHealthReading;
+  /** Profiling (GPM) status and activity since the previous read; undefined where the source has no profiling. */
+  readonly profiling?: ProfilingReading;
 }
 
 /** One MIG device (GPU instance) of a GPU in MIG mode. */
@@ -71,6 +74,8 @@ export interface MigReading {
   readonly name: string;
   readonly memoryUsedBytes?: number;
   readonly memoryTotalBytes?: number;
+  /** Profiling activity of this GPU instance since the previous read (undefined: none measured). */
+  readonly profiling?: ProfilingDelta;
 }
 
 /** NVML, nvidia-smi and the simulator behind one narrow interface. */
