@@ -252,8 +252,9 @@ export class SimHost {
       pcie_tx: g.pcieTxBytesPerSecond, pcie_rx: g.pcieRxBytesPerSecond,
     };
     // An H100's media engines: present and idle under LLM serving.
-    for (const e of ['nvdec', 'nvjpg']) for (let k = 0; k < 7; k++) rates[`${e}_${k}`] = 0;
-    rates.nvofa_0 = 0;
+    rates.nvdec = 0;
+    rates.nvjpg = 0;
+    rates.nvofa = 0;
     for (const [k, r] of Object.entries(rates)) g.profiling[k] = (g.profiling[k] ?? 0) + r * dt;
   }
 

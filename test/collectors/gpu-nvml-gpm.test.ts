@@ -66,12 +66,10 @@ test('GPM on a whole GPU: every activity as seconds, traffic as bytes, from the 
   close(v('ds_gpu_dram_active_seconds_total'), 0.55 * 3, 'DRAM');
   close(v('ds_gpu_pcie_bytes_total', ',direction="tx"'), 100 * MIB * 3, 'PCIe tx');
   close(v('ds_gpu_pcie_bytes_total', ',direction="rx"'), 300 * MIB * 3, 'PCIe rx');
-  close(v('ds_gpu_media_active_seconds_total', ',engine="nvdec_0"'), 0.5 * 3, 'nvdec 0');
-  close(v('ds_gpu_media_active_seconds_total', ',engine="nvjpg_0"'), 0.1 * 3, 'nvjpg 0');
-  close(v('ds_gpu_media_active_seconds_total', ',engine="nvofa_0"'), 0.07 * 3, 'nvofa 0');
-  // Engines an H100 does not have (NVDEC 7, NVOFA 1) are absent, not zero.
-  assert.equal(v('ds_gpu_media_active_seconds_total', ',engine="nvdec_7"'), undefined);
-  assert.equal(v('ds_gpu_media_active_seconds_total', ',engine="nvofa_1"'), undefined);
+  // Media engines by kind: the mean over the engines the GPU has (NVDEC 0 at 50 %, NVDEC 1-6 idle; NVDEC 7 absent).
+  close(v('ds_gpu_media_active_seconds_total', ',media_engine="nvdec"'), (0.5 / 7) * 3, 'nvdec');
+  close(v('ds_gpu_media_active_seconds_total', ',media_engine="nvjpg"'), (0.1 / 7) * 3, 'nvjpg');
+  close(v('ds_gpu_media_active_seconds_total', ',media_engine="nvofa"'), 0.07 * 3, 'nvofa: one engine, its own value');
   // NVLink: the driver's field counters win; GPM's estimate does not stand beside them.
   assert.equal(v('ds_gpu_nvlink_bytes_total', ',direction="tx"'), 2048 * 1024);
   assert.equal(families(text).get('ds_gpu_nvlink_bytes_total')?.samples.length, 2);

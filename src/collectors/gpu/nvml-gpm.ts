@@ -58,9 +58,10 @@ export const GPM_METRICS: readonly GpmMetricDef[] = [
   pct('NVML_GPM_METRIC_FP16_UTIL', 13, 'pipe_fp16'),
   mib('NVML_GPM_METRIC_PCIE_TX_PER_SEC', 20, 'pcie_tx'),
   mib('NVML_GPM_METRIC_PCIE_RX_PER_SEC', 21, 'pcie_rx'),
-  ...Array.from({ length: 8 }, (_, i) => pct(`NVML_GPM_METRIC_NVDEC_${i}_UTIL`, 30 + i, `nvdec_${i}`)),
-  ...Array.from({ length: 8 }, (_, i) => pct(`NVML_GPM_METRIC_NVJPG_${i}_UTIL`, 40 + i, `nvjpg_${i}`)),
-  ...Array.from({ length: 2 }, (_, i) => pct(`NVML_GPM_METRIC_NVOFA_${i}_UTIL`, 50 + i, `nvofa_${i}`)),
+  // Media engines: one value per kind, the mean over the engines of that kind the GPU answers for.
+  ...Array.from({ length: 8 }, (_, i) => pct(`NVML_GPM_METRIC_NVDEC_${i}_UTIL`, 30 + i, 'nvdec')),
+  ...Array.from({ length: 8 }, (_, i) => pct(`NVML_GPM_METRIC_NVJPG_${i}_UTIL`, 40 + i, 'nvjpg')),
+  ...Array.from({ length: 2 }, (_, i) => pct(`NVML_GPM_METRIC_NVOFA_${i}_UTIL`, 50 + i, 'nvofa')),
   mib('NVML_GPM_METRIC_NVLINK_TOTAL_RX_PER_SEC', 60, 'nvlink_rx'),
   mib('NVML_GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC', 61, 'nvlink_tx'),
 ];
@@ -87,11 +88,14 @@ const BIB = 1024 * 1024;
 /**
  * Converts the driver's metrics over `dtS` seconds into profiling values: percent → seconds
  * active, MiB/s → bytes. NaN, infinite, negative and absurd values are refused (left out, and
- * named in `refused`); percentages a rounding step above 100 count as 100. Pure.
+ * named in `refused`); percentages a rounding step above 100 count as 100. Several engines of one
+ * kind (NVDEC 0–7) give their mean. Pure.
  */
 export function gpmDelta(values: ReadonlyMap<number, number>, dtS: number): { delta: Record<string, number>; refused: string[] } {
   const delta: Record<string, number> = {};
   const refused: string[] = [];
+  /** Keys several metrics feed (media engines of one kind): how many contributed, to take their mean. */
+  const shared = new Map<string, number>();
   if (!(dtS > 0) || !Number.isFinite(dtS)) return { delta, refused };
   for (const m of GPM_METRICS) {
     const v = values.get(m.id);
@@ -105,7 +109,8 @@ export function gpmDelta(values: ReadonlyMap<number, number>, dtS: number): { de
         refused.push(`${m.cname}=${v}`);
         continue;
       }
-      delta[m.key] = (Math.min(v, 100) / 100) * dtS;
+      delta[m.key] = (delta[m.key] ?? 0) + (Math.min(v, 100) / 100) * dtS;
+      shared.set(m.key, (shared.get(m.key) ?? 0) + 1);
     } else {
       if (v > MAX_MIB_PER_S) {
         refused.push(`${m.cname}=${v}`);
@@ -114,6 +119,7 @@ export function gpmDelta(values: ReadonlyMap<number, number>, dtS: number): { de
       delta[m.key] = v * BIB * dtS;
     }
   }
+  for (const [key, n] of shared) if (n > 1) delta[key] /= n;
   return { delta, refused };
 }
 

@@ -20,8 +20,8 @@ export interface ProfilingSeries {
   readonly mig: boolean;
 }
 
-const media = (engine: string, n: number): ProfilingSeries[] =>
-  Array.from({ length: n }, (_, i) => ({ key: `${engine}_${i}`, family: 'ds_gpu_media_active_seconds_total', label: ['engine', `${engine}_${i}`] as const, mig: false }));
+/** A kind of media engine: the mean over the engines of that kind the GPU has (an H100: 7 NVDEC, 7 NVJPG, 1 NVOFA). */
+const media = (kind: string): ProfilingSeries => ({ key: kind, family: 'ds_gpu_media_active_seconds_total', label: ['media_engine', kind], mig: false });
 
 /** Every profiling series, in exposition order. */
 export const PROFILING_SERIES: readonly ProfilingSeries[] = [
@@ -43,9 +43,9 @@ export const PROFILING_SERIES: readonly ProfilingSeries[] = [
   // Written only where the driver's NVLink field counters are not available (they feed the same family).
   { key: 'nvlink_tx', family: 'ds_gpu_nvlink_bytes_total', label: ['direction', 'tx'], mig: false },
   { key: 'nvlink_rx', family: 'ds_gpu_nvlink_bytes_total', label: ['direction', 'rx'], mig: false },
-  ...media('nvdec', 8),
-  ...media('nvjpg', 8),
-  ...media('nvofa', 2),
+  media('nvdec'),
+  media('nvjpg'),
+  media('nvofa'),
 ];
 
 export type ProfilingKey = string;

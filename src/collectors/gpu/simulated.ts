@@ -12,7 +12,7 @@ function profilingDelta(now: Readonly<Record<string, number>>, before: Readonly<
 /** Splits a GPU's activity over its MIG instances (each instance a share of its SMs), for the simulated MIG GPU. */
 function splitMig(d: ProfilingDelta, share: number): ProfilingDelta {
   const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(d)) if (v !== undefined && !k.startsWith('pcie_') && !/^nv(dec|jpg|ofa)_/.test(k)) out[k] = v * share;
+  for (const [k, v] of Object.entries(d)) if (v !== undefined && !k.startsWith('pcie_') && !/^nv(dec|jpg|ofa)$/.test(k)) out[k] = v * share;
   return out;
 }
 
