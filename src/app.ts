@@ -11,6 +11,7 @@ import { healthPlugin } from './http/health.js';
 import { landingPlugin } from './http/landing.js';
 import { metricsPlugin } from './http/metrics.js';
 import { securityPlugin } from './http/security.js';
+import { snapshotPlugin } from './http/snapshot.js';
 import { loadWebConfig } from './http/webconfig.js';
 import { pushPlugin, TokenFile } from './http/push.js';
 import { probePlugin } from './http/probe.js';
@@ -135,7 +136,8 @@ export async function buildApp(config: Config, appDeps: AppDeps = {}): Promise<B
   });
   await app.register(securityPlugin, { logger, maxRequests: config.web.maxRequests, webConfig, webConfigPath });
   await app.register(metricsPlugin, { store });
-  await app.register(healthPlugin, { scheduler, store });
+  await app.register(healthPlugin, { scheduler });
+  await app.register(snapshotPlugin, { store });
   await app.register(probePlugin, {
     logger,
     udp: config.configOf(peersCollector).echo,

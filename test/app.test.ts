@@ -4,6 +4,7 @@ import { gunzipSync } from 'node:zlib';
 import { catalog } from '../src/catalog/index.js';
 import { families, testApp } from './helpers/app.js';
 import { has, promtoolCheckMetrics } from './helpers/procs.js';
+import { snapshotOf } from '../src/http/snapshot.js';
 
 test('--simulate emits every metric of the catalog, and nothing outside it', async () => {
   let now = 1_700_000_000_000;
@@ -28,14 +29,14 @@ test('simulated values are plausible and consistent', async () => {
   let now = 1_700_000_000_000;
   const built = await testApp(['--simulate', '--simulate.gpus=8'], { now: () => now });
   await built.scheduler.sampleAll();
-  const busy0 = built.store.snapshot().metrics.ds_gpu_busy_seconds_total.map((s) => s.value);
+  const busy0 = snapshotOf(built.store).metrics.ds_gpu_busy_seconds_total.map((s) => s.value);
   let utilSum = new Array(8).fill(0);
   for (let i = 0; i < 60; i++) {
     now += 1000;
     await built.scheduler.sampleAll();
-    built.store.snapshot().metrics.ds_gpu_utilization_ratio.forEach((s) => (utilSum[Number(s.labels.gpu)] += s.value));
+    snapshotOf(built.store).metrics.ds_gpu_utilization_ratio.forEach((s) => (utilSum[Number(s.labels.gpu)] += s.value));
   }
-  const snap = built.store.snapshot().metrics;
+  const snap = snapshotOf(built.store).metrics;
   for (const s of snap.ds_gpu_utilization_ratio) assert.ok(s.value >= 0 && s.value <= 1);
   for (const s of snap.ds_gpu_memory_fragmentation_ratio) assert.ok(s.value >= 0 && s.value < 1);
   for (const s of snap.ds_gpu_temperature_celsius) assert.ok(s.value > 20 && s.value < 100);
@@ -57,7 +58,7 @@ test('the same seed gives the same values; another seed does not', async () => {
     await b.scheduler.sampleAll();
     now += 30_000;
     await b.scheduler.sampleAll();
-    const m = b.store.snapshot().metrics;
+    const m = snapshotOf(b.store).metrics;
     await b.close();
     return JSON.stringify([m.ds_gpu_info, m.ds_gpu_utilization_ratio, m.ds_serving_throughput_tokens_per_second]);
   };

@@ -1,7 +1,7 @@
 import type client from 'prom-client';
 import { encodeSide, ZERO_THRESHOLD, type ExponentialBuckets } from './native-histogram.js';
 import { ProtoWriter, zigzag } from './protobuf.js';
-import type { Family, Series } from './store.js';
+import type { Family, Series } from './series.js';
 
 /**
  * The Prometheus protobuf exposition (`io.prometheus.client.MetricFamily` messages, each

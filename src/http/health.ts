@@ -1,13 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Scheduler } from '../core/scheduler.js';
-import type { SampleStore } from '../core/store.js';
 
-/** `/healthz` (the process answers), `/readyz` (first full sample done), `/api/v1/snapshot`. */
-export const healthPlugin: FastifyPluginAsync<{ scheduler: Scheduler; store: SampleStore }> = async (app, { scheduler, store }) => {
+/** `/healthz` (the process answers), `/readyz` (first full sample done). */
+export const healthPlugin: FastifyPluginAsync<{ scheduler: Scheduler }> = async (app, { scheduler }) => {
   app.get('/healthz', async (_req, reply) => reply.header('cache-control', 'no-store').type('text/plain').send('ok\n'));
   app.get('/readyz', async (_req, reply) => {
     reply.header('cache-control', 'no-store').type('text/plain');
     return scheduler.ready ? reply.send('ready\n') : reply.code(503).send('not ready: first sample not complete\n');
   });
-  app.get('/api/v1/snapshot', async (_req, reply) => reply.header('cache-control', 'no-store').send(store.snapshot()));
 };

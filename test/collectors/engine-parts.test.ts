@@ -8,6 +8,7 @@ import { counterIncrease, histogramDelta, histogramQuantile, type Hist } from '.
 import { loadConfig } from '../../src/config/config.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { parseExposition } from '../../src/parse/exposition.js';
+import { snapshotOf } from '../../src/http/snapshot.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/engines/${name}`, import.meta.url), 'utf8');
 const read = (text: string) => {
@@ -211,7 +212,7 @@ test('fuzz: hostile engine values never throw and never produce a negative rate,
         await c.sample(batch, new AbortController().signal);
         store.commit(batch);
         now += 1000;
-        const m = store.snapshot().metrics;
+        const m = snapshotOf(store).metrics;
         for (const s of m.ds_serving_throughput_tokens_per_second ?? []) assert.ok(Number.isFinite(s.value) && s.value >= 0, `rate ${s.value}`);
         for (const s of m.ds_serving_kv_cache_usage_ratio ?? []) assert.ok(s.value >= 0 && s.value <= 1, `kv ${s.value}`);
         for (const name of ['ds_serving_time_to_first_token_seconds', 'ds_serving_e2e_request_latency_seconds']) for (const s of m[name] ?? []) assert.ok(Number.isFinite(s.value), `${name} ${s.value}`);

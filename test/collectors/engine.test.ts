@@ -10,6 +10,7 @@ import type { Labels } from '../../src/core/store.js';
 import { histogramQuantile, type Hist } from '../../src/collectors/engine/window.js';
 import { histogramSeries, parseExposition } from '../../src/parse/exposition.js';
 import { freePort, has, promtoolCheckMetrics } from '../helpers/procs.js';
+import { snapshotOf } from '../../src/http/snapshot.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/engines/${name}`, import.meta.url), 'utf8');
 
@@ -111,7 +112,7 @@ async function exporter(argv: string[], now: () => number, lines: string[] = [])
 }
 
 type Snap = Record<string, Array<{ labels: Labels; value: number }>>;
-const snap = (b: BuiltApp) => b.store.snapshot().metrics as Snap;
+const snap = (b: BuiltApp) => snapshotOf(b.store).metrics as Snap;
 function value(s: Snap, metric: string, labels: Record<string, string>): number | undefined {
   return s[metric]?.find((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v))?.value;
 }

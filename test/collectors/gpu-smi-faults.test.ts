@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { testApp, valueOf } from '../helpers/app.js';
 import { alive, FAKE_SMI, fakeStarts, setFakeSmiEnv, type FakeSmiEnv } from '../helpers/fake-smi.js';
 import { waitFor } from '../helpers/procs.js';
+import { snapshotOf } from '../../src/http/snapshot.js';
 
 const SMI_FLAGS = ['--gpu.source=nvidia-smi', `--nvidia-smi.path=${FAKE_SMI}`, '--sample.interval=200ms', '--sample.stale-after=2s'];
 
@@ -108,7 +109,7 @@ test('a dying nvidia-smi is restarted with growing backoff', async () => {
 test('garbage output fails the sample without a crash', async () => {
   await withApp({ GARBAGE_AFTER_LINES: '1' }, SMI_FLAGS, async (b) => {
     await until('the collector fails on garbage', 10_000, async () => success(await scrape(b)) === 0);
-    const snap = b.store.snapshot();
+    const snap = snapshotOf(b.store);
     assert.ok(snap, 'store still answers');
     // Still answering, still failing visibly, process alive.
     await sleep(500);

@@ -9,6 +9,7 @@ import { testApp } from '../helpers/app.js';
 import { buildFakeNvml, fakeNvmlUnavailable, writeFakeNvmlConfig } from '../helpers/fake-nvml.js';
 import { fakeNvmlControl } from '../helpers/fake-nvml-control.js';
 import { type FakeKubelet, fakePod, startFakeKubelet } from '../helpers/fake-kubelet.js';
+import { snapshotOf } from '../../src/http/snapshot.js';
 
 // --kubelet.process-attribution end to end: processes from the fake NVML library, their
 // cgroups from a fake /proc, their pods from the fake kubelet, through app.inject('/metrics').
@@ -190,7 +191,7 @@ test('--simulate: the serving process of every GPU has its ds_gpu_process_info, 
   const built = await testApp(['--simulate', '--simulate.gpus=4']);
   open.push(built);
   await built.scheduler.sampleAll();
-  const m = built.store.snapshot().metrics;
+  const m = snapshotOf(built.store).metrics;
   const procs = m.ds_gpu_process_memory_used_bytes.map((s) => `${s.labels.uuid} ${s.labels.pid}`).sort();
   assert.equal(procs.length, 4);
   assert.deepEqual(m.ds_gpu_process_info.map((s) => `${s.labels.uuid} ${s.labels.pid}`).sort(), procs);

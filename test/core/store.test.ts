@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { gunzipSync } from 'node:zlib';
 import { test } from 'node:test';
 import { SampleStore } from '../../src/core/store.js';
+import { snapshotOf } from '../../src/http/snapshot.js';
 
 const id = { gpu: '0', uuid: 'GPU-0' };
 
@@ -99,7 +100,7 @@ test('OpenMetrics rendering ends with # EOF and names counters without _total in
 test('the snapshot holds current values and histogram counts', () => {
   const s = new SampleStore();
   s.commit(s.batch('p').gauge('ds_comm_peer_up', { peer: 'a:1' }, 1).observe('ds_comm_peer_latency_seconds', { peer: 'a:1' }, 0.002).observe('ds_comm_peer_latency_seconds', { peer: 'a:1' }, 0.004));
-  const snap = s.snapshot();
+  const snap = snapshotOf(s);
   assert.deepEqual(snap.metrics.ds_comm_peer_up, [{ labels: { peer: 'a:1' }, value: 1 }]);
   assert.equal(snap.metrics.ds_comm_peer_latency_seconds[0].count, 2);
   assert.ok(Math.abs(snap.metrics.ds_comm_peer_latency_seconds[0].value - 0.003) < 1e-12);

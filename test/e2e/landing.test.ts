@@ -9,6 +9,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import type { BuiltApp } from '../../src/app.js';
 import { VERSION } from '../../src/version.js';
 import { testApp } from '../helpers/app.js';
+import { snapshotOf } from '../../src/http/snapshot.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (scripts/setup-test-tools.sh installs Debian's chromium)`;
@@ -123,7 +124,7 @@ test('the landing page renders, draws every chart from the live snapshot and kee
       assert.ok(drawn[id].pixels > 50, `${id}: series are drawn (${drawn[id].pixels} pixels in series colors)`);
     }
     const gpuSeries = await page.locator('#chart-gpu-util .u-legend .u-series').count();
-    assert.equal(gpuSeries - 1, built.store.snapshot().metrics.ds_gpu_utilization_ratio.length, 'one utilization series per GPU');
+    assert.equal(gpuSeries - 1, snapshotOf(built.store).metrics.ds_gpu_utilization_ratio.length, 'one utilization series per GPU');
     assert.equal(await page.locator('#collectors li[data-state="ok"]').count(), built.scheduler.collectorNames.length, 'every collector shown as succeeding');
     assert.match((await page.textContent('[data-tile="gpus"] .value')) ?? '', /^\d+$/);
     assert.equal(await page.getAttribute('#live', 'data-state'), 'live');
