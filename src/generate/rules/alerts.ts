@@ -1,6 +1,7 @@
 import { CLUSTER_LABEL, selector, type Scope } from '../promql.js';
 import type { RulesConfig } from './config.js';
 import { ttftErrorRecord } from './recording.js';
+import { healthAlerts } from './health-alerts.js';
 
 export type Severity = 'critical' | 'warning' | 'info';
 
@@ -79,6 +80,7 @@ export function alertGroups(cfg: RulesConfig): AlertGroup[] {
     {
       name: 'ds-exporter-gpu',
       rules: [
+        ...healthAlerts(m, w, gpuHeld),
         {
           alert: 'DsGpuLost', for: '1m', severity: 'critical',
           expr: `${m('ds_gpu_up')} == 0`,
