@@ -18,7 +18,9 @@ const promUrls = new Map<PrometheusVersion, string>();
 
 before(async () => {
   if (RUNNABLE.length === 0) return;
-  const exporters = await Promise.all([1, 2].map((seed) => startExporter(['--simulate', `--simulate.seed=${seed}`, '--simulate.gpus=4', '--simulate.peers=3'])));
+  // The second host has GPU faults, so the health panels (GPUs needing action, error trends) have data.
+  const faults = ['', '--simulate.fault=gpu0:reset,gpu1:nvlink_errors,gpu2:pcie_replays,gpu3:hot'];
+  const exporters = await Promise.all([1, 2].map((seed) => startExporter(['--simulate', `--simulate.seed=${seed}`, '--simulate.gpus=4', '--simulate.peers=3', ...(faults[seed - 1] ? [faults[seed - 1]] : [])])));
   procs.push(...exporters);
   await Promise.all(
     RUNNABLE.map(async (v) => {

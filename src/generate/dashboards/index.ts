@@ -3,6 +3,7 @@ import { usedByDashboards } from './common.js';
 import { commDashboard } from './comm.js';
 import { exporterDashboard } from './exporter.js';
 import { fleetDashboard } from './fleet.js';
+import { healthDashboard } from './health.js';
 import { memoryDashboard } from './memory.js';
 import { nodeDashboard } from './node.js';
 import { servingDashboard } from './serving.js';
@@ -22,6 +23,7 @@ function numberPanels(d: dashboard.Dashboard): dashboard.Dashboard {
 
 const all: ReadonlyArray<{ file: string; build: () => dashboard.Dashboard }> = [
   { file: 'fleet-overview', build: fleetDashboard },
+  { file: 'fleet-health', build: healthDashboard },
   { file: 'node-detail', build: nodeDashboard },
   { file: 'serving', build: servingDashboard },
   { file: 'memory', build: memoryDashboard },
