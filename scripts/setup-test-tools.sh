@@ -20,6 +20,17 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
+# The container image tests (test/image/image.test.ts): skopeo and umoci read the archive
+# `npm run image` writes, as a user's tools would.
+need_image_apt=()
+command -v skopeo >/dev/null 2>&1 || need_image_apt+=(skopeo)
+command -v umoci >/dev/null 2>&1 || need_image_apt+=(umoci)
+if [ ${#need_image_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  echo "setup: installing Debian packages for the image tests: ${need_image_apt[*]}"
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_image_apt[@]}" >/dev/null; } \
+    || echo "setup: ${need_image_apt[*]} could not be installed; the image tests that need them say they were skipped"
+fi
 # The Debian package starts a system Prometheus; the tests start their own on loopback ports.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
 

@@ -11,7 +11,7 @@
 //   npm run image [-- --output PATH] [--no-cache] [--node PATH] [--app-dir DIR]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, cpSync, writeFileSync, openSync, closeSync, writeSync, fsyncSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, cpSync, chmodSync, utimesSync, writeFileSync, openSync, closeSync, writeSync, fsyncSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { gunzipSync } from 'node:zlib';
 import { basename, delimiter, dirname, join, relative, resolve } from 'node:path';
@@ -117,7 +117,6 @@ export interface Source {
   revision: string;
   version: string;
   files: string[];
-  key: string;
 }
 
 /** What the build reads from the checkout: the pack inputs, their hash, the commit and its time. */
@@ -126,8 +125,6 @@ export function readSource(env: NodeJS.ProcessEnv = process.env): Source {
     .split('\n')
     .filter((f) => f && existsSync(join(ROOT, f)))
     .sort();
-  const h = createHash('sha256');
-  for (const f of files) h.update(`${f}\0`).update(readFileSync(join(ROOT, f))).update('\0');
   let epoch: number;
   if (env.SOURCE_DATE_EPOCH !== undefined) {
     if (!/^\d{1,12}$/.test(env.SOURCE_DATE_EPOCH)) throw new ImageError(`SOURCE_DATE_EPOCH='${env.SOURCE_DATE_EPOCH}' is not a number of seconds`);
@@ -139,7 +136,7 @@ export function readSource(env: NodeJS.ProcessEnv = process.env): Source {
   const head = run('git', ['rev-parse', 'HEAD'], ROOT).trim();
   const dirty = run('git', ['status', '--porcelain', '--untracked-files=no', '--', ...PACK_INPUTS], ROOT).trim() !== '';
   const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version as string;
-  return { epoch, revision: dirty ? `${head}-modified` : head, version, files, key: h.digest('hex').slice(0, 32) };
+  return { epoch, revision: dirty ? `${head}-modified` : head, version, files };
 }
 
 /** A directory produced by `make` into a temporary sibling, then moved into the cache. */
@@ -170,22 +167,54 @@ function cached(opts: Options, name: string, make: (dir: string) => void): { dir
   return { dir, hit: false };
 }
 
-/** `npm pack` of the pack inputs, in a copy of them, unpacked into `out` (package/ stripped). */
-function packInto(src: Source, out: string): void {
+/** The pack inputs copied into `dir`, with the repository's dev dependencies linked in. */
+function copyInputs(src: Source, dir: string, only: (f: string) => boolean = () => true): void {
+  for (const f of src.files.filter(only)) {
+    mkdirSync(dirname(join(dir, f)), { recursive: true });
+    cpSync(join(ROOT, f), join(dir, f));
+  }
+  if (!existsSync(join(ROOT, 'node_modules/typescript'))) throw new ImageError('node_modules/typescript missing: run npm ci first (the build compiles with the dev dependencies)');
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+}
+
+/** The compiler's inputs: what `npm run build` reads. */
+const compileInput = (f: string) => f.startsWith('src/') || /^(package\.json|package-lock\.json|tsconfig(\.build)?\.json)$/.test(f);
+
+export function compileKey(src: Source): string {
+  const h = createHash('sha256');
+  for (const f of src.files.filter(compileInput)) h.update(`${f}\0`).update(readFileSync(join(ROOT, f))).update('\0');
+  return h.digest('hex').slice(0, 32);
+}
+
+/** `npm run build` (tsc) in a copy of the compiler's inputs; dist/ moved into `out`. */
+function compileInto(src: Source, out: string): void {
+  const work = mkdtempSync(join(tmpdir(), 'ds-image-build-'));
+  try {
+    copyInputs(src, work, compileInput);
+    run('npm', ['run', '-s', 'build'], work, npmEnv());
+    cpSync(join(work, 'dist'), join(out, 'dist'), { recursive: true });
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * As the Dockerfile's build stage: `npm pack --ignore-scripts` of the inputs with the compiled
+ * dist/, unpacked into `out` (package/ stripped), the lockfile next to its package.json.
+ */
+function packInto(src: Source, dist: string, out: string): void {
   const work = mkdtempSync(join(tmpdir(), 'ds-image-pack-'));
   try {
     const copy = join(work, 'src');
-    for (const f of src.files) {
-      mkdirSync(dirname(join(copy, f)), { recursive: true });
-      cpSync(join(ROOT, f), join(copy, f));
-    }
-    if (!existsSync(join(ROOT, 'node_modules/typescript'))) throw new ImageError('node_modules/typescript missing: run npm ci first (the build compiles with the dev dependencies)');
-    symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'), 'dir');
-    const stdout = run('npm', ['pack', '--json', '--pack-destination', work], copy, npmEnv());
+    copyInputs(src, copy);
+    cpSync(dist, join(copy, 'dist'), { recursive: true });
+    const stdout = run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], copy, npmEnv());
     const info = JSON.parse(stdout.slice(stdout.indexOf('['))) as { filename: string }[];
     run('tar', ['-xzf', join(work, info[0].filename), '-C', out, '--strip-components=1', '--no-same-owner'], work);
-    // As the Dockerfile's build stage does: the lockfile next to the packed package.json.
     cpSync(join(ROOT, 'package-lock.json'), join(out, 'package-lock.json'));
+    // The bin scripts executable, as npm install makes them (and the Dockerfile's chmod).
+    const bin = (JSON.parse(readFileSync(join(out, 'package.json'), 'utf8')) as { bin?: Record<string, string> }).bin ?? {};
+    for (const target of Object.values(bin)) chmodSync(join(out, target), 0o755);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -351,10 +380,14 @@ export function writeAtomically(path: string, data: Buffer): void {
  * function of the tar, the level and zlib, so it is cached under the tar's digest and the
  * zlib version. --no-cache compresses afresh.
  */
+function layerCachePath(opts: Options, diffId: string): string {
+  return join(opts.cacheDir, 'layers', `${diffId.slice('sha256:'.length)}-zlib${process.versions.zlib}.tar.gz`);
+}
+
 function compressed(opts: Options, tar: Buffer): Layer {
   if (!opts.cache) return layer(tar);
   const diffId = sha256(tar);
-  const path = join(opts.cacheDir, 'layers', `${diffId.slice('sha256:'.length)}-zlib${process.versions.zlib}.tar.gz`);
+  const path = layerCachePath(opts, diffId);
   if (existsSync(path)) {
     const data = readFileSync(path);
     // A cache entry is used only when it still decompresses to this very tar.
@@ -366,6 +399,25 @@ function compressed(opts: Options, tar: Buffer): Layer {
   writeFileSync(tmp, l.blob.data);
   renameSync(tmp, path);
   return l;
+}
+
+/** Cache entries unused for this long are removed after a build (other checkouts share the cache). */
+const CACHE_MAX_AGE_MS = 3 * 24 * 3600 * 1000;
+
+/** Marks the entries this build used as fresh and removes the ones nobody used for days. */
+function tidyCache(opts: Options, used: string[]): void {
+  if (!opts.cache || !existsSync(opts.cacheDir)) return;
+  const now = new Date();
+  for (const p of used) if (existsSync(p)) utimesSync(p, now, now);
+  const candidates = [
+    ...readdirSync(opts.cacheDir).filter((n) => /^(dist|deps)-[0-9a-f]+$/.test(n)).map((n) => join(opts.cacheDir, n)),
+    ...(existsSync(join(opts.cacheDir, 'layers')) ? readdirSync(join(opts.cacheDir, 'layers')).map((n) => join(opts.cacheDir, 'layers', n)) : []),
+  ];
+  for (const p of candidates) {
+    if (used.includes(p)) continue;
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (st && now.getTime() - st.mtimeMs > CACHE_MAX_AGE_MS) rmSync(p, { recursive: true, force: true });
+  }
 }
 
 export interface Result {
@@ -388,19 +440,34 @@ export function build(opts: Options): Result {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { description: string; license: string };
 
   if (opts.appDir && !existsSync(join(opts.appDir, 'node_modules'))) throw new ImageError(`--app-dir ${opts.appDir} has no node_modules: give a packed and installed /app tree`);
-  const pack = opts.appDir ? { dir: opts.appDir, hit: true } : cached(opts, `pack-${src.key}`, (dir) => packInto(src, dir));
-  opts.log(`image: packed package ${opts.appDir ? `from ${opts.appDir}` : pack.hit ? '(cached)' : 'built'}`);
-  const lockKey = createHash('sha256')
-    .update(readFileSync(join(pack.dir, 'package.json')))
-    .update(readFileSync(join(pack.dir, 'package-lock.json')))
-    .update(readFileSync(join(import.meta.dirname, 'prune.mjs')))
-    .update(nodeVersion)
-    .digest('hex')
-    .slice(0, 32);
-  const deps = opts.appDir ? { dir: opts.appDir, hit: true } : cached(opts, `deps-${lockKey}`, (dir) => depsInto(pack.dir, dir));
-  opts.log(`image: production dependencies ${opts.appDir ? `from ${opts.appDir}` : deps.hit ? '(cached)' : 'installed'}`);
-
+  let compiled: { dir: string; hit: boolean } | undefined;
+  let pack: { dir: string; hit: boolean };
+  if (opts.appDir) {
+    pack = { dir: opts.appDir, hit: true };
+    opts.log(`image: packed package from ${opts.appDir}`);
+  } else {
+    compiled = cached(opts, `dist-${compileKey(src)}`, (dir) => compileInto(src, dir));
+    opts.log(`image: compiled ${compiled.hit ? '(cached)' : 'afresh'}`);
+    pack = { dir: mkdtempSync(join(tmpdir(), 'ds-image-app-')), hit: false };
+    try {
+      packInto(src, join(compiled.dir, 'dist'), pack.dir);
+    } catch (err) {
+      rmSync(pack.dir, { recursive: true, force: true });
+      if (!opts.cache) rmSync(compiled.dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+  let deps: { dir: string; hit: boolean } | undefined;
   try {
+    const lockKey = createHash('sha256')
+      .update(readFileSync(join(pack.dir, 'package.json')))
+      .update(readFileSync(join(pack.dir, 'package-lock.json')))
+      .update(readFileSync(join(import.meta.dirname, 'prune.mjs')))
+      .update(nodeVersion)
+      .digest('hex')
+      .slice(0, 32);
+    deps = opts.appDir ? { dir: opts.appDir, hit: true } : cached(opts, `deps-${lockKey}`, (dir) => depsInto(pack.dir, dir));
+    opts.log(`image: production dependencies ${opts.appDir ? `from ${opts.appDir}` : deps.hit ? '(cached)' : 'installed'}`);
     const skipMeta = (rel: string) => rel === '.complete' || rel === 'node_modules' || rel.startsWith('node_modules/');
     const appEntries: Entry[] = [
       { type: 'dir', path: 'app', mode: 0o755 },
@@ -421,8 +488,8 @@ export function build(opts: Options): Result {
       'org.opencontainers.image.licenses': pkg.license,
       'org.opencontainers.image.created': created,
       'org.opencontainers.image.ref.name': src.version,
-      'dev.ds-exporter.node.version': nodeVersion,
-      'dev.ds-exporter.runtime.packages': [...new Set(Object.values(base.origins))].sort().join(' '),
+      'com.github.ds-exporter.node.version': nodeVersion,
+      'com.github.ds-exporter.runtime.packages': [...new Set(Object.values(base.origins))].sort().join(' '),
     };
     const img = image(
       [baseLayer, appLayer],
@@ -434,7 +501,7 @@ export function build(opts: Options): Result {
         exposedPorts: ['9842/tcp', '9842/udp'],
         labels,
         created,
-        history: [`node ${nodeVersion} and its shared libraries (${labels['dev.ds-exporter.runtime.packages']}), passwd/group for ${IMAGE_UID}`, `ds-exporter ${src.version} (npm pack) and its production dependencies in /app`],
+        history: [`node ${nodeVersion} and its shared libraries (${labels['com.github.ds-exporter.runtime.packages']}), passwd/group for ${IMAGE_UID}`, `ds-exporter ${src.version} (npm pack) and its production dependencies in /app`],
       },
       src.version,
     );
@@ -450,14 +517,16 @@ export function build(opts: Options): Result {
       origins: base.origins,
       nodeVersion,
     };
+    tidyCache(opts, [...(compiled ? [compiled.dir] : []), deps.dir, ...img.layers.map((l) => layerCachePath(opts, l.diffId))]);
     opts.log(`image: wrote ${relative(process.cwd(), opts.output) || opts.output} (${(archive.length / 1e6).toFixed(1)} MB, ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
     opts.log(`image: manifest ${img.manifest.digest}`);
     for (const [i, l] of img.layers.entries()) opts.log(`image: layer ${i} ${l.blob.digest} (${(l.blob.size / 1e6).toFixed(1)} MB)`);
     return result;
   } finally {
+    if (!opts.appDir) rmSync(pack.dir, { recursive: true, force: true });
     if (!opts.cache && !opts.appDir) {
-      rmSync(pack.dir, { recursive: true, force: true });
-      rmSync(deps.dir, { recursive: true, force: true });
+      if (compiled) rmSync(compiled.dir, { recursive: true, force: true });
+      if (deps) rmSync(deps.dir, { recursive: true, force: true });
     }
   }
 }

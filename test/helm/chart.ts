@@ -39,7 +39,12 @@ export function helm(args: string[]): Promise<HelmResult> {
 /** A Kubernetes object as rendered. */
 export type K8s = { apiVersion: string; kind: string; metadata: { name: string; [k: string]: any }; [k: string]: any };
 
+/** The image a user built and pushed (the chart has none by default); given before the test's values. */
+export const TEST_IMAGE_VALUES = resolve(import.meta.dirname, 'image-values.yaml');
+
 export interface RenderOptions {
+  /** false: render without TEST_IMAGE_VALUES, as a user who set no image */
+  image?: boolean;
   valuesFiles?: string[];
   set?: string[];
   monitoringApi?: boolean;
@@ -57,6 +62,7 @@ export async function render(opts: RenderOptions = {}): Promise<K8s[]> {
 
 export function renderRaw(opts: RenderOptions = {}): Promise<HelmResult> {
   const args = ['template', opts.release ?? 'gpu', opts.chart ?? CHART, '--namespace', opts.namespace ?? 'monitoring'];
+  if (opts.image !== false) args.push('-f', TEST_IMAGE_VALUES);
   for (const f of opts.valuesFiles ?? []) args.push('-f', f);
   for (const s of opts.set ?? []) args.push('--set', s);
   if (opts.monitoringApi) args.push('--api-versions', 'monitoring.coreos.com/v1');

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { allFlags, loadConfig } from '../../src/config/config.js';
-import { CHART, ROOT, chartCopy, ciValuesFiles, helm, type K8s, needHelm, ofKind, one, readYamlFile, render, renderRaw, scenario } from './chart.js';
+import { CHART, ROOT, TEST_IMAGE_VALUES, chartCopy, ciValuesFiles, helm, type K8s, needHelm, ofKind, one, readYamlFile, render, renderRaw, scenario } from './chart.js';
 
 const ci = (name: string) => join(CHART, 'ci', `${name}-values.yaml`);
 const NS = 'gpu-mon';
@@ -48,7 +48,7 @@ describe('helm lint --strict', needHelm, () => {
     const files = await ciValuesFiles();
     assert.ok(files.length >= 6, `ci scenarios: ${files.map(scenario).join(', ')}`);
     for (const f of files) {
-      const r = await helm(['lint', '--strict', CHART, '-f', f]);
+      const r = await helm(['lint', '--strict', CHART, '-f', TEST_IMAGE_VALUES, '-f', f]);
       assert.equal(r.code, 0, `${scenario(f)}: ${r.stdout}${r.stderr}`);
       assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
     }
@@ -176,7 +176,7 @@ describe('default values', needHelm, () => {
     const chart = await readYamlFile(join(CHART, 'Chart.yaml'));
     const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8'));
     assert.equal(chart.appVersion, pkg.version, 'Chart.yaml appVersion follows package.json');
-    assert.equal(c.image, `ghcr.io/ds-exporter/ds-exporter:${chart.appVersion}`);
+    assert.equal(c.image, `registry.example.com/ds-exporter:${chart.appVersion}`);
     assert.deepEqual(args(objs), ['--web.listen-address=:9842', '--gpu.source=nvml', '--log.level=info', `--peers.dns=gpu-ds-exporter-peers.${NS}.svc`, '--collector.kubelet', '--kubelet.pod-resources-socket=/var/lib/kubelet/pod-resources/kubelet.sock']);
     assert.deepEqual(c.livenessProbe.httpGet, { path: '/healthz', port: 'http', scheme: 'HTTP' });
     assert.deepEqual(c.readinessProbe.httpGet, { path: '/readyz', port: 'http', scheme: 'HTTP' });
@@ -506,8 +506,36 @@ describe('security options', needHelm, () => {
     assert.equal(container(objs).image, `registry.example.com/platform/ds-exporter@${values.image.digest}`);
     assert.equal(container(objs).imagePullPolicy, 'Always');
     assert.deepEqual(daemonSet(objs).spec.template.spec.imagePullSecrets, [{ name: 'regcred' }]);
-    const tagged = await render({ set: ['image.registry=', 'image.tag=1.2.3'] });
-    assert.equal(container(tagged).image, 'ds-exporter/ds-exporter:1.2.3');
+    const tagged = await render({ set: ['image.tag=1.2.3'] });
+    assert.equal(container(tagged).image, 'registry.example.com/ds-exporter:1.2.3');
+    const split = await render({ set: ['image.registry=registry.example.com/', 'image.repository=team/ds-exporter'] });
+    assert.equal(container(split).image, `registry.example.com/team/ds-exporter:${(await readYamlFile(join(CHART, 'Chart.yaml'))).appVersion}`);
+  });
+
+  test('no image set: install fails with the way to build and push one, not an image pull loop', async () => {
+    const chart = await readYamlFile(join(CHART, 'Chart.yaml'));
+    for (const set of [[], ['image.repository=']]) {
+      const r = await renderRaw({ image: false, set });
+      assert.notEqual(r.code, 0, 'rendered without an image');
+      assert.match(r.stderr, /image\.repository is not set, and no public ds-exporter image exists: build one with `npm run image`/);
+      assert.ok(r.stderr.includes(`skopeo copy oci-archive:dist/ds-exporter-oci.tar docker://REGISTRY/ds-exporter:${chart.appVersion}`), r.stderr);
+      assert.ok(r.stderr.includes('--set image.repository=REGISTRY/ds-exporter'), r.stderr);
+    }
+    // `helm lint` renders with required values relaxed: it reports the message, and passes.
+    const lint = await helm(['lint', '--strict', CHART]);
+    assert.match(lint.stdout + lint.stderr, /image\.repository is not set/);
+  });
+
+  test('the README push and install commands give the image the chart pulls', async () => {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const push = /skopeo copy oci-archive:(\S+) docker:\/\/(\S+)/.exec(readme);
+    assert.ok(push, 'README shows skopeo copy');
+    assert.equal(push[1], 'dist/ds-exporter-oci.tar');
+    const install = /helm install \S+ \.\/helm\/ds-exporter[^\n]*(?:\\\n[^\n]*)*--set image\.repository=(\S+)/.exec(readme);
+    assert.ok(install, 'README installs the chart with --set image.repository');
+    const registry = 'registry.example.com/platform';
+    const objs = await render({ image: false, set: [`image.repository=${install[1].replace('$REGISTRY', registry)}`] });
+    assert.equal(container(objs).image, push[2].replace('$REGISTRY', registry));
   });
 });
 

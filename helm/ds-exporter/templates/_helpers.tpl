@@ -46,11 +46,13 @@ app.kubernetes.io/part-of: ds-exporter
 {{- end -}}
 {{- end -}}
 
-{{/* registry/repository@digest, or registry/repository:tag (tag defaults to the appVersion). */}}
+{{/* registry/repository@digest, or registry/repository:tag (tag defaults to the appVersion).
+     No public image exists: an unset repository fails the install with the way to make one,
+     rather than a DaemonSet in ImagePullBackOff. */}}
 {{- define "ds-exporter.image" -}}
-{{- $repo := .Values.image.repository -}}
+{{- $repo := required (printf "image.repository is not set, and no public ds-exporter image exists: build one with `npm run image`, push it to a registry you own with `skopeo copy oci-archive:dist/ds-exporter-oci.tar docker://REGISTRY/ds-exporter:%s`, then install with --set image.repository=REGISTRY/ds-exporter (README: Container image)" .Chart.AppVersion) .Values.image.repository -}}
 {{- if .Values.image.registry -}}
-{{- $repo = printf "%s/%s" (trimSuffix "/" .Values.image.registry) .Values.image.repository -}}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .Values.image.registry) $repo -}}
 {{- end -}}
 {{- if .Values.image.digest -}}
 {{- printf "%s@%s" $repo .Values.image.digest -}}
