@@ -47,6 +47,7 @@ function build(args: string[], env: NodeJS.ProcessEnv = cleanEnv): Promise<{ cod
 interface Unpacked {
   config: { User: string; Env: string[]; Entrypoint: string[]; Cmd?: string[]; WorkingDir: string; Labels: Record<string, string>; ExposedPorts: Record<string, object> };
   rootfs: string;
+  created: string;
 }
 
 /** The archive read with GNU tar only: index → manifest → config and layers, unpacked in order. */
@@ -70,7 +71,7 @@ async function unpack(archive: string, dir: string): Promise<Unpacked> {
     blob(l.digest);
     execFileSync('tar', ['-xzf', join(layout, 'blobs/sha256', l.digest.replace(/^sha256:/, '')), '-C', rootfs, '--numeric-owner', '--same-permissions']);
   }
-  return { config: config.config, rootfs };
+  return { config: config.config, rootfs, created: config.created };
 }
 
 /** Every path under `dir`, relative, with a type mark: 'd' dir, 'l' link, 'f' file (and x for executables). */
@@ -140,6 +141,10 @@ describe('npm run image', { timeout: 900_000 }, () => {
     assert.equal(chart.appVersion, pkg.version, 'the chart pulls the tag the README pushes');
     assert.match(c.Labels['org.opencontainers.image.revision'], /^[0-9a-f]{40}(-modified)?$/);
     assert.equal(c.Labels['com.github.ds-exporter.node.version'], process.version);
+    // Every time in the image is the commit's (SOURCE_DATE_EPOCH unset: git log -1 --format=%ct).
+    const commitTime = Number(execFileSync('git', ['log', '-1', '--format=%ct'], { cwd: ROOT, encoding: 'utf8' }).trim());
+    assert.equal(image.created, new Date(commitTime * 1000).toISOString().replace('.000Z', 'Z'));
+    assert.equal(c.Labels['org.opencontainers.image.created'], image.created);
   });
 
   test('the root file system: node, its shared libraries, passwd/group, /tmp and /app; no shell, nothing else', () => {
@@ -269,7 +274,9 @@ describe('the Dockerfile and npm run image', { timeout: 900_000 }, () => {
     assert.deepEqual(dockerApp, imageApp);
     // A second, independent build: its /app is the Dockerfile's (fresh npm pack, npm ci and
     // prune), every layer compressed afresh. Equal digests: the build is reproducible.
-    const r = await build(['--no-cache', '--app-dir', app, '--output', join(work, 'b.tar')]);
+    // The commit time A used (from its config), so a commit made meanwhile changes nothing.
+    const epoch = String(Date.parse(image.created) / 1000);
+    const r = await build(['--no-cache', '--app-dir', app, '--output', join(work, 'b.tar')], { ...cleanEnv, SOURCE_DATE_EPOCH: epoch });
     assert.equal(r.code, 0, r.stderr);
     const second = JSON.parse(r.stdout) as BuildResult;
     assert.deepEqual(second.diffIds, built.diffIds);
