@@ -2,18 +2,22 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchCore } from './core.js';
 import { machine, ROOT, table } from './lib.js';
+import { smiVsNvidiaGpuExporterMain } from './smi-vs-nvidia-gpu-exporter.js';
 import { soak, soakOptions } from './soak.js';
 
 /**
  * `npm run bench`: measures the exporter and prints a table; writes bench/results/core.md.
  * `npm run bench -- --quick` shortens every phase (for a smoke run).
  * `npm run bench -- --soak [--minutes=N]` runs the soak instead (bench/soak.ts; default 30 minutes).
+ * `npm run bench -- --nvidia-smi [--quick]` runs ds-exporter's nvidia-smi source side by side with
+ * nvidia_gpu_exporter instead (bench/smi-vs-nvidia-gpu-exporter.ts).
  */
 async function main() {
   if (process.argv.includes('--soak')) {
     process.stdout.write(await soak(soakOptions(process.argv.slice(2))));
     return;
   }
+  if (process.argv.includes('--nvidia-smi')) return smiVsNvidiaGpuExporterMain();
   const quick = process.argv.includes('--quick');
   const idleMs = quick ? 3000 : 60_000;
   const loadMs = quick ? 2000 : 10_000;

@@ -1,65 +1,92 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { cpus, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { homedir, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { silentLogger } from '../src/core/logger.js';
-import { openSmiSource } from '../src/collectors/gpu/smi.js';
-import { parseHelpQueryGpu } from '../src/collectors/gpu/smi-parse.js';
+import { buildFakeSmiReplay, callsFromPidfile, recordSmiReplay } from '../test/helpers/fake-smi-replay.js';
+import { FAKE_SMI } from '../test/helpers/fake-smi.js';
+import { EXPORTER_NODE_FLAGS, machine, quantile, ROOT, sleep } from './lib.js';
 
 /**
- * nvidia-smi source benchmark: the cost of one 8-GPU nvidia-smi sample, and /metrics
- * latency and CPU per scrape of ds-exporter (one long-lived `nvidia-smi --loop-ms` child,
- * scrapes served from memory) next to nvidia_gpu_exporter (one nvidia-smi run per scrape),
- * both against the same fake nvidia-smi with a realistic per-call delay.
+ * ds-exporter's nvidia-smi source side by side with nvidia_gpu_exporter, in one run, all against
+ * the same cheap fake nvidia-smi: a compiled replay (test/fake-nvidia-smi/replay.c) of what the
+ * capture-driven fake answers to the exact calls each exporter makes, so a fork of nvidia-smi
+ * costs what a replay costs and no more. Measured per configuration: /metrics latency, CPU per
+ * scrape, CPU with no scrapes, RSS, and the CPU an operator pays per Prometheus scrape interval.
  *
- *   npx tsx bench/smi-vs-nvidia-gpu-exporter.ts [--quick]
+ *   npx tsx bench/smi-vs-nvidia-gpu-exporter.ts [--quick]      (or `npm run bench -- --nvidia-smi`)
+ *
+ * nvidia_gpu_exporter is taken from $NVIDIA_GPU_EXPORTER, ~/.cache/ds-exporter/peers/,
+ * .test-tools/bin or ~/go/bin; it is built from its source by the build.sh shipped beside it.
  */
 
-const ROOT = resolve(import.meta.dirname, '..');
-const FAKE = join(ROOT, 'test/fake-nvidia-smi/nvidia-smi');
 const GPUS = 8;
-/** The built exporter when `npm run build` made one, else the sources through tsx. */
-const DS_MAIN = existsSync(join(ROOT, 'dist/main.js')) ? [join(ROOT, 'dist/main.js')] : ['--import', 'tsx', join(ROOT, 'src/main.ts')];
 const DELAY = '50-150';
+const PEER_VERSION = '1.14.0-10-ge656cd8';
+const DS_MAIN = existsSync(join(ROOT, 'dist/main.js')) ? [...EXPORTER_NODE_FLAGS, join(ROOT, 'dist/main.js')] : ['--import', 'tsx', join(ROOT, 'src/main.ts')];
 
-/** A results row: what was measured, per exporter. */
-export interface BenchRow {
-  readonly measure: string;
-  readonly dsExporter: string;
-  readonly nvidiaGpuExporter: string;
-  readonly note: string;
+/** One measured configuration. */
+export interface SmiBenchRow {
+  readonly config: string;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly scrapes: number;
+  readonly cpuMsPerScrape: number;
+  readonly idleCpuPercent: number;
+  readonly rssMb: number;
+  readonly childRssMb: number;
+  readonly per15sMs: number;
+  readonly per30sMs: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function machine(): string {
-  const c = cpus();
-  return `${c[0]?.model.trim() ?? 'unknown CPU'}, ${c.length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${process.platform} ${process.arch}`;
+/** The fake's own cost per call, for one exporter's query. */
+export interface FakeCost {
+  readonly who: string;
+  readonly call: string;
+  readonly cpuMs: number;
+  readonly wallP50Ms: number;
+  readonly bytes: number;
 }
 
-/** user+system CPU seconds of a process (utime+stime), and of its reaped children (cutime+cstime). */
-function cpu(pid: number | 'self'): { own: number; children: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { own: (Number(f[11]) + Number(f[12])) / 100, children: (Number(f[13]) + Number(f[14])) / 100 };
+function peerBinary(): string | undefined {
+  const candidates = [process.env.NVIDIA_GPU_EXPORTER ?? '', join(homedir(), `.cache/ds-exporter/peers/nvidia_gpu_exporter-${PEER_VERSION}/nvidia_gpu_exporter`), join(ROOT, '.test-tools/bin/nvidia_gpu_exporter'), join(homedir(), 'go/bin/nvidia_gpu_exporter')];
+  return candidates.find((p) => p && existsSync(p));
 }
 
-/** Pids of the direct children of a process. */
-function childPids(pid: number): number[] {
+function stat(pid: number | 'self'): string[] {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return s.slice(s.lastIndexOf(')') + 2).split(' ');
+}
+
+/** CPU seconds of a process and all its descendants, alive (utime+stime) or reaped (cutime+cstime). */
+function treeCpu(pid: number): number {
   try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    const f = stat(pid);
+    let kids: number[] = [];
+    try {
+      kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      /* gone */
+    }
+    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100 + kids.reduce((s, p) => s + treeCpu(p), 0);
   } catch {
-    return [];
+    return 0;
   }
 }
 
-/** CPU seconds of a process and all its descendants, alive or reaped. */
-function treeCpu(pid: number): number {
+function rssMb(pid: number): number {
   try {
-    const c = cpu(pid);
-    return c.own + c.children + childPids(pid).reduce((s, p) => s + treeCpu(p), 0);
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function childrenRssMb(pid: number): number {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number).reduce((s, p) => s + rssMb(p) + childrenRssMb(p), 0);
   } catch {
     return 0;
   }
@@ -76,67 +103,28 @@ function freePort(): Promise<number> {
   });
 }
 
-function q(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
-}
-
 const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 
-function fakeEnv(): NodeJS.ProcessEnv {
-  return { ...process.env, FAKE_NVIDIA_SMI_GPUS: String(GPUS), FAKE_NVIDIA_SMI_DELAY_MS: DELAY, FAKE_NVIDIA_SMI_STATE: 'load' };
-}
-
-function runOnce(args: string[]): Promise<number> {
-  return new Promise((res, rej) => {
-    const t0 = performance.now();
-    execFile(FAKE, args, { env: fakeEnv(), maxBuffer: 64 << 20 }, (err) => (err ? rej(err) : res(performance.now() - t0)));
-  });
-}
-
-/** Every field the driver lists: what nvidia_gpu_exporter queries on each scrape by default. */
-function allFields(): string[] {
-  const help = readFileSync(join(ROOT, 'test/fixtures/nvidia-smi/h100-80gb-hbm3__590.48.01.txt'), 'utf8');
-  const start = help.indexOf('# $ nvidia-smi --help-query-gpu');
-  const body = help.slice(start, help.indexOf('# capabilities :: help-query-compute-apps'));
-  // One spelling per field (the first of `"a" or "b"`).
-  const out: string[] = [];
-  for (const line of body.split('\n')) {
-    const m = /^"([A-Za-z0-9_.\-]+)"/.exec(line);
-    if (m) out.push(m[1]);
-  }
-  return out.filter((f) => parseHelpQueryGpu(`"${f}"`).size === 1);
-}
-
-/** Wall time and CPU of N one-shot nvidia-smi calls (CPU from this process's reaped children). */
-async function oneShots(args: string[], n: number): Promise<{ p50: number; p99: number; cpuMs: number }> {
-  const c0 = cpu('self').children;
-  const walls: number[] = [];
-  for (let i = 0; i < n; i++) walls.push(await runOnce(args));
-  const c1 = cpu('self').children;
-  walls.sort((a, b) => a - b);
-  return { p50: q(walls, 0.5), p99: q(walls, 0.99), cpuMs: ((c1 - c0) * 1000) / n };
-}
-
-async function startProc(cmd: string, args: string[], url: string): Promise<ChildProcess> {
-  const child = spawn(cmd, args, { env: fakeEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+async function startProc(cmd: string, args: string[], url: string, env: NodeJS.ProcessEnv): Promise<ChildProcess> {
+  const child = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (c) => (err = (err + c).slice(-2000)));
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 600; i++) {
     if (child.exitCode !== null) throw new Error(`${cmd} exited: ${err}`);
     try {
       const r = await fetch(url);
-      if (r.ok && (await r.text()).includes('gpu')) return child;
+      if (r.ok && /^(ds_gpu_info|nvidia_smi_gpu_info)\{/m.test(await r.text())) return child;
     } catch {
       /* not yet */
     }
     await sleep(100);
   }
   child.kill('SIGKILL');
-  throw new Error(`${cmd} did not become ready: ${err}`);
+  throw new Error(`${cmd} did not export GPUs: ${err}`);
 }
 
 async function stopProc(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
+  if (child.exitCode !== null || child.signalCode !== null) return;
   await new Promise<void>((res) => {
     child.once('exit', () => res());
     child.kill('SIGTERM');
@@ -144,154 +132,204 @@ async function stopProc(child: ChildProcess): Promise<void> {
   });
 }
 
-/** Sequential scrapes for `ms`, `gapMs` apart: latencies and CPU of the exporter's process tree. */
-async function scrapeRun(child: ChildProcess, url: string, ms: number, gapMs: number): Promise<{ p50: number; p99: number; n: number; cpuMsPerScrape: number; idleCpuPercent: number; idleChildrenPercent: number; bytes: number }> {
+/** A window with no scrapes, then sequential scrapes `gapMs` apart for as long: latency and CPU of the process tree. */
+async function measure(config: string, child: ChildProcess, url: string, opts: { warmupMs: number; idleMs: number; busyMs: number; gapMs: number }): Promise<SmiBenchRow> {
   const pid = child.pid!;
-  // Background cost first: the same window with no scrapes.
+  await sleep(opts.warmupMs);
   const i0 = treeCpu(pid);
-  const o0 = cpu(pid).own;
-  await sleep(ms);
-  const idleCpu = treeCpu(pid) - i0;
-  const idleOwn = cpu(pid).own - o0;
+  await sleep(opts.idleMs);
+  const idle = treeCpu(pid) - i0;
   const lat: number[] = [];
-  let bytes = 0;
   const c0 = treeCpu(pid);
-  const end = performance.now() + ms;
-  while (performance.now() < end) {
-    const t0 = performance.now();
+  const t0 = performance.now();
+  while (performance.now() - t0 < opts.busyMs) {
+    const s = performance.now();
     const r = await fetch(url);
-    bytes = (await r.text()).length;
-    lat.push(performance.now() - t0);
-    if (gapMs) await sleep(gapMs);
+    if (!r.ok) throw new Error(`${config}: /metrics answered ${r.status}`);
+    await r.arrayBuffer();
+    lat.push(performance.now() - s);
+    await sleep(opts.gapMs);
   }
-  const busyCpu = treeCpu(pid) - c0;
+  const busySeconds = (performance.now() - t0) / 1000;
+  const busy = treeCpu(pid) - c0;
+  const idleRate = idle / (opts.idleMs / 1000); // CPU seconds per second with no scrapes
+  const cpuMsPerScrape = (Math.max(0, busy - idleRate * busySeconds) * 1000) / lat.length;
   lat.sort((a, b) => a - b);
-  return { p50: q(lat, 0.5), p99: q(lat, 0.99), n: lat.length, cpuMsPerScrape: (Math.max(0, busyCpu - idleCpu) * 1000) / lat.length, idleCpuPercent: (idleCpu / (ms / 1000)) * 100, idleChildrenPercent: (Math.max(0, idleCpu - idleOwn) / (ms / 1000)) * 100, bytes };
-}
-
-/** Runs the benchmark and returns its table rows (the bench runner includes them). */
-export async function benchSmiVsNvidiaGpuExporter(opts: { quick?: boolean } = {}): Promise<{ rows: BenchRow[]; notes: string[] }> {
-  const n = opts.quick ? 5 : 30;
-  const windowMs = opts.quick ? 3000 : 20_000;
-  const notes: string[] = [];
-  const rows: BenchRow[] = [];
-
-  // 1. One sample of 8 GPUs.
-  const plan = await openSmiSource({ path: FAKE, intervalMs: 60_000, logger: silentLogger, env: fakeEnv() });
-  const ourFields = plan.plan.fields;
-  const reads: number[] = [];
-  for (let i = 0; i < 1000; i++) {
-    const t0 = performance.now();
-    await plan.read();
-    reads.push(performance.now() - t0);
-  }
-  await plan.close();
-  reads.sort((a, b) => a - b);
-  const ours = await oneShots([`--query-gpu=${ourFields.join(',')}`, '--format=csv,noheader,nounits'], n);
-  const all = allFields();
-  const theirs = await oneShots([`--query-gpu=${all.join(',')}`, '--format=csv'], n);
-  rows.push({
-    measure: `one sample of ${GPUS} GPUs, wall ms (p50 / p99)`,
-    dsExporter: `${fmt(reads[Math.floor(reads.length / 2)], 3)} / ${fmt(q(reads, 0.99), 3)} (read of the loop's latest lines)`,
-    nvidiaGpuExporter: `${fmt(theirs.p50)} / ${fmt(theirs.p99)} (one nvidia-smi run, ${all.length} fields)`,
-    note: `a fork of nvidia-smi with our ${ourFields.length} fields: ${fmt(ours.p50)} / ${fmt(ours.p99)} ms; the fake waits ${DELAY} ms per call`,
-  });
-  rows.push({
-    measure: 'CPU ms of one nvidia-smi run',
-    dsExporter: `${fmt(ours.cpuMs)} (only at start and on restarts)`,
-    nvidiaGpuExporter: `${fmt(theirs.cpuMs)} (every scrape)`,
-    note: 'the fake is a Node script: its start-up CPU stands in for the real nvidia-smi start-up (NVML init), which is not measured here',
-  });
-
-  // 2. /metrics side by side, one run.
-  const runDs = async (interval: string, source = 'nvidia-smi') => {
-    const port = await freePort();
-    const ds = await startProc(process.execPath, [...DS_MAIN, `--web.listen-address=127.0.0.1:${port}`, `--gpu.source=${source}`, `--nvidia-smi.path=${FAKE}`, `--sample.interval=${interval}`, '--sample.stale-after=60s', '--log.level=warn'], `http://127.0.0.1:${port}/metrics`);
-    try {
-      return await scrapeRun(ds, `http://127.0.0.1:${port}/metrics`, windowMs, 50);
-    } finally {
-      await stopProc(ds);
-    }
+  return {
+    config,
+    p50Ms: quantile(lat, 0.5),
+    p99Ms: quantile(lat, 0.99),
+    scrapes: lat.length,
+    cpuMsPerScrape,
+    idleCpuPercent: idleRate * 100,
+    rssMb: rssMb(pid),
+    childRssMb: childrenRssMb(pid),
+    per15sMs: idleRate * 15_000 + cpuMsPerScrape,
+    per30sMs: idleRate * 30_000 + cpuMsPerScrape,
   };
-  const dsRun = await runDs('1s');
-  const ds15 = await runDs('15s');
-  const dsSim = await runDs('15s', 'simulated');
-  const exporterBin = [join(ROOT, '.test-tools/bin/nvidia_gpu_exporter'), join(process.env.HOME ?? '', 'go/bin/nvidia_gpu_exporter')].find((p) => existsSync(p));
-  let theirRun: Awaited<ReturnType<typeof scrapeRun>> | undefined;
-  if (exporterBin) {
-    const port2 = await freePort();
-    const ng = await startProc(exporterBin, [`--web.listen-address=127.0.0.1:${port2}`, `--nvidia-smi-command=${FAKE}`], `http://127.0.0.1:${port2}/metrics`);
-    try {
-      theirRun = await scrapeRun(ng, `http://127.0.0.1:${port2}/metrics`, windowMs, 50);
-    } finally {
-      await stopProc(ng);
-    }
-  } else {
-    notes.push('nvidia_gpu_exporter was not measured: `GOBIN=$PWD/.test-tools/bin go install github.com/utkuozdemir/nvidia_gpu_exporter@latest` fails here (the Go module proxy answers 403 "This module version is not available" for every version), so its column holds the floor of its per-scrape cost instead: it runs nvidia-smi with every field on each scrape, and no scrape can be cheaper than that one run (row 1 and 2).');
-  }
-  rows.push({
-    measure: '/metrics latency ms (p50 / p99)',
-    dsExporter: `${fmt(dsRun.p50, 2)} / ${fmt(dsRun.p99, 2)} (${dsRun.n} scrapes, ${dsRun.bytes} bytes)`,
-    nvidiaGpuExporter: theirRun ? `${fmt(theirRun.p50, 2)} / ${fmt(theirRun.p99, 2)} (${theirRun.n} scrapes)` : `not measured; >= ${fmt(theirs.p50)} / ${fmt(theirs.p99)} (one nvidia-smi run)`,
-    note: 'sequential scrapes 50 ms apart, loopback, both exporters and the fake on the same machine',
-  });
-  rows.push({
-    measure: 'CPU ms per scrape (exporter + its nvidia-smi children)',
-    dsExporter: `${fmt(dsRun.cpuMsPerScrape, 2)}`,
-    nvidiaGpuExporter: theirRun ? fmt(theirRun.cpuMsPerScrape, 2) : `not measured; >= ${fmt(theirs.cpuMs)} (one nvidia-smi run)`,
-    note: `CPU during the scrape window minus the CPU of an equal window without scrapes, divided by the scrapes (1 s sampling; ${fmt(ds15.cpuMsPerScrape, 2)} at 15 s sampling); CPU is read in 10 ms ticks`,
-  });
-  rows.push({
-    measure: 'background CPU, % of a core, no scrapes',
-    dsExporter: `${fmt(dsRun.idleCpuPercent, 2)} at 1 s sampling (loop child ${fmt(dsRun.idleChildrenPercent, 2)}); ${fmt(ds15.idleCpuPercent, 2)} at 15 s sampling (loop child ${fmt(ds15.idleChildrenPercent, 2)})`,
-    nvidiaGpuExporter: theirRun ? fmt(theirRun.idleCpuPercent, 2) : 'not measured (0 expected: it does nothing between scrapes)',
-    note: `ds-exporter samples in the background whether or not it is scraped; the same exporter with simulated GPUs (no nvidia-smi) idles at ${fmt(dsSim.idleCpuPercent, 2)} % at 15 s sampling: most of the background cost is the Node process itself, not the nvidia-smi source`,
-  });
-  const dsPer15 = (dsRun.idleCpuPercent / 100) * 15 * 1000 + dsRun.cpuMsPerScrape;
-  const ds15Per15 = (ds15.idleCpuPercent / 100) * 15 * 1000 + ds15.cpuMsPerScrape;
-  const theirPer15 = theirRun ? (theirRun.idleCpuPercent / 100) * 15 * 1000 + theirRun.cpuMsPerScrape : theirs.cpuMs;
-  rows.push({
-    measure: 'CPU ms per 15 s Prometheus scrape interval (background + one scrape)',
-    dsExporter: `${fmt(dsPer15, 1)} at 1 s sampling; ${fmt(ds15Per15, 1)} at 15 s sampling`,
-    nvidiaGpuExporter: theirRun ? fmt(theirPer15, 1) : `>= ${fmt(theirPer15, 1)}`,
-    note: `nvidia_gpu_exporter / ds-exporter: ${fmt(theirPer15 / dsPer15, 2)}x at 1 s sampling, ${fmt(theirPer15 / ds15Per15, 2)}x at 15 s sampling${theirRun ? '' : ' (lower bounds)'}; per scrape alone (row 4): ${fmt((theirRun ? theirRun.cpuMsPerScrape : theirs.cpuMs) / Math.max(dsRun.cpuMsPerScrape, 1e-3), 0)}x`,
-  });
-  const perScrape = (theirRun ? theirRun.cpuMsPerScrape : theirs.cpuMs) / Math.max(dsRun.cpuMsPerScrape, 1e-3);
-  notes.push(
-    `Reading: a scrape of ds-exporter costs ${fmt(perScrape, 0)}x less CPU than one nvidia-smi run and answers in milliseconds whatever nvidia-smi does. ` +
-      `Counted per unit of time, ds-exporter also pays for background sampling: over a 15 s scrape interval it spends ${fmt(dsPer15, 0)} ms at 1 s sampling and ${fmt(ds15Per15, 0)} ms at 15 s sampling, ` +
-      `against >= ${fmt(theirPer15, 0)} ms for one nvidia-smi run per scrape, so the 20x goal holds per scrape, not per unit of time at 1 s sampling.`,
-  );
-  return { rows, notes };
 }
 
-function table(rows: BenchRow[]): string {
-  const head = '| measure | ds-exporter | nvidia_gpu_exporter | note |\n| --- | --- | --- | --- |';
-  return [head, ...rows.map((r) => `| ${r.measure} | ${r.dsExporter} | ${r.nvidiaGpuExporter} | ${r.note} |`)].join('\n');
+function run(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ wallMs: number; bytes: number }> {
+  return new Promise((res, rej) => {
+    const t0 = performance.now();
+    execFile(file, args, { env, maxBuffer: 64 << 20 }, (err, stdout) => (err ? rej(err) : res({ wallMs: performance.now() - t0, bytes: stdout.length })));
+  });
+}
+
+/** CPU (this process's reaped children) and wall time of `n` sequential calls. */
+async function callCost(file: string, args: string[], env: NodeJS.ProcessEnv, n: number): Promise<{ cpuMs: number; wallP50Ms: number; bytes: number }> {
+  const children = () => {
+    const f = stat('self');
+    return (Number(f[13]) + Number(f[14])) * 10;
+  };
+  const c0 = children();
+  const walls: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < n; i++) {
+    const r = await run(file, args, env);
+    walls.push(r.wallMs);
+    bytes = r.bytes;
+  }
+  walls.sort((a, b) => a - b);
+  return { cpuMs: (children() - c0) / n, wallP50Ms: quantile(walls, 0.5), bytes };
+}
+
+/** The calls an exporter makes to nvidia-smi, logged by the capture-driven fake while it starts and serves a few scrapes. */
+async function discoverCalls(cmd: string, args: string[], url: string, env: NodeJS.ProcessEnv, pidfile: string): Promise<string[][]> {
+  const child = await startProc(cmd, args, url, { ...env, FAKE_NVIDIA_SMI_PIDFILE: pidfile });
+  try {
+    for (let i = 0; i < 3; i++) await (await fetch(url)).arrayBuffer();
+  } finally {
+    await stopProc(child);
+  }
+  return callsFromPidfile(pidfile);
+}
+
+/** Runs the benchmark: the fake's own cost per call, then every configuration, one after the other. */
+export async function benchSmiVsNvidiaGpuExporter(opts: { quick?: boolean } = {}): Promise<{ rows: SmiBenchRow[]; fake: FakeCost[]; notes: string[]; setup: string }> {
+  const windows = opts.quick ? { warmupMs: 2000, idleMs: 4000, busyMs: 4000, gapMs: 50 } : { warmupMs: 10_000, idleMs: 30_000, busyMs: 20_000, gapMs: 50 };
+  const peer = peerBinary();
+  if (!peer) throw new Error(`nvidia_gpu_exporter not found: build it with the build.sh shipped beside its source (\`build.sh ~/.cache/ds-exporter/peers/nvidia_gpu_exporter-${PEER_VERSION}\`) or set NVIDIA_GPU_EXPORTER`);
+  const replay = buildFakeSmiReplay();
+  const dir = mkdtempSync(join(tmpdir(), 'smi-bench-'));
+  const notes: string[] = [];
+  try {
+    const capture = { ...process.env, FAKE_NVIDIA_SMI_GPUS: String(GPUS), FAKE_NVIDIA_SMI_STATE: 'load' };
+    const cheap = { ...capture, FAKE_NVIDIA_SMI_REPLAY_DIR: join(dir, 'replay'), FAKE_NVIDIA_SMI_DELAY_MS: DELAY };
+
+    // 1. What each exporter asks nvidia-smi, recorded from the capture-driven fake, replayed from then on.
+    const dsArgs = (port: number, smi: string, interval: string) => [...DS_MAIN, `--web.listen-address=127.0.0.1:${port}`, '--gpu.source=nvidia-smi', `--nvidia-smi.path=${smi}`, `--sample.interval=${interval}`, '--sample.stale-after=60s', '--log.level=warn'];
+    const peerArgs = (port: number, smi: string, extra: string[] = []) => [`--web.listen-address=127.0.0.1:${port}`, `--nvidia-smi-command=${smi}`, ...extra];
+    let port = await freePort();
+    const dsCalls = await discoverCalls(process.execPath, dsArgs(port, FAKE_SMI, '1s'), `http://127.0.0.1:${port}/metrics`, capture, join(dir, 'ds-calls'));
+    port = await freePort();
+    const peerCalls = await discoverCalls(peer, peerArgs(port, FAKE_SMI), `http://127.0.0.1:${port}/metrics`, capture, join(dir, 'peer-calls'));
+    port = await freePort();
+    const peerIntervalCalls = await discoverCalls(peer, peerArgs(port, FAKE_SMI, ['--collect.interval=1s']), `http://127.0.0.1:${port}/metrics`, capture, join(dir, 'peer-interval-calls'));
+    await recordSmiReplay(join(dir, 'replay'), [...dsCalls, ...peerCalls, ...peerIntervalCalls], capture);
+
+    // 2. The fake's own CPU per call, with each exporter's per-sample query (no delay: sleeping costs no CPU).
+    const n = opts.quick ? 50 : 500;
+    const noDelay = { ...cheap, FAKE_NVIDIA_SMI_DELAY_MS: '' };
+    const peerQuery = peerCalls.find((c) => c[0]?.startsWith('--query-gpu='));
+    const dsQuery = dsCalls.find((c) => c[0]?.startsWith('--query-gpu='));
+    if (!peerQuery || !dsQuery) throw new Error(`no --query-gpu call seen: ds-exporter ${JSON.stringify(dsCalls)}, nvidia_gpu_exporter ${JSON.stringify(peerCalls)}`);
+    const dsOneShot = dsQuery.filter((a) => !a.startsWith('--loop'));
+    const fields = (c: string[]) => c[0].split(',').length;
+    const fake: FakeCost[] = [];
+    for (const [who, call] of [
+      ['nvidia_gpu_exporter', peerQuery],
+      ['ds-exporter', dsOneShot],
+    ] as const) {
+      const c = await callCost(replay, call, noDelay, n);
+      fake.push({ who, call: `\`--query-gpu=<${fields(call)} fields> ${call.slice(1).join(' ')}\``, ...c });
+    }
+    const node = await callCost(FAKE_SMI, peerQuery, { ...capture }, opts.quick ? 3 : 10);
+    notes.push(`For scale, the capture-driven Node fake (\`test/fake-nvidia-smi/nvidia-smi\`) costs ${fmt(node.cpuMs)} ms of CPU for the same nvidia_gpu_exporter call: it is only used to record the answers.`);
+
+    // 3. Every configuration against the replay, one after the other.
+    const rows: SmiBenchRow[] = [];
+    const configs: Array<{ name: string; cmd: string; args: (port: number) => string[] }> = [
+      { name: 'ds-exporter, nvidia-smi source, 1 s sampling', cmd: process.execPath, args: (p) => dsArgs(p, replay, '1s') },
+      { name: 'ds-exporter, nvidia-smi source, 15 s sampling', cmd: process.execPath, args: (p) => dsArgs(p, replay, '15s') },
+      { name: 'nvidia_gpu_exporter, default (nvidia-smi per scrape)', cmd: peer, args: (p) => peerArgs(p, replay) },
+      { name: 'nvidia_gpu_exporter, `--collect.interval=1s`', cmd: peer, args: (p) => peerArgs(p, replay, ['--collect.interval=1s']) },
+      { name: 'nvidia_gpu_exporter, `--collect.interval=15s`', cmd: peer, args: (p) => peerArgs(p, replay, ['--collect.interval=15s']) },
+    ];
+    for (const c of configs) {
+      process.stderr.write(`bench: ${c.name}...\n`);
+      const p = await freePort();
+      const url = `http://127.0.0.1:${p}/metrics`;
+      const child = await startProc(c.cmd, c.args(p), url, cheap);
+      try {
+        rows.push(await measure(c.name, child, url, windows));
+      } finally {
+        await stopProc(child);
+      }
+    }
+    const setup =
+      `All against the compiled nvidia-smi replay (\`test/fake-nvidia-smi/replay.c\`), answering from recordings of the H100 load capture with ${GPUS} GPUs, made from the capture-driven fake for exactly the calls each exporter was seen to make; the replay waits ${DELAY} ms (uniform) before answering, standing in for nvidia-smi's wall time, which costs no CPU here. ` +
+      `ds-exporter: \`${DS_MAIN.includes('tsx') ? 'node --import tsx src/main.ts' : `node ${EXPORTER_NODE_FLAGS.join(' ')} dist/main.js`} --gpu.source=nvidia-smi\` (one long-lived \`nvidia-smi --loop-ms\` child). nvidia_gpu_exporter ${PEER_VERSION}, built from its source, with its default field auto-detection (\`--query-field-names=AUTO\`). ` +
+      `Per configuration: ${windows.warmupMs / 1000} s of warm-up, ${windows.idleMs / 1000} s with no scrapes (idle CPU), then sequential scrapes ${windows.gapMs} ms apart for ${windows.busyMs / 1000} s (latency; CPU per scrape is the CPU of that window minus the idle rate, per scrape). CPU is the exporter's process tree, nvidia-smi children included, from /proc (10 ms ticks). ` +
+      'CPU per Prometheus interval = idle CPU rate × interval + one scrape: what a node pays per scrape interval.';
+    return { rows, fake, notes, setup };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Sentences that read the figures as they came out (cheaper is whoever spends less). */
+export function reading(rows: readonly SmiBenchRow[]): string[] {
+  const by = (prefix: string) => rows.find((r) => r.config.startsWith(prefix));
+  const ds1 = by('ds-exporter, nvidia-smi source, 1 s');
+  const ds15 = by('ds-exporter, nvidia-smi source, 15 s');
+  const perScrape = by('nvidia_gpu_exporter, default');
+  const coll1 = by('nvidia_gpu_exporter, `--collect.interval=1s`');
+  if (!ds1 || !perScrape) return [];
+  const cmp = (a: number, b: number) => (a <= b ? `${fmt(b / Math.max(a, 1e-3), 1)}× less than` : `${fmt(a / Math.max(b, 1e-3), 1)}× more than`);
+  const out = [
+    `Per scrape, ds-exporter answers in ${fmt(ds1.p50Ms, 2)} ms (p99 ${fmt(ds1.p99Ms, 2)}) from memory; nvidia_gpu_exporter in its default mode waits for nvidia-smi on every scrape (${fmt(perScrape.p50Ms, 0)} ms p50 here, the replay's delay included).`,
+    `Per 15 s Prometheus interval, ds-exporter at 1 s sampling spends ${fmt(ds1.per15sMs)} ms of CPU, ${cmp(ds1.per15sMs, perScrape.per15sMs)} nvidia_gpu_exporter in its default per-scrape mode (${fmt(perScrape.per15sMs)} ms); per 30 s: ${fmt(ds1.per30sMs)} ms against ${fmt(perScrape.per30sMs)} ms.`,
+  ];
+  if (ds15) out.push(`At 15 s sampling ds-exporter spends ${fmt(ds15.per15sMs)} ms per 15 s interval, ${cmp(ds15.per15sMs, perScrape.per15sMs)} the per-scrape peer.`);
+  if (coll1) out.push(`At the same 1 s freshness, nvidia_gpu_exporter with \`--collect.interval=1s\` spends ${fmt(coll1.per15sMs)} ms per 15 s interval: ds-exporter at 1 s sampling spends ${cmp(ds1.per15sMs, coll1.per15sMs)} it.`);
+  return out;
+}
+
+function markdown(r: Awaited<ReturnType<typeof benchSmiVsNvidiaGpuExporter>>, quick: boolean): string {
+  const head = '| configuration | scrape p50 ms | scrape p99 ms | scrapes | CPU ms per scrape | idle CPU % of a core | RSS MB (+ resident nvidia-smi) | CPU ms per 15 s interval | CPU ms per 30 s interval |';
+  const rows = r.rows.map((x) => `| ${x.config} | ${fmt(x.p50Ms, 2)} | ${fmt(x.p99Ms, 2)} | ${x.scrapes} | ${fmt(x.cpuMsPerScrape, 2)} | ${fmt(x.idleCpuPercent, 3)} | ${fmt(x.rssMb)}${x.childRssMb > 0 ? ` (+${fmt(x.childRssMb)})` : ''} | ${fmt(x.per15sMs)} | ${fmt(x.per30sMs)} |`);
+  const fakeHead = '| the fake nvidia-smi (compiled replay), per call | call | CPU ms per call | wall ms p50 (no delay) | bytes |';
+  const fakeRows = r.fake.map((f) => `| ${f.who}'s sample | ${f.call} | ${fmt(f.cpuMs, 2)} | ${fmt(f.wallP50Ms, 2)} | ${f.bytes} |`);
+  const load = loadavg().map((l) => l.toFixed(2)).join(' ');
+  return [
+    '# nvidia-smi: ds-exporter vs nvidia_gpu_exporter',
+    '',
+    `Machine: ${machine()}; load average at the end ${load} (a shared machine: other work ran beside the benchmark)`,
+    `Date: ${new Date().toISOString().slice(0, 10)}; command: \`npx tsx bench/smi-vs-nvidia-gpu-exporter.ts\`${quick ? ' --quick' : ''}`,
+    '',
+    r.setup,
+    '',
+    [head, '| --- | --- | --- | --- | --- | --- | --- | --- | --- |', ...rows].join('\n'),
+    '',
+    [fakeHead, '| --- | --- | --- | --- | --- |', ...fakeRows].join('\n'),
+    '',
+    ...[...reading(r.rows), ...r.notes, 'The replay is a floor for nvidia-smi: a real nvidia-smi also initialises NVML and queries the driver on every run, which costs CPU that no fake can stand for; that cost lands on the per-scrape mode once per scrape, on `--collect.interval` once per interval, and on ds-exporter\'s loop once per sample (no start-up). Real GPUs are not measured here.'].map((s) => `- ${s}`),
+    '',
+  ].join('\n');
 }
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
-  const { rows, notes } = await benchSmiVsNvidiaGpuExporter({ quick });
-  const md = [
-    '# nvidia-smi: ds-exporter vs nvidia_gpu_exporter',
-    '',
-    `Machine: ${machine()}`,
-    `Date: ${new Date().toISOString().slice(0, 10)}; command: \`npx tsx bench/smi-vs-nvidia-gpu-exporter.ts\`${quick ? ' --quick' : ''}`,
-    '',
-    `Both against the fake nvidia-smi (\`test/fake-nvidia-smi/nvidia-smi\`, H100 load capture) with ${GPUS} GPUs and a ${DELAY} ms delay per call. ds-exporter: \`${DS_MAIN.includes('tsx') ? 'node --import tsx src/main.ts' : 'node dist/main.js'} --gpu.source=nvidia-smi\` at 1 s and 15 s sampling.`,
-    '',
-    table(rows),
-    '',
-    ...notes.map((n) => `- ${n}`),
-    '',
-  ].join('\n');
+  const md = markdown(await benchSmiVsNvidiaGpuExporter({ quick }), quick);
   process.stdout.write(md);
   if (!quick) {
     mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
     writeFileSync(join(ROOT, 'bench/results/smi-vs-nvidia-gpu-exporter.md'), md);
   }
 }
+
+export { main as smiVsNvidiaGpuExporterMain };
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   main().catch((e) => {
