@@ -348,3 +348,20 @@ export function podProcessMemoryPanel(q: Q, opts: { w?: number } = {}): timeseri
     targets: [{ expr: `sum by (namespace, pod) (max by (job, instance, uuid, pid) (${q.s('ds_gpu_process_memory_used_bytes')}) * on (job, instance, uuid, pid) group_left (namespace, pod) ${q.s('ds_gpu_process_info')})`, legend: '{{namespace}}/{{pod}}' }],
   });
 }
+
+/** Where the recording rules a dashboard reads come from, for the notes that say so. */
+export const RULES_NOTE = 'alerts/ds-exporter-rules.yaml (load it with rule_files, or install the chart with prometheusRule.enabled: its PrometheusRule ships it)';
+
+/**
+ * A stat panel that says on the dashboard whether the recording rules it reads are loaded:
+ * the share of exporters that have `record` (a series recorded per job and instance). Without
+ * the rules the numerator is empty, and the panel shows what to load instead of a number.
+ */
+export function recordingRulesPanel(q: Q, record: string): stat.PanelBuilder {
+  return statPanel({
+    title: 'Recording rules',
+    description: `This dashboard reads recorded series (${record} and others) that only exist where the recording rules are evaluated: ${RULES_NOTE}. Shows the share of exporters that have them (100% when loaded); "not loaded" means the panels reading them stay empty.`,
+    unit: 'percentunit', min: 0, max: 1, thresholds: [[null, 'red'], [1, 'green']],
+    targets: [{ expr: `count(${q.s(record)}) / count(${q.s('ds_exporter_build_info')})` }],
+  }).noValue(`Not loaded: ${RULES_NOTE.split(' (')[0]}`);
+}

@@ -1,6 +1,6 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import { REC } from '../rules/recording.js';
-import { dashboardShell, ONE_PER_GPU, podBusyPanel, podMemoryPanel, podProcessMemoryPanel, queries, row, seriesHeatmap, statPanel, tablePanel, timeSeries, UTILIZATION_NOTE } from './common.js';
+import { dashboardShell, ONE_PER_GPU, recordingRulesPanel, podBusyPanel, podMemoryPanel, podProcessMemoryPanel, queries, row, seriesHeatmap, statPanel, tablePanel, timeSeries, UTILIZATION_NOTE } from './common.js';
 
 /** Fleet overview: every exporter at once, mostly from the recording rules. */
 export function fleetDashboard(): dashboard.Dashboard {
@@ -11,11 +11,12 @@ export function fleetDashboard(): dashboard.Dashboard {
   return dashboardShell({
     uid: 'ds-exporter-fleet',
     title: 'ds-exporter / Fleet overview',
-    description: 'All GPU hosts at once: utilization, idle-but-allocated GPUs, memory, fragmentation, throughput, hot and throttled GPUs, exporter health.',
+    description: 'All GPU hosts at once: utilization, idle-but-allocated GPUs, memory, fragmentation, throughput, hot and throttled GPUs, exporter health. Needs the recording rules: alerts/ds-exporter-rules.yaml (the chart\'s PrometheusRule ships them); the "Recording rules" panel says whether they are loaded.',
     tags: ['fleet'],
     filters: ['namespace', 'pod'],
   })
     .withRow(row('Fleet now'))
+    .withPanel(recordingRulesPanel(q, REC.gpuCount))
     .withPanel(statPanel({ title: 'GPUs up', description: 'GPUs answering the driver (sum of ds_gpu_up, recorded per exporter).', unit: 'short', targets: [{ expr: `sum(${s(REC.gpuUp)})` }] }))
     .withPanel(statPanel({ title: 'GPUs seen', description: 'GPUs known to the exporters (count of ds_gpu_info); more than "GPUs up" means some are lost.', unit: 'short', targets: [{ expr: `sum(${s(REC.gpuCount)})` }] }))
     .withPanel(statPanel({ title: 'Fleet GPU utilization', description: `Average busy fraction of all GPUs over the last 5 minutes (recording rule ${REC.gpuUtilization}, weighted by GPU count). ${UTILIZATION_NOTE}`, unit: 'percentunit', min: 0, max: 1, targets: [{ expr: `sum(${s(REC.gpuUtilization)} * ${s(REC.gpuCount)}) / sum(${s(REC.gpuCount)})` }] }))
