@@ -143,7 +143,7 @@ export async function startPrometheus(targets: string[], opts: PrometheusOptions
     ...(opts.configExtra ?? []),
   ].join('\n');
   writeFileSync(join(dir, 'prometheus.yml'), config + '\n');
-  const agent = opts.args?.includes('--agent');
+  const agent = opts.args?.some((a) => a === '--agent' || a === '--enable-feature=agent');
   const storage = agent ? `--storage.agent.path=${join(dir, 'wal')}` : `--storage.tsdb.path=${join(dir, 'data')}`;
   const child = spawn(opts.binary ?? 'prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, storage, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', ...(opts.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   const output = track(child);
