@@ -612,7 +612,8 @@ nvmlReturn_t nvmlDeviceGetRetiredPages(nvmlDevice_t d, nvmlPageRetirementCause_t
 #ifndef OMIT_nvmlDeviceGetRetiredPagesPendingStatus
 nvmlReturn_t nvmlDeviceGetRetiredPagesPendingStatus(nvmlDevice_t d, nvmlEnableState_t *pending) {
   ENTER(d);
-  *pending = gnum(IDX(d), "retired_pending", 0) ? NVML_FEATURE_ENABLED : NVML_FEATURE_DISABLED;
+  /* 0 NVML_FEATURE_DISABLED, 1 NVML_FEATURE_ENABLED; other values pass through (a driver answering garbage). */
+  *pending = (nvmlEnableState_t)gnum(IDX(d), "retired_pending", NVML_FEATURE_DISABLED);
   return OK;
 }
 #endif

@@ -82,6 +82,8 @@ export interface NvmlHealthPort {
   check(rc: number, what: string): boolean;
   /** Field values (id, scope), each undefined where not answered; undefined when the call is not available. Throws when the GPU is lost. */
   fieldValues(ids: ReadonlyArray<readonly [number, number]>): Array<number | undefined> | undefined;
+  /** Logs once per key (a value outside what nvml.h defines). */
+  warnOnce?(key: string, msg: string, fields: Record<string, unknown>): void;
 }
 
 /** How a GPU answers NVLink error counters, found on the first read. */
@@ -135,7 +137,12 @@ export function readNvmlHealth(port: NvmlHealthPort, slot: object): GpuHealthRea
   const pending = port.fn('retiredPending');
   if (pending) {
     const b = u32();
-    if (port.check(pending(h, b), 'nvmlDeviceGetRetiredPagesPendingStatus')) out.retiredPagesPending = b.readUInt32LE(0) === FEATURE_ENABLED;
+    if (port.check(pending(h, b), 'nvmlDeviceGetRetiredPagesPendingStatus')) {
+      // nvmlEnableState_t is DISABLED (0) or ENABLED (1); anything else is not believed.
+      const v = b.readUInt32LE(0);
+      if (v === 0 || v === FEATURE_ENABLED) out.retiredPagesPending = v === FEATURE_ENABLED;
+      else port.warnOnce?.('retiredPending:enum', 'nvmlDeviceGetRetiredPagesPendingStatus returned a value nvml.h does not define; pending retirement left out', { value: v });
+    }
   }
 
   const replays = port.fn('pcieReplays');

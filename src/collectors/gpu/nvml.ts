@@ -311,7 +311,14 @@ class NvmlSource implements GpuSource {
       if (fields[1] !== undefined) r.nvlinkTxBytes = fields[1] * 1024; // KiB counters
       if (fields[2] !== undefined) r.nvlinkRxBytes = fields[2] * 1024;
     }
-    r.health = readNvmlHealth({ fn: (k) => f[k], handle: h, check: (rc, what) => this.check(rc, what), fieldValues: (ids) => this.fieldValues(h, ids) }, s);
+    r.health = readNvmlHealth({
+      fn: (k) => f[k], handle: h, check: (rc, what) => this.check(rc, what), fieldValues: (ids) => this.fieldValues(h, ids),
+      warnOnce: (key, msg, fields) => {
+        if (this.warned.has(`${key}:${s.index}`)) return;
+        this.warned.add(`${key}:${s.index}`);
+        this.opts.logger.warn(msg, { gpu: s.index, uuid: s.device?.uuid, ...fields });
+      },
+    }, s);
     if (s.xid) r.xidCounts = new Map(s.xid);
     if (this.opts.processMemory) r.processMemoryBytes = this.processes(h);
     if (s.device!.migMode === 'Enabled') r.migDevices = this.migDevices(h);
