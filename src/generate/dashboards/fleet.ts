@@ -1,5 +1,6 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import { REC } from '../rules/recording.js';
+import { podActivityPanel } from './profiling.js';
 import { dashboardShell, ONE_PER_GPU, recordingRulesPanel, podBusyPanel, podMemoryPanel, podProcessMemoryPanel, queries, row, seriesHeatmap, statPanel, tablePanel, timeSeries, UTILIZATION_NOTE } from './common.js';
 
 /** Fleet overview: every exporter at once, mostly from the recording rules. */
@@ -42,6 +43,7 @@ export function fleetDashboard(): dashboard.Dashboard {
     .withPanel(podBusyPanel(q))
     .withPanel(podMemoryPanel(q))
     .withPanel(podProcessMemoryPanel(q))
+    .withPanel(podActivityPanel(q))
     .withRow(row('Memory and fragmentation'))
     .withPanel(timeSeries({ title: 'GPU memory used by host', description: 'Device memory in use per exporter (sum over its GPUs), with the total as a dashed line.', unit: 'bytes', targets: [{ expr: s(REC.memoryUsed), legend: '{{instance}} used' }, { expr: s(REC.memoryTotal), legend: '{{instance}} total' }] }))
     .withPanel(timeSeries({ title: 'Worst allocator fragmentation by host', description: 'Highest (reserved - allocated) / reserved of any process allocator on each host; high values with allocation retries mean memory is wasted in cached blocks.', unit: 'percentunit', min: 0, max: 1, targets: [{ expr: s(REC.fragmentationMax), legend: '{{instance}}' }] }))

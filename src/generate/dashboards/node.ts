@@ -1,5 +1,6 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import { catalog } from '../../catalog/index.js';
+import { activityPanel, dramPanel, migActivityPanel, occupancyPanel, pipesPanel, podActivityPanel, profilingStatusPanel } from './profiling.js';
 import { autoPanel, dashboardShell, ONE_PER_GPU, podBusyPanel, podMemoryPanel, podProcessMemoryPanel, usedByDashboards, queries, row, statPanel, tablePanel, timeSeries, UTILIZATION_NOTE } from './common.js';
 
 const PER_GPU = '{{instance}} GPU {{gpu}}';
@@ -32,6 +33,13 @@ export function nodeDashboard(): dashboard.Dashboard {
     .withPanel(timeSeries({ title: 'Memory controller utilization', description: 'Fraction of time device memory was read or written, from rate(ds_gpu_memory_busy_seconds_total) (exact over the window, like GPU utilization).', unit: 'percentunit', min: 0, max: 1, targets: [{ expr: `rate(${s('ds_gpu_memory_busy_seconds_total')}[$__rate_interval])`, legend: PER_GPU }] }))
     .withPanel(timeSeries({ title: 'SM clock', description: 'Current SM clock per GPU; drops under load mean throttling.', unit: 'hertz', targets: [{ expr: s('ds_gpu_sm_clock_hertz'), legend: PER_GPU }] }))
     .withPanel(timeSeries({ title: 'Memory clock', description: 'Current memory clock per GPU.', unit: 'hertz', targets: [{ expr: s('ds_gpu_memory_clock_hertz'), legend: PER_GPU }] }))
+    .withRow(row('Profiling: SM, tensor and DRAM activity'))
+    .withPanel(activityPanel(q))
+    .withPanel(pipesPanel(q))
+    .withPanel(dramPanel(q))
+    .withPanel(occupancyPanel(q))
+    .withPanel(migActivityPanel(q))
+    .withPanel(profilingStatusPanel(q))
     .withRow(row('Memory'))
     .withPanel(timeSeries({ title: 'Memory used', description: 'Device memory in use per GPU (ds_gpu_memory_used_bytes); the total is the upper bound.', unit: 'bytes', targets: [{ expr: s('ds_gpu_memory_used_bytes'), legend: `${PER_GPU} used` }, { expr: `max(${s('ds_gpu_memory_total_bytes')})`, legend: 'total' }] }))
     .withPanel(timeSeries({ title: 'Memory free', description: 'Device memory free per GPU (ds_gpu_memory_free_bytes).', unit: 'bytes', targets: [{ expr: s('ds_gpu_memory_free_bytes'), legend: PER_GPU }] }))
@@ -40,6 +48,7 @@ export function nodeDashboard(): dashboard.Dashboard {
     .withPanel(podBusyPanel(q))
     .withPanel(podMemoryPanel(q))
     .withPanel(podProcessMemoryPanel(q))
+    .withPanel(podActivityPanel(q))
     .withRow(row('Power and temperature'))
     .withPanel(timeSeries({ title: 'Power', description: 'Power draw per GPU with its enforced limit.', unit: 'watt', targets: [{ expr: s('ds_gpu_power_watts'), legend: PER_GPU }, { expr: `max(${s('ds_gpu_power_limit_watts')})`, legend: 'limit' }] }))
     .withPanel(timeSeries({ title: 'Energy rate', description: 'Average power over the rate interval from the energy counter (rate(ds_gpu_energy_joules_total)): exact, unlike point power readings.', unit: 'watt', targets: [{ expr: `rate(${s('ds_gpu_energy_joules_total')}[$__rate_interval])`, legend: PER_GPU }] }))

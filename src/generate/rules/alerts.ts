@@ -143,6 +143,16 @@ export function alertGroups(cfg: RulesConfig): AlertGroup[] {
           summary: 'A GPU is allocated to a pod but idle.',
           description: gpuAt + ' is allocated to {{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) and has been busy only {{ $value | humanizePercentage }} of the time.',
         },
+        {
+          // Busy by the driver's duty cycle ("a kernel ran") while the profiling counters see few SMs
+          // doing anything: a stalled job (spinning kernels, waits on the host or the network) or a
+          // host-bound one. Only GPUs with profiling (GPM) have ds_gpu_sm_active_seconds_total.
+          alert: 'DsGpuBusyLowSmActivity', for: cfg.smLowFor, severity: 'warning',
+          expr: `max without (namespace, pod, container) (rate(${m('ds_gpu_sm_active_seconds_total')}[${cfg.smLowWindow}])) < ${cfg.smLowActiveRatio}`
+            + ` and on (${GPU}) max without (namespace, pod, container) (rate(${m('ds_gpu_busy_seconds_total')}[${cfg.smLowWindow}])) > ${cfg.smLowBusyRatio}`,
+          summary: 'A GPU is busy but its SMs are nearly idle.',
+          description: gpuHeld + ' ran kernels more than ' + pct(cfg.smLowBusyRatio) + ' of the time over ' + cfg.smLowWindow + ' but only {{ $value | humanizePercentage }} of its SMs were active: a stalled or host-bound job.',
+        },
       ],
     },
     {

@@ -22,6 +22,11 @@ export interface RulesConfig {
   readonly idleUtilization: number;
   readonly idleWindow: string;
   readonly idleFor: string;
+  /** A GPU busy (duty cycle) above `smLowBusyRatio` whose SMs are active under `smLowActiveRatio` of the time, over `smLowWindow`, for `smLowFor`. */
+  readonly smLowBusyRatio: number;
+  readonly smLowActiveRatio: number;
+  readonly smLowWindow: string;
+  readonly smLowFor: string;
   readonly throughputDropRatio: number;
   /** Below this many generated tokens/s an hour ago, a drop is not worth a page. */
   readonly throughputMinTokensPerSecond: number;
@@ -59,6 +64,10 @@ export const defaultRulesConfig: RulesConfig = {
   idleUtilization: 0.05,
   idleWindow: '30m',
   idleFor: '1h',
+  smLowBusyRatio: 0.5,
+  smLowActiveRatio: 0.1,
+  smLowWindow: '30m',
+  smLowFor: '30m',
   throughputDropRatio: 0.5,
   throughputMinTokensPerSecond: 10,
   ttftObjectiveSeconds: 2.5,
