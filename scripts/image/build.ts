@@ -152,16 +152,24 @@ function cached(opts: Options, name: string, make: (dir: string) => void): { dir
     return { dir, hit: false };
   }
   const dir = join(opts.cacheDir, name);
-  if (existsSync(join(dir, '.complete'))) return { dir, hit: true };
+  if (existsSync(join(dir, '.complete'))) {
+    const now = new Date();
+    utimesSync(dir, now, now);
+    return { dir, hit: true };
+  }
   mkdirSync(opts.cacheDir, { recursive: true });
   const tmp = mkdtempSync(join(opts.cacheDir, `.${name}-`));
   try {
     make(tmp);
     writeFileSync(join(tmp, '.complete'), '');
-    rmSync(dir, { recursive: true, force: true });
+    // Checkouts share the cache: a build that finished the same entry first wins, and an
+    // entry is never replaced under a build that reads it.
+    if (existsSync(dir) && !existsSync(join(dir, '.complete'))) rmSync(dir, { recursive: true, force: true });
     renameSync(tmp, dir);
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
+    const code = (err as NodeJS.ErrnoException).code;
+    if ((code === 'ENOTEMPTY' || code === 'EEXIST') && existsSync(join(dir, '.complete'))) return { dir, hit: true };
     throw err;
   }
   return { dir, hit: false };
@@ -346,17 +354,35 @@ function nativeModules(app: string): string[] {
   return out.sort();
 }
 
+/** Name of the temporary sibling an archive is written to before it is renamed into place. */
+function partialName(path: string, pid: number): string {
+  return join(dirname(path), `.${basename(path)}.${pid}.partial`);
+}
+
+/**
+ * Removes what an interrupted earlier build left next to `path` (a .partial file of a process
+ * that is gone); the archive itself is only ever renamed into place whole.
+ */
+function removeStalePartials(path: string): void {
+  if (!existsSync(dirname(path))) return;
+  const prefix = `.${basename(path)}.`;
+  for (const name of readdirSync(dirname(path))) {
+    const m = name.startsWith(prefix) ? /^(\d+)\.partial$/.exec(name.slice(prefix.length)) : null;
+    if (!m) continue;
+    let alive = true;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch {
+      alive = false;
+    }
+    if (!alive) rmSync(join(dirname(path), name), { force: true });
+  }
+}
+
 /** Writes `data` to `path` through a temporary sibling renamed into place; nothing is left on failure. */
 export function writeAtomically(path: string, data: Buffer): void {
   mkdirSync(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
-  const cleanup = () => rmSync(tmp, { force: true });
-  const onSignal = (sig: NodeJS.Signals) => {
-    cleanup();
-    process.kill(process.pid, sig);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const tmp = partialName(path, process.pid);
   try {
     const fd = openSync(tmp, 'w', 0o644);
     try {
@@ -367,11 +393,8 @@ export function writeAtomically(path: string, data: Buffer): void {
     }
     renameSync(tmp, path);
   } catch (err) {
-    cleanup();
+    rmSync(tmp, { force: true });
     throw new ImageError(`writing ${path}: ${(err as Error).message}`, { cause: err });
-  } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
   }
 }
 
@@ -436,6 +459,7 @@ export function build(opts: Options): Result {
   checkTools();
   const nodeVersion = checkNode(opts.node);
   const src = readSource();
+  removeStalePartials(opts.output);
   const chart = parseYaml(readFileSync(join(ROOT, 'helm/ds-exporter/Chart.yaml'), 'utf8')) as { sources?: string[]; home?: string };
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { description: string; license: string };
 
