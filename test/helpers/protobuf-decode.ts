@@ -322,3 +322,43 @@ export function assertSameAsText(text: string, pb: DecodedFamily[], opts: { valu
   }
 }
 
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function formatNumber(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (!Number.isFinite(v)) return v > 0 ? '+Inf' : '-Inf';
+  return String(v);
+}
+
+/** A decoded protobuf exposition written back in the text format 0.0.4 (for `promtool check metrics`). */
+export function asText(families: DecodedFamily[]): string {
+  const out: string[] = [];
+  for (const f of families) {
+    out.push(`# HELP ${f.name} ${f.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${f.name} ${f.type === 'GAUGE_HISTOGRAM' ? 'histogram' : f.type.toLowerCase()}`);
+    const line = (name: string, labels: Record<string, string>, v: number) => {
+      const l = Object.entries(labels).map(([k, x]) => `${k}="${escapeLabel(x)}"`).join(',');
+      out.push(`${name}${l ? `{${l}}` : ''} ${formatNumber(v)}`);
+    };
+    for (const m of f.metrics) {
+      if (f.type === 'HISTOGRAM') {
+        const h = m.histogram!;
+        const count = h.countFloat && h.countFloat > 0 ? h.countFloat : (h.count ?? 0);
+        for (const b of h.buckets) if (b.upperBound !== Infinity) line(`${f.name}_bucket`, { ...m.labels, le: formatNumber(b.upperBound) }, b.cumulativeFloat && b.cumulativeFloat > 0 ? b.cumulativeFloat : (b.cumulative ?? 0));
+        line(`${f.name}_bucket`, { ...m.labels, le: '+Inf' }, count);
+        line(`${f.name}_sum`, m.labels, h.sum ?? 0);
+        line(`${f.name}_count`, m.labels, count);
+      } else if (f.type === 'SUMMARY') {
+        for (const [q, v] of m.summary!.quantiles) line(f.name, { ...m.labels, quantile: formatNumber(q) }, v);
+        line(`${f.name}_sum`, m.labels, m.summary!.sum);
+        line(`${f.name}_count`, m.labels, m.summary!.count);
+      } else {
+        line(f.name, m.labels, m.gauge ?? m.counter ?? m.untyped ?? NaN);
+      }
+    }
+    out.push('');
+  }
+  return out.join('\n');
+}
