@@ -35,7 +35,7 @@ test('nvidia-smi: recovery action, row remapping and thermal margin of a GPU in 
   assert.doesNotMatch(load, /^ds_gpu_retired_pages/m);
 });
 
-test('nvidia-smi: the only call stays the CSV query (no -q, no nvlink subcommand)', async () => {
+test('nvidia-smi: samples read the one CSV loop; -q runs only once a query period (a minute by default), never per sample', async () => {
   const { readFileSync, mkdtempSync } = await import('node:fs');
   const { join } = await import('node:path');
   const { tmpdir } = await import('node:os');
@@ -82,4 +82,78 @@ test('nvidia-smi health cells: N/A and odd values leave the field absent, hostil
   assert.equal(h?.rowRemapFailed, undefined);
   // Huge recovery-action text is cut before it reaches a log line.
   assert.ok(String(read({ gpu_recovery_action: 'x'.repeat(5000) })?.recoveryActionRaw).length <= 64);
+});
+
+/** A wrapper nvidia-smi: `-q` prints the capture's `-q` section with its replay counter rising 4 per call (or fails), everything else is the fake. */
+async function queryWrapper(failQuery = false): Promise<{ path: string; dir: string }> {
+  const { mkdtempSync, readFileSync, writeFileSync, chmodSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'smi-q-'));
+  const capture = readFileSync(join(import.meta.dirname, '..', 'fixtures', 'nvidia-smi', 'h100-80gb-hbm3__590.48.01.txt'), 'utf8');
+  writeFileSync(join(dir, 'q.txt'), capture.slice(capture.indexOf('# idle :: query (-q)'), capture.indexOf('# idle :: query-gpu (csv')));
+  const path = join(dir, 'nvidia-smi');
+  writeFileSync(path, [
+    '#!/bin/sh',
+    `D='${dir}'`,
+    'case " $* " in *" -q "*)',
+    failQuery ? '  echo "Unable to determine the device handle" >&2; exit 15;;' : '  n=$(cat "$D/count" 2>/dev/null || echo 0); echo $((n + 1)) > "$D/count"; sed "s/Replays Since Reset *: .*/Replays Since Reset : $((9 + n * 4))/" "$D/q.txt"; exit 0;;',
+    'esac',
+    `exec '${FAKE_SMI}' "$@"`,
+    '',
+  ].join('\n'));
+  chmodSync(path, 0o755);
+  return { path, dir };
+}
+
+test('nvidia-smi: PCIe replays from a slow `-q` poll (no CSV field has them), matched by bus id; a failing -q is logged once and leaves them out', async () => {
+  const { openSmiSource } = await import('../../src/collectors/gpu/smi.js');
+  const { createLogger } = await import('../../src/core/logger.js');
+  const restore = setFakeSmiEnv({ CAPTURE: 'h100-80gb-hbm3__590.48.01', STATE: 'idle' });
+  try {
+    const { path } = await queryWrapper();
+    const logs: string[] = [];
+    const src = await openSmiSource({ path, intervalMs: 1000, logger: createLogger('info', (l) => logs.push(l)), queryIntervalMs: 3_600_000 });
+    try {
+      assert.equal((await src.read())[0].health?.pcieReplays, undefined, 'nothing before the first -q');
+      await src.pollQuery();
+      assert.equal((await src.read())[0].health?.pcieReplays, 9);
+      await src.pollQuery();
+      const r = (await src.read())[0];
+      assert.equal(r.health?.pcieReplays, 13);
+      assert.equal(r.health?.recoveryAction, 'none', 'the CSV health fields stay');
+    } finally {
+      await src.close();
+    }
+    const failing = await queryWrapper(true);
+    const src2 = await openSmiSource({ path: failing.path, intervalMs: 1000, logger: createLogger('info', (l) => logs.push(l)), queryIntervalMs: 3_600_000 });
+    try {
+      for (let i = 0; i < 3; i++) await src2.pollQuery();
+      const r = (await src2.read())[0];
+      assert.equal(r.up, true);
+      assert.equal(r.health?.pcieReplays, undefined);
+      assert.equal(logs.filter((l) => l.includes('nvidia-smi -q failed')).length, 1, logs.join('\n'));
+    } finally {
+      await src2.close();
+    }
+  } finally {
+    restore();
+  }
+});
+
+test('parseQueryPcieReplays: every real capture, by bus id; hostile text never throws', async () => {
+  const { parseQueryPcieReplays } = await import('../../src/collectors/gpu/smi-parse.js');
+  const { readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const want: Record<string, [string, number]> = { 'h100-80gb-hbm3__590.48.01': ['00000000:00:09.0', 9], 'h100-mig__590.48.01': ['00000000:00:09.0', 9], 'l40s__595.80': ['00000000:01:00.0', 0] };
+  for (const [capture, [bus, n]] of Object.entries(want)) {
+    const t = readFileSync(join(import.meta.dirname, '..', 'fixtures', 'nvidia-smi', `${capture}.txt`), 'utf8');
+    const q = t.slice(t.indexOf('# idle :: query (-q)'), t.indexOf('# idle :: query-gpu (csv'));
+    assert.deepEqual([...parseQueryPcieReplays(q)], [[bus, n]], capture);
+  }
+  const two = 'GPU 00000000:18:00.0\n    PCI\n        Replays Since Reset : 3\nGPU 00000000:2a:00.0\n        Replays Since Reset : N/A\nGPU 00000000:3A:00.0\n        Replays Since Reset : 12\n';
+  assert.deepEqual([...parseQueryPcieReplays(two)], [['00000000:18:00.0', 3], ['00000000:3A:00.0', 12]]);
+  assert.deepEqual([...parseQueryPcieReplays('        Replays Since Reset : 5\n')], [], 'no GPU header: nothing');
+  assert.deepEqual([...parseQueryPcieReplays('GPU 00000000:18:00.0\n Replays Since Reset : 99999999999999999999\n')], []);
+  parseQueryPcieReplays('\u0000'.repeat(100_000) + 'GPU x'.repeat(10_000));
 });

@@ -345,3 +345,27 @@ export class LineSplitter {
     return this.buf.length;
   }
 }
+
+/** Longest `nvidia-smi -q` output read (a real one is about 15 KiB per GPU). */
+export const MAX_QUERY_BYTES = 4 * 1024 * 1024;
+
+/**
+ * PCIe replay counters from `nvidia-smi -q` (the CSV query has no field for them), by PCI
+ * bus id in upper case: the "Replays Since Reset" line under each `GPU <bus id>` header.
+ * Pure; lines it does not know are skipped, a value that is not a whole number leaves
+ * that GPU out.
+ */
+export function parseQueryPcieReplays(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  let gpu: string | undefined;
+  for (const line of text.slice(0, MAX_QUERY_BYTES).split(/\r?\n/)) {
+    const h = /^GPU ([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])\s*$/.exec(line);
+    if (h) {
+      gpu = h[1].toUpperCase();
+      continue;
+    }
+    const m = /^\s+Replays Since Reset\s*:\s*(\S.*?)\s*$/.exec(line);
+    if (m && gpu !== undefined && /^\d{1,15}$/.test(m[1])) out.set(gpu, Number(m[1]));
+  }
+  return out;
+}

@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { describeError, SourceError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import { LineSplitter, parseCsvLine, parseHelpQueryGpu, planFields, REQUIRED_FIELDS, rowTimestamp, rowToReading, type FieldPlan, type SmiRow } from './smi-parse.js';
+import { LineSplitter, MAX_QUERY_BYTES, parseCsvLine, parseHelpQueryGpu, parseQueryPcieReplays, planFields, REQUIRED_FIELDS, rowTimestamp, rowToReading, type FieldPlan, type SmiRow } from './smi-parse.js';
 import type { GpuReading, GpuSource } from './source.js';
 
 /** Options of the nvidia-smi source; the defaults suit production, tests shorten the times. */
@@ -22,6 +22,12 @@ export interface SmiOptions {
   readonly backoffMs?: { readonly initial: number; readonly max: number; readonly resetAfter?: number };
   /** Timeout of the one-shot calls (`--help-query-gpu`, the first query). */
   readonly callTimeoutMs?: number;
+  /**
+   * How often `nvidia-smi -q` is run for the PCIe replay counters, the one health signal with
+   * no CSV field (default 30 intervals, at least a minute; the first run after one period).
+   * 0 turns it off.
+   */
+  readonly queryIntervalMs?: number;
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -67,6 +73,12 @@ export class SmiSource implements GpuSource {
   private nextBackoff: number;
   private closed = false;
   private lastError = '';
+  /** PCIe replays by bus id from the last `nvidia-smi -q`, and when it answered. */
+  private replays?: { byBus: Map<string, number>; at: number };
+  private queryTimer?: NodeJS.Timeout;
+  private queryRunning = false;
+  private queryFailing = false;
+  private readonly queryAbort = new AbortController();
   /** Children started, for diagnostics and tests. */
   starts = 0;
   badLines = 0;
@@ -199,8 +211,42 @@ export class SmiSource implements GpuSource {
     }, delay);
   }
 
+  /** Every period, runs `nvidia-smi -q` in the background for the PCIe replay counters; a failure is logged when it starts and ends. */
+  startQueryPoll(): void {
+    const every = this.queryIntervalMs;
+    if (every <= 0 || this.closed || this.queryTimer) return;
+    this.queryTimer = setInterval(() => void this.pollQuery(), every);
+    this.queryTimer.unref();
+  }
+
+  private get queryIntervalMs(): number {
+    return this.opts.queryIntervalMs ?? Math.max(60_000, 30 * this.opts.intervalMs);
+  }
+
+  /** One `nvidia-smi -q`; never more than one at a time, killed when the source closes. */
+  async pollQuery(): Promise<void> {
+    if (this.queryRunning || this.closed) return;
+    this.queryRunning = true;
+    try {
+      const text = await new Promise<string>((resolve, reject) => {
+        execFile(this.opts.path, ['-q'], { timeout: Math.min(30_000, Math.max(1000, this.queryIntervalMs)), killSignal: 'SIGKILL', maxBuffer: MAX_QUERY_BYTES, env: this.opts.env, signal: this.queryAbort.signal }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+      });
+      const byBus = parseQueryPcieReplays(text);
+      this.replays = { byBus, at: this.now() };
+      if (this.queryFailing) this.opts.logger.info('nvidia-smi -q answers again; PCIe replays are read');
+      this.queryFailing = false;
+    } catch (err) {
+      if (!this.queryFailing && !this.closed) this.opts.logger.warn('nvidia-smi -q failed; PCIe replays are left out until it answers', { err: describeError(err).slice(0, 200) });
+      this.queryFailing = true;
+    } finally {
+      this.queryRunning = false;
+    }
+  }
+
   async read(): Promise<GpuReading[]> {
     const nowMs = this.now();
+    // Replay counters older than three periods are not served.
+    const replays = this.replays && nowMs - this.replays.at <= 3 * this.queryIntervalMs ? this.replays.byBus : undefined;
     const fresh = [...this.gpus.entries()].filter(([, s]) => nowMs - s.at <= this.maxAgeMs).sort((a, b) => a[0] - b[0]);
     if (fresh.length === 0) {
       const age = this.gpus.size ? Math.round(nowMs - Math.max(...[...this.gpus.values()].map((s) => s.at))) : undefined;
@@ -210,12 +256,15 @@ export class SmiSource implements GpuSource {
       const reading = rowToReading(s.row, this.plan, { busySecondsDelta: s.busy, memoryBusySecondsDelta: s.memoryBusy });
       s.busy = 0;
       s.memoryBusy = 0;
-      return reading;
+      const pcieReplays = reading.up ? replays?.get(reading.device.pciBusId.toUpperCase()) : undefined;
+      return pcieReplays === undefined ? reading : { ...reading, health: { ...reading.health, pcieReplays } };
     });
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.queryTimer);
+    this.queryAbort.abort();
     clearTimeout(this.restartTimer);
     clearInterval(this.watchdog);
     await Promise.all(
@@ -245,5 +294,6 @@ export async function openSmiSource(opts: SmiOptions): Promise<SmiSource> {
   const good = lines.filter((l) => source.ingest(l)).length;
   if (good === 0) throw new SourceError(`${opts.path} lists no GPU${lines.length ? ` (${lines.length} unusable lines, first: ${JSON.stringify(lines[0].slice(0, 120))})` : ''}`);
   source.start();
+  source.startQueryPoll();
   return source;
 }
