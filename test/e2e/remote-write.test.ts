@@ -46,7 +46,9 @@ for (const v of PROMETHEUS_VERSIONS) {
     }
 
     before(async () => {
-      const exporters = await Promise.all([1, 2, 3].map((seed) => startExporter(['--simulate', `--simulate.seed=${seed}`, '--simulate.gpus=2', '--simulate.peers=2'])));
+      // The third host has GPU faults, so the health panels (GPUs needing action, error trends) have data.
+      const faults = ['--simulate.fault=gpu0:reset,gpu1:nvlink_errors,gpu2:pcie_replays,gpu3:hot'];
+      const exporters = await Promise.all([1, 2, 3].map((seed) => startExporter(['--simulate', `--simulate.seed=${seed}`, '--simulate.gpus=4', '--simulate.peers=2', ...(seed === 3 ? faults : [])])));
       procs.push(...exporters);
       const store = await startVictoriaMetrics(vm.path!);
       procs.push(store);
