@@ -191,15 +191,17 @@ const compileInput = (f: string) => f.startsWith('src/') || /^(package\.json|pac
 export function compileKey(src: Source): string {
   const h = createHash('sha256');
   for (const f of src.files.filter(compileInput)) h.update(`${f}\0`).update(readFileSync(join(ROOT, f))).update('\0');
+  const tsc = join(ROOT, 'node_modules/typescript/package.json');
+  if (existsSync(tsc)) h.update(readFileSync(tsc));
   return h.digest('hex').slice(0, 32);
 }
 
-/** `npm run build` (tsc) in a copy of the compiler's inputs; dist/ moved into `out`. */
+/** The compiler as `prepare` runs it (tsc -p tsconfig.build.json) in a copy of its inputs; dist/ moved into `out`. */
 function compileInto(src: Source, out: string): void {
   const work = mkdtempSync(join(tmpdir(), 'ds-image-build-'));
   try {
     copyInputs(src, work, compileInput);
-    run('npm', ['run', '-s', 'build'], work, npmEnv());
+    run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], work, npmEnv());
     cpSync(join(work, 'dist'), join(out, 'dist'), { recursive: true });
   } finally {
     rmSync(work, { recursive: true, force: true });
