@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchCore } from './core.js';
 import { machine, ROOT, table } from './lib.js';
+import { benchGpmMain } from './nvml-gpm.js';
 import { smiVsNvidiaGpuExporterMain } from './smi-vs-nvidia-gpu-exporter.js';
 import { soak, soakOptions } from './soak.js';
 
@@ -11,6 +12,8 @@ import { soak, soakOptions } from './soak.js';
  * `npm run bench -- --soak [--minutes=N]` runs the soak instead (bench/soak.ts; default 30 minutes).
  * `npm run bench -- --nvidia-smi [--quick]` runs ds-exporter's nvidia-smi source side by side with
  * nvidia_gpu_exporter instead (bench/smi-vs-nvidia-gpu-exporter.ts).
+ * `npm run bench -- --gpm` measures what GPM profiling costs per GPU per tick (bench/nvml-gpm.ts;
+ * writes bench/results/gpm.md).
  */
 async function main() {
   if (process.argv.includes('--soak')) {
@@ -18,6 +21,7 @@ async function main() {
     return;
   }
   if (process.argv.includes('--nvidia-smi')) return smiVsNvidiaGpuExporterMain();
+  if (process.argv.includes('--gpm')) return benchGpmMain(true);
   const quick = process.argv.includes('--quick');
   const idleMs = quick ? 3000 : 60_000;
   const loadMs = quick ? 2000 : 10_000;

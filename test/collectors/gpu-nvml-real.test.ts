@@ -36,3 +36,33 @@ test('the real NVML: every GPU is up, identified, and its busy counter moves mon
     await built.close();
   }
 });
+
+test('the real NVML: profiling (GPM) says why not, or its counters move within wall time and busy time', { skip: noRealGpu() }, async () => {
+  const built = await testApp(['--gpu.source=nvml', '--no-collector.sim']);
+  try {
+    await built.scheduler.sampleAll();
+    await new Promise((r) => setTimeout(r, 1500));
+    await built.scheduler.sampleAll();
+    await new Promise((r) => setTimeout(r, 1500));
+    await built.scheduler.sampleAll();
+    const text = (await built.app.inject({ url: '/metrics' })).body;
+    const status = /ds_gpu_profiling_info\{gpu="0",[^}]*status="(\w+)"\} 1/.exec(text)?.[1];
+    assert.ok(['available', 'unsupported', 'no_permission', 'in_use', 'error'].includes(status ?? ''), `profiling status ${status}`);
+    // Whatever the answer, the rest of the GPU collector is unaffected.
+    assert.equal(valueOf(text, /^ds_exporter_collector_success\{collector="gpu"\} /), 1);
+    assert.equal(valueOf(text, /^ds_gpu_up\{gpu="0"/), 1);
+    const mig = /ds_gpu_info\{gpu="0",[^}]*mig_mode="Enabled"/.test(text);
+    if (status !== 'available' || mig) return;
+    // Over about 1.5 s of profiled time: SM activity within wall time, tensor within SM, SM within busy (plus slack for the two clocks).
+    const sm = valueOf(text, /^ds_gpu_sm_active_seconds_total\{gpu="0"/);
+    const tensor = valueOf(text, /^ds_gpu_tensor_active_seconds_total\{gpu="0",[^}]*pipe="any"/);
+    const busy = valueOf(text, /^ds_gpu_busy_seconds_total\{gpu="0"/);
+    assert.ok(sm !== undefined && sm >= 0 && sm <= 3.5, `SM active ${sm}`);
+    if (tensor !== undefined) assert.ok(tensor >= 0 && tensor <= sm + 0.05, `tensor ${tensor} <= SM ${sm}`);
+    if (busy !== undefined) assert.ok(sm <= busy + 0.2, `SM active ${sm} <= busy ${busy}`);
+    assert.ok(valueOf(text, /^ds_gpu_dram_active_seconds_total\{gpu="0"/) !== undefined, 'DRAM activity');
+    assert.ok(valueOf(text, /^ds_gpu_pcie_bytes_total\{gpu="0",[^}]*direction="tx"/) !== undefined, 'PCIe bytes');
+  } finally {
+    await built.close();
+  }
+});

@@ -102,8 +102,20 @@ static void gpm_take(int gpu, int slot, struct nvmlGpmSample_st *s) {
   memset(s->nonfinite, 0, sizeof s->nonfinite);
   if (gpm_last_us[gpu][slot] && t > gpm_last_us[gpu][slot]) {
     double dt = (double)(t - gpm_last_us[gpu][slot]) / 1e6;
-    for (unsigned int id = 1; id < NVML_GPM_METRIC_MAX; id++) {
-      if (!gpm_has_metric(gpu, id)) continue;
+    /* Only the metrics this GPU has (parsed once per sample, not per id). */
+    unsigned int ids[NVML_GPM_METRIC_MAX];
+    int n = 0;
+    const char *p = gcfg(gpu, "gpm_metrics");
+    if (!p) p = gpm_default_metrics;
+    while (*p && n < NVML_GPM_METRIC_MAX) {
+      char *end;
+      unsigned long v = strtoul(p, &end, 10);
+      if (end == p) break;
+      if (v > 0 && v < NVML_GPM_METRIC_MAX) ids[n++] = (unsigned int)v;
+      p = *end == ',' ? end + 1 : end;
+    }
+    for (int k = 0; k < n; k++) {
+      unsigned int id = ids[k];
       double v = gpm_value(gpu, slot, id);
       /* The counters stay finite: a NaN or infinite value marks this interval only. */
       s->nonfinite[id] = !isfinite(v);

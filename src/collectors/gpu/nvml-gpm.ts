@@ -160,11 +160,16 @@ export interface GpmOptions {
 export class GpmSampler {
   private readonly slots = new Map<string, Slot>();
   private readonly said = new Set<string>();
+  /** The nvmlGpmMetricsGet_t, its version, count and metric ids written once; each call sets the samples. */
   private readonly metricsBuf = Buffer.alloc(S.metricsGet.size);
   private readonly ok: boolean;
 
   constructor(private readonly f: Partial<Record<string, Fn>>, private readonly opts: GpmOptions) {
     this.ok = ['gpmQuerySupport', 'gpmSampleAlloc', 'gpmSampleFree', 'gpmSampleGet', 'gpmMetricsGet'].every((k) => f[k] !== undefined);
+    const m = this.metricsBuf;
+    m.writeUInt32LE(GPM_CONSTS.NVML_GPM_METRICS_GET_VERSION, S.metricsGet.off.version);
+    m.writeUInt32LE(MAX_ASKED, S.metricsGet.off.numMetrics);
+    for (let i = 0; i < MAX_ASKED; i++) m.writeUInt32LE(GPM_METRICS[i].id, S.metricsGet.off.metrics + i * S.metric.size + S.metric.off.metricId);
   }
 
   /**
@@ -288,12 +293,10 @@ export class GpmSampler {
 
   private metrics(key: string, first: bigint, second: bigint, dtS: number): ProfilingDelta | undefined {
     const m = this.metricsBuf;
-    m.fill(0);
-    m.writeUInt32LE(GPM_CONSTS.NVML_GPM_METRICS_GET_VERSION, S.metricsGet.off.version);
-    m.writeUInt32LE(MAX_ASKED, S.metricsGet.off.numMetrics);
     m.writeBigUInt64LE(first, S.metricsGet.off.sample1);
     m.writeBigUInt64LE(second, S.metricsGet.off.sample2);
-    for (let i = 0; i < MAX_ASKED; i++) m.writeUInt32LE(GPM_METRICS[i].id, S.metricsGet.off.metrics + i * S.metric.size + S.metric.off.metricId);
+    // A metric the driver leaves unanswered must not keep the previous call's answer.
+    for (let i = 0; i < MAX_ASKED; i++) m.writeInt32LE(-1, S.metricsGet.off.metrics + i * S.metric.size + S.metric.off.nvmlReturn);
     const rc = this.f.gpmMetricsGet!(m);
     if (rc !== NVML.SUCCESS) {
       // The interval is lost, the new sample stays the baseline; a version the driver refuses will not change.
@@ -311,7 +314,8 @@ export class GpmSampler {
       const o = S.metricsGet.off.metrics + i * S.metric.size;
       // The driver answers each metric on its own: a metric this GPU lacks (or an id it does not know) is left out.
       if (m.readInt32LE(o + S.metric.off.nvmlReturn) !== NVML.SUCCESS) continue;
-      values.set(m.readUInt32LE(o + S.metric.off.metricId), m.readDoubleLE(o + S.metric.off.value));
+      // Read back by position: the id is the one asked for, whatever the driver left in the field.
+      values.set(GPM_METRICS[i].id, m.readDoubleLE(o + S.metric.off.value));
     }
     const { delta, refused } = gpmDelta(values, dtS);
     if (refused.length) this.once(`refused:${refused.map((r) => r.split('=')[0]).join(',')}`, 'GPM returned values outside their range; they are not counted', { device: printable(key), values: refused.join(' ') });

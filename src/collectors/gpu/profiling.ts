@@ -68,8 +68,12 @@ export function migFamily(family: string): string {
 }
 
 interface Acc {
-  readonly totals: Map<string, number>;
+  /** Per PROFILING_SERIES index: the running total, NaN until first measured. */
+  readonly totals: Float64Array;
 }
+
+/** The label objects of one device's series, by PROFILING_SERIES index (undefined: not made yet). */
+type SeriesLabels = Array<Record<string, string> | undefined>;
 
 /**
  * Integrates profiling deltas into counters, per GPU UUID and per MIG GPU instance, so a GPU that
@@ -78,7 +82,7 @@ interface Acc {
  */
 export class ProfilingCounters {
   private readonly acc = new Map<string, Acc>();
-  private readonly labels = new Map<string, Record<string, string>>();
+  private readonly labels = new Map<string, SeriesLabels>();
   private readonly statusLabels = new Map<string, Record<string, string>>();
 
   /** `skipNvlink`: the driver's NVLink field counters already feed ds_gpu_nvlink_bytes_total for this GPU. */
@@ -94,10 +98,11 @@ export class ProfilingCounters {
     // Counters are served once the GPU has been profiled at least once, and only while it can be.
     if (p.status !== 'available') return;
     const a = this.accumulate(uuid, p.delta);
-    for (const s of PROFILING_SERIES) {
-      if (skipNvlink && s.key.startsWith('nvlink_')) continue;
-      const t = a.totals.get(s.key);
-      if (t !== undefined) batch.counter(s.family, this.label(gpu, uuid, undefined, s), t);
+    const labels = this.labelsOf(gpu, uuid, undefined);
+    for (let i = 0; i < PROFILING_SERIES.length; i++) {
+      const t = a.totals[i];
+      if (Number.isNaN(t) || (skipNvlink && NVLINK[i])) continue;
+      batch.counter(PROFILING_SERIES[i].family, labels[i] ?? (labels[i] = makeLabels(gpu, uuid, undefined, PROFILING_SERIES[i])), t);
     }
   }
 
@@ -105,10 +110,11 @@ export class ProfilingCounters {
   writeMig(batch: Batch, gpu: string, uuid: string, gpuInstance: number, delta: ProfilingDelta | undefined): void {
     const gi = String(gpuInstance);
     const a = this.accumulate(`${uuid}\u0000${gi}`, delta);
-    for (const s of PROFILING_SERIES) {
-      if (!s.mig) continue;
-      const t = a.totals.get(s.key);
-      if (t !== undefined) batch.counter(migFamily(s.family), this.label(gpu, uuid, gi, s), t);
+    const labels = this.labelsOf(gpu, uuid, gi);
+    for (let i = 0; i < PROFILING_SERIES.length; i++) {
+      const t = a.totals[i];
+      if (Number.isNaN(t) || !PROFILING_SERIES[i].mig) continue;
+      batch.counter(MIG_FAMILY[i], labels[i] ?? (labels[i] = makeLabels(gpu, uuid, gi, PROFILING_SERIES[i])), t);
     }
   }
 
@@ -116,27 +122,36 @@ export class ProfilingCounters {
     let a = this.acc.get(key);
     if (!a) {
       if (this.acc.size > 4096) this.acc.clear();
-      this.acc.set(key, (a = { totals: new Map() }));
+      this.acc.set(key, (a = { totals: new Float64Array(PROFILING_SERIES.length).fill(Number.NaN) }));
     }
-    for (const s of PROFILING_SERIES) {
-      const d = delta?.[s.key];
+    if (!delta) return a;
+    for (let i = 0; i < PROFILING_SERIES.length; i++) {
+      const d = delta[PROFILING_SERIES[i].key];
       // A refused or missing value adds nothing; the series appears once it has been measured.
       if (d === undefined || !Number.isFinite(d) || d < 0) continue;
-      a.totals.set(s.key, (a.totals.get(s.key) ?? 0) + d);
+      const t = a.totals[i];
+      a.totals[i] = Number.isNaN(t) ? d : t + d;
     }
     return a;
   }
 
-  private label(gpu: string, uuid: string, gi: string | undefined, s: ProfilingSeries): Record<string, string> {
-    const k = `${gpu}\u0000${uuid}\u0000${gi ?? ''}\u0000${s.key}`;
+  private labelsOf(gpu: string, uuid: string, gi: string | undefined): SeriesLabels {
+    const k = `${gpu}\u0000${uuid}\u0000${gi ?? ''}`;
     let l = this.labels.get(k);
     if (!l) {
-      if (this.labels.size > 65536) this.labels.clear();
-      l = { gpu, uuid };
-      if (gi !== undefined) l.gpu_instance = gi;
-      if (s.label) l[s.label[0]] = s.label[1];
-      this.labels.set(k, l);
+      if (this.labels.size > 4096) this.labels.clear();
+      this.labels.set(k, (l = []));
     }
     return l;
   }
+}
+
+const NVLINK = PROFILING_SERIES.map((s) => s.key.startsWith('nvlink_'));
+const MIG_FAMILY = PROFILING_SERIES.map((s) => migFamily(s.family));
+
+function makeLabels(gpu: string, uuid: string, gi: string | undefined, s: ProfilingSeries): Record<string, string> {
+  const l: Record<string, string> = { gpu, uuid };
+  if (gi !== undefined) l.gpu_instance = gi;
+  if (s.label) l[s.label[0]] = s.label[1];
+  return l;
 }
