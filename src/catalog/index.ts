@@ -1,4 +1,5 @@
 import { commMetrics } from './comm.js';
+import { efficiencyMetrics } from './efficiency.js';
 import { exporterMetrics } from './exporter.js';
 import { gpuMetrics } from './gpu.js';
 import { healthMetrics } from './health.js';
@@ -18,6 +19,7 @@ export const catalog: readonly MetricDef[] = [
   ...memoryMetrics,
   ...servingMetrics,
   ...commMetrics,
+  ...efficiencyMetrics,
   ...exporterMetrics,
 ];
 

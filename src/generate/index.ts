@@ -1,3 +1,4 @@
+import { pushSchema } from '../push/schema.js';
 import { buildDashboards } from './dashboards/index.js';
 import { flagsDoc } from './flags-doc.js';
 import { metricsDoc } from './metrics-doc.js';
@@ -36,6 +37,7 @@ export function generateAll(cfg: RulesConfig = defaultRulesConfig): Map<string, 
   }
   out.set('docs/metrics.md', metricsDoc());
   out.set('docs/flags.md', flagsDoc());
+  out.set('docs/push-api.schema.json', JSON.stringify(pushSchema, null, 2) + '\n');
   return out;
 }
 

@@ -15,7 +15,17 @@ export const LIMITS = {
   maxRank: 1_000_000,
   maxPid: 2_147_483_647,
   maxDeviceIndex: 1023,
+  stepDurations: 1024,
+  maxStepSeconds: 86_400,
+  /**
+   * FLOPs of one sample. 6 x 2e12 parameters x 1e6 tokens is 1.2e19; anything above 1e20
+   * is a unit mistake (FLOPs per second, per batch of the whole job, ...), not a model.
+   */
+  maxFlopsPerSample: 1e20,
 } as const;
+
+/** Precisions whose peak the model FLOPs utilization is computed against. */
+export const DTYPES = ['bf16', 'fp8'] as const;
 
 /** Printable text without control characters, bounded (label values). */
 const text = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength, pattern: '^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]+$' });
@@ -67,7 +77,18 @@ export const pushSchema = {
       type: 'object',
       additionalProperties: false,
       required: ['samples', 'steps'],
-      properties: { samples: count, steps: count },
+      properties: {
+        samples: count,
+        steps: count,
+        step_durations_seconds: {
+          type: 'array',
+          minItems: 1,
+          maxItems: LIMITS.stepDurations,
+          items: { type: 'number', exclusiveMinimum: 0, maximum: LIMITS.maxStepSeconds },
+        },
+        flops_per_sample: { type: 'number', exclusiveMinimum: 0, maximum: LIMITS.maxFlopsPerSample },
+        dtype: { enum: DTYPES },
+      },
     },
     collectives: {
       type: 'array',
@@ -106,7 +127,13 @@ export interface PushBody {
     num_alloc_retries?: number;
     num_ooms?: number;
   }>;
-  training?: { samples: number; steps: number };
+  training?: {
+    samples: number;
+    steps: number;
+    step_durations_seconds?: number[];
+    flops_per_sample?: number;
+    dtype?: (typeof DTYPES)[number];
+  };
   collectives?: Array<{ op: string; durations_seconds: number[]; bytes?: number }>;
 }
 
@@ -119,6 +146,7 @@ function describe(e: ErrorObject): string {
   if (e.keyword === 'additionalProperties') return `${at}: must not have property "${String(p.additionalProperty)}"`;
   if (e.keyword === 'required') return `${at}: must have property "${String(p.missingProperty)}"`;
   if (e.keyword === 'const') return `${at}: must be ${JSON.stringify(p.allowedValue)}`;
+  if (e.keyword === 'enum') return `${at}: must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
   if (e.keyword === 'minimum' || e.keyword === 'maximum' || e.keyword === 'exclusiveMinimum') {
     return `${at}: must be ${String(p.comparison)} ${String(p.limit)}`;
   }
@@ -147,6 +175,8 @@ export function validatePush(value: unknown): PushBody {
     seen.add(d.index);
     if (d.allocated_bytes > d.reserved_bytes) throw new PushValidationError(`/devices/${i}/allocated_bytes: must be <= reserved_bytes`);
   });
+  const t = body.training;
+  if (t?.dtype !== undefined && t.flops_per_sample === undefined) throw new PushValidationError('/training/dtype: only meaningful with flops_per_sample');
   const ops = new Set<string>();
   body.collectives?.forEach((c, i) => {
     if (ops.has(c.op)) throw new PushValidationError(`/collectives/${i}/op: duplicate op "${c.op}"`);

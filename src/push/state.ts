@@ -1,4 +1,5 @@
 import { COLLECTIVE_BUCKETS } from '../catalog/comm.js';
+import { STEP_BUCKETS } from '../catalog/efficiency.js';
 import type { Batch, Labels } from '../core/store.js';
 import type { PushBody } from './schema.js';
 
@@ -51,6 +52,10 @@ interface Reporter {
   readonly ops: Set<string>;
   readonly pending: Map<string, number[]>;
   pendingCount: number;
+  /** Step durations waiting for the next sample. */
+  steps: number[];
+  /** The reporter sent step durations once: its step-time histogram stays alive with it. */
+  timesSteps: boolean;
 }
 
 interface CounterSeries {
@@ -66,8 +71,13 @@ export const PUSH_CODES = ['202', '400', '401', '413', '415', '429'] as const;
 const HISTORY_MAX = 1024;
 /** Exposition samples of one histogram series: buckets, +Inf, _sum, _count. */
 const HISTOGRAM_SAMPLES = COLLECTIVE_BUCKETS.length + 3;
-const DEVICE_SERIES = 7;
+/** Per device: five gauges, two counters, the rank's device info. */
+const DEVICE_SERIES = 8;
 const TRAINING_SERIES = 3;
+/** The step-time histogram of a rank: buckets, +Inf, _sum, _count. */
+const STEP_SERIES = STEP_BUCKETS.length + 3;
+/** The model FLOPs counter. */
+const FLOPS_SERIES = 1;
 /** Per op: the histogram and the bytes counter. */
 const OP_SERIES = HISTOGRAM_SAMPLES + 1;
 
@@ -100,9 +110,11 @@ export class PushState {
   private seriesAfter(r: Reporter | undefined, body: PushBody): number {
     const devices = body.devices?.length ?? r?.devices.length ?? 0;
     const training = body.training || r?.training ? TRAINING_SERIES : 0;
+    const steps = body.training?.step_durations_seconds || r?.timesSteps ? STEP_SERIES : 0;
+    const flops = body.training?.flops_per_sample !== undefined || [...(r?.raw.keys() ?? [])].some((k) => k.startsWith('["ds_training_model_flops_total"')) ? FLOPS_SERIES : 0;
     const ops = new Set(r?.ops);
     for (const c of body.collectives ?? []) ops.add(c.op);
-    return devices * DEVICE_SERIES + training + ops.size * OP_SERIES;
+    return devices * DEVICE_SERIES + training + steps + flops + ops.size * OP_SERIES;
   }
 
   /** Applies a validated push, or throws PushRejection and changes nothing. */
@@ -119,14 +131,14 @@ export class PushState {
     if (series > this.opts.maxSeriesPerReporter) {
       throw new PushRejection(429, `reporter would own ${series} series, more than ${this.opts.maxSeriesPerReporter} (--push.max-series-per-reporter)`);
     }
-    const incoming = (body.collectives ?? []).reduce((n, c) => n + c.durations_seconds.length, 0);
+    const incoming = (body.collectives ?? []).reduce((n, c) => n + c.durations_seconds.length, 0) + (body.training?.step_durations_seconds?.length ?? 0);
     if ((r?.pendingCount ?? 0) + incoming > this.opts.maxPendingObservations) {
       throw new PushRejection(429, `too many collective observations waiting for the next sample (${this.opts.maxPendingObservations}); push less often`);
     }
 
     // Every check passed: apply.
     if (!r) {
-      r = { key: rk, job, rank, pid, host, lastSeenMs: now, devices: [], history: [], raw: new Map(), ops: new Set(), pending: new Map(), pendingCount: 0 };
+      r = { key: rk, job, rank, pid, host, lastSeenMs: now, devices: [], history: [], raw: new Map(), ops: new Set(), pending: new Map(), pendingCount: 0, steps: [], timesSteps: false };
       this.reporters.set(rk, r);
     }
     r.lastSeenMs = now;
@@ -153,10 +165,28 @@ export class PushState {
       const from = t - this.opts.throughputWindowMs / 1000;
       // Keep one point at or before the window start so the window is covered whole.
       while (r.history.length > 2 && (r.history[1].t <= from || r.history.length > HISTORY_MAX)) r.history.shift();
-      r.training = { samples, steps };
       const labels = { job, rank: String(rank) };
+      const prevSamples = r.training?.samples;
+      r.training = { samples, steps };
       this.follow(r, 'ds_training_samples_total', labels, samples);
       this.follow(r, 'ds_training_steps_total', labels, steps);
+      const durations = body.training.step_durations_seconds;
+      if (durations) {
+        r.timesSteps = true;
+        for (const d of durations) r.steps.push(d);
+        r.pendingCount += durations.length;
+      }
+      const fps = body.training.flops_per_sample;
+      if (fps !== undefined) {
+        // FLOPs follow the samples: the increase since the last push (all samples of a new or
+        // restarted process) times the FLOPs per sample declared now.
+        const flopsLabels = { job, rank: String(rank), dtype: body.training.dtype ?? 'bf16' };
+        const done = prevSamples === undefined || samples < prevSamples ? samples : samples - prevSamples;
+        const s = this.series('ds_training_model_flops_total', flopsLabels);
+        s.total += done * fps;
+        s.contributors.add(r.key);
+        r.raw.set(key('ds_training_model_flops_total', ...Object.values(flopsLabels)), samples);
+      }
     }
 
     for (const c of body.collectives ?? []) {
@@ -235,6 +265,8 @@ export class PushState {
         set('ds_allocator_allocated_bytes', l, d.allocated);
         set('ds_allocator_inactive_split_bytes', l, d.inactiveSplit);
         set('ds_allocator_largest_free_block_bytes', l, d.largestFree);
+        // The GPUs a rank trains on, for model FLOPs utilization; a device without a UUID cannot be matched to a GPU.
+        if (d.uuid) set('ds_training_device_info', { job: r.job, rank: String(r.rank), gpu: String(d.index), uuid: d.uuid }, 1);
       }
       const rate = throughput(r.history);
       if (rate !== undefined) set('ds_training_throughput_samples_per_second', { job: r.job, rank: String(r.rank) }, rate);
@@ -244,6 +276,10 @@ export class PushState {
         if (pending?.length) for (const v of pending) batch.observe('ds_comm_collective_latency_seconds', labels, v);
         else batch.keep('ds_comm_collective_latency_seconds', labels);
       }
+      const rl = { job: r.job, rank: String(r.rank) };
+      if (r.steps.length) for (const v of r.steps) batch.observe('ds_training_step_seconds', rl, v);
+      else if (r.timesSteps) batch.keep('ds_training_step_seconds', rl);
+      r.steps = [];
       r.pending.clear();
       r.pendingCount = 0;
     }

@@ -19,7 +19,13 @@ const validPush = fc.record({
       .map(({ frac, ...d }) => ({ ...d, allocated_bytes: Math.floor(d.reserved_bytes * frac) })),
     { maxLength: 4, selector: (d) => d.index },
   ),
-  training: fc.record({ samples: fc.nat(), steps: fc.nat() }),
+  training: fc.record({
+    samples: fc.nat(),
+    steps: fc.nat(),
+    step_durations_seconds: fc.array(fc.double({ min: 1e-3, max: 100, noNaN: true }), { minLength: 1, maxLength: 5 }),
+    flops_per_sample: fc.double({ min: 1, max: 1e18, noNaN: true }),
+    dtype: fc.constantFrom('bf16', 'fp8'),
+  }, { requiredKeys: ['samples', 'steps'] }),
   collectives: fc.uniqueArray(fc.record({ op: fc.constantFrom('all_reduce', 'broadcast', 'all_gather'), durations_seconds: fc.array(fc.double({ min: 0, max: 10, noNaN: true }), { minLength: 1, maxLength: 5 }), bytes: fc.nat() }, { requiredKeys: ['op', 'durations_seconds'] }), { maxLength: 3, selector: (c) => c.op }),
 }, { requiredKeys: ['version', 'reporter'] });
 

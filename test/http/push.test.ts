@@ -244,10 +244,10 @@ test('caps: reporters beyond --push.max-reporters and series beyond the per-repo
   assert.equal(r.headers['retry-after'], '10');
   // A known reporter still gets in.
   assert.equal((await post(b, { version: 1, reporter: { ...reporter, rank: 2 }, training: { samples: 1, steps: 1 } })).statusCode, 202);
-  // 15 devices x 7 series > 100.
+  // 15 devices x 8 series > 100.
   const wide = await post(b, { version: 1, reporter: { ...reporter, rank: 0 }, devices: Array.from({ length: 15 }, (_, i) => ({ index: i, reserved_bytes: 1, allocated_bytes: 1 })) });
   assert.equal(wide.statusCode, 429);
-  assert.match(wide.json().error, /would own 105 series, more than 100/);
+  assert.match(wide.json().error, /would own 120 series, more than 100/);
   // Ops accumulate: each op is a histogram (its buckets) plus a counter.
   assert.equal((await post(b, { version: 1, reporter: { ...reporter, rank: 1 }, collectives: ['a', 'b', 'c'].map((op) => ({ op, durations_seconds: [1] })) })).statusCode, 202);
   const more = await post(b, { version: 1, reporter: { ...reporter, rank: 1 }, collectives: ['d', 'e'].map((op) => ({ op, durations_seconds: [1] })) });
