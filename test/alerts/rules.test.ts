@@ -61,7 +61,7 @@ test('alerts follow the monitoring-mixin conventions and link to an existing run
     }
     const a = r.alert!;
     const p = (m: string) => problems.push(`${a}: ${m}`);
-    if (!/^Ds(Exporter|Gpu|Serving|Comm)[A-Z][A-Za-z0-9]+$/.test(a)) p('name is not CamelCase with a Ds* prefix');
+    if (!/^Ds(Exporter|Gpu|Serving|Comm|Training)[A-Z][A-Za-z0-9]+$/.test(a)) p('name is not CamelCase with a Ds* prefix');
     if (names.has(a)) p('duplicate name');
     names.add(a);
     if (!['critical', 'warning', 'info'].includes(r.labels?.severity ?? '')) p(`severity ${r.labels?.severity}`);

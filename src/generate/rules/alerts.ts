@@ -1,5 +1,6 @@
 import { CLUSTER_LABEL, selector, type Scope } from '../promql.js';
 import type { RulesConfig } from './config.js';
+import { allocatedIdleAlert, efficiencyAlertGroups } from './efficiency.js';
 import { ttftErrorRecord } from './recording.js';
 import { healthAlerts } from './health-alerts.js';
 
@@ -135,14 +136,8 @@ export function alertGroups(cfg: RulesConfig): AlertGroup[] {
           summary: 'A process allocator is fragmented and retrying allocations.',
           description: 'Process {{ $labels.pid }} on ' + gpuHeld + ' keeps {{ $value | humanizePercentage }} of its reserved memory unused and its allocations are being retried.',
         },
-        {
-          alert: 'DsGpuAllocatedIdle', for: cfg.idleFor, severity: 'warning',
-          // The allocation is the "many" side: a GPU shared by several pods (time-slicing) alerts once per pod.
-          // max without (…) collapses the per-pod copies --kubelet.enrich-labels makes of a shared GPU's series.
-          expr: `${m('ds_gpu_allocation_info')} * on (${T}, uuid) group_left () (max without (namespace, pod, container) (rate(${m('ds_gpu_busy_seconds_total')}[${cfg.idleWindow}])) < ${cfg.idleUtilization})`,
-          summary: 'A GPU is allocated to a pod but idle.',
-          description: gpuAt + ' is allocated to {{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) and has been busy only {{ $value | humanizePercentage }} of the time.',
-        },
+        // Reads the per-pod recorded busy ratio, like the dashboard table of who holds GPUs and uses them least.
+        allocatedIdleAlert(cfg),
         {
           // Busy by the driver's duty cycle ("a kernel ran") while the profiling counters see few SMs
           // doing anything: a stalled job (spinning kernels, waits on the host or the network) or a
@@ -226,6 +221,7 @@ export function alertGroups(cfg: RulesConfig): AlertGroup[] {
         },
       ],
     },
+    ...efficiencyAlertGroups(cfg),
   ];
 }
 

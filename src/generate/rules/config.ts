@@ -47,6 +47,23 @@ export interface RulesConfig {
   readonly peerLatencyP99Seconds: number;
   readonly collectiveRegressionFactor: number;
   readonly collectiveBaselineOffset: string;
+  /** A rank whose mean step time is this many times the job's median rank is a straggler. */
+  readonly stragglerFactor: number;
+  readonly stragglerFor: string;
+  /** Jobs with fewer ranks reporting step times have no meaningful median. */
+  readonly stragglerMinRanks: number;
+  /** A job whose reporters push but which finished no step and no collective in this window is hung. */
+  readonly trainingHungWindow: string;
+  readonly trainingHungFor: string;
+  /** A link whose median RTT is this many times the mesh's median link stands out... */
+  readonly peerRttOutlierFactor: number;
+  /** ...when it is also above this (sub-floor differences are noise on a fast fabric). */
+  readonly peerRttOutlierFloorSeconds: number;
+  /** A link whose probe loss exceeds the mesh's median link by this much stands out. */
+  readonly peerLossOutlierMargin: number;
+  readonly peerOutlierFor: string;
+  /** Meshes with fewer links have no meaningful median. */
+  readonly peerOutlierMinLinks: number;
 }
 
 export const defaultRulesConfig: RulesConfig = {
@@ -81,6 +98,16 @@ export const defaultRulesConfig: RulesConfig = {
   peerLatencyP99Seconds: 0.002,
   collectiveRegressionFactor: 2,
   collectiveBaselineOffset: '1d',
+  stragglerFactor: 1.2,
+  stragglerFor: '15m',
+  stragglerMinRanks: 3,
+  trainingHungWindow: '10m',
+  trainingHungFor: '5m',
+  peerRttOutlierFactor: 3,
+  peerRttOutlierFloorSeconds: 0.0005,
+  peerLossOutlierMargin: 0.02,
+  peerOutlierFor: '10m',
+  peerOutlierMinLinks: 3,
 };
 
 /** The runbook link of `anchor` under `pattern` (one `%s`, see `runbookUrlPattern`). */
