@@ -129,7 +129,29 @@ export interface SimHostOptions {
   readonly startMs: number;
   /** Faults to inject (--simulate.fault). */
   readonly faults?: readonly SimFault[];
+  /** Situations to simulate (`--simulate.*` flags); see SimScenario. */
+  readonly scenario?: SimScenario;
 }
+
+/** Situations the simulator can produce, for demos and for the tests of the alerts that catch them. */
+export interface SimScenario {
+  /** Ranks of the simulated training job (default 4). */
+  readonly ranks?: number;
+  /** This rank computes each step `slowFactor` times slower than the others. */
+  readonly slowRank?: number;
+  readonly slowFactor?: number;
+  /** The training job stops making progress (no step, no collective) after this many simulated seconds; its reporters keep pushing. */
+  readonly hangAfterSeconds?: number;
+  /** The last N GPUs are allocated to a notebook pod that leaves them idle (default 1 when there are 2 GPUs or more). */
+  readonly idleGpus?: number;
+  /** Probes to this peer take 20 times longer. */
+  readonly slowPeer?: number;
+  /** This peer loses 20 % of the probes. */
+  readonly lossyPeer?: number;
+}
+
+/** Model FLOPs of one simulated training sample: 6 x 1.3e9 parameters x 410 tokens. */
+export const SIM_FLOPS_PER_SAMPLE = 3.2e12;
 
 export const THROTTLE_REASONS = ['gpu_idle', 'sw_power_cap', 'hw_slowdown', 'sw_thermal_slowdown', 'hw_thermal_slowdown', 'hw_power_brake_slowdown', 'sync_boost', 'applications_clocks_setting'] as const;
 
@@ -174,6 +196,8 @@ export class SimHost {
     return Math.floor((this.steps * STEP_S) / 900);
   }
   trainingSamplesPerSecond = 0;
+  /** Steps already handed out as step-time observations. */
+  private stepsObserved = 0;
   private readonly rand: () => number;
   /** Injected faults not yet started, earliest first. */
   private readonly pendingFaults: SimFault[];
@@ -181,7 +205,9 @@ export class SimHost {
   constructor(readonly opts: SimHostOptions) {
     this.pendingFaults = [...(opts.faults ?? [])].sort((a, b) => a.atSeconds - b.atSeconds);
     this.rand = mulberry32(opts.seed);
+    const idleGpus = opts.scenario?.idleGpus ?? (opts.gpus > 1 ? 1 : 0);
     for (let i = 0; i < opts.gpus; i++) {
+      const idle = i >= opts.gpus - idleGpus;
       const hex = Array.from({ length: 4 }, (_, k) => Math.floor(hash01(opts.seed, i, k) * 0x10000).toString(16).padStart(4, '0'));
       this.gpus.push({
         index: i,
@@ -204,8 +230,8 @@ export class SimHost {
         profiling: {},
         allocReserved: 0, allocAllocated: 0, allocInactiveSplit: 0, allocLargestFree: 0, allocRetries: 0, allocOoms: 0,
         pid: 4100 + i,
-        // The last GPU of a node is allocated to a notebook that forgot it: idle but allocated.
-        pod: { namespace: 'inference', pod: i === opts.gpus - 1 && opts.gpus > 1 ? 'notebook-7f9c' : 'vllm-deepseek-0', container: i === opts.gpus - 1 && opts.gpus > 1 ? 'jupyter' : 'vllm' },
+        // The last GPUs of a node are allocated to a notebook that forgot them: idle but allocated.
+        pod: { namespace: 'inference', pod: idle ? 'notebook-7f9c' : 'vllm-deepseek-0', container: idle ? 'jupyter' : 'vllm' },
       });
     }
     for (let p = 0; p < opts.peers; p++) {
@@ -227,6 +253,37 @@ export class SimHost {
       this.steps++;
       this.step(this.steps * STEP_S);
     }
+  }
+
+  /** Ranks of the training job. */
+  get ranks(): number {
+    return Math.max(1, this.opts.scenario?.ranks ?? 4);
+  }
+
+  /** True once the simulated training job hangs (--simulate.hang-after). */
+  get trainingHung(): boolean {
+    const after = this.opts.scenario?.hangAfterSeconds;
+    return after !== undefined && this.elapsedSeconds >= after;
+  }
+
+  /**
+   * Step times of the steps finished since the last call, per rank: every rank finishes the
+   * same steps (synchronous training), each with its own compute time; the slow rank's is
+   * `slowFactor` times longer.
+   */
+  takeStepObservations(): Array<{ rank: number; seconds: number }> {
+    const n = this.trainingSteps - this.stepsObserved;
+    this.stepsObserved = this.trainingSteps;
+    const out: Array<{ rank: number; seconds: number }> = [];
+    const base = this.trainingSamplesPerSecond > 0 ? 1024 / this.trainingSamplesPerSecond : 2;
+    const sc = this.opts.scenario;
+    for (let i = 0; i < Math.min(n, 100); i++) {
+      for (let rank = 0; rank < this.ranks; rank++) {
+        const slow = rank === sc?.slowRank ? (sc.slowFactor ?? 1.5) : 1;
+        out.push({ rank, seconds: base * 0.8 * slow * (0.95 + 0.1 * this.rand()) });
+      }
+    }
+    return out;
   }
 
   private load(t: number): number {
@@ -340,12 +397,13 @@ export class SimHost {
     if (this.waiting > 30) this.rejectedRequests += rps * dt * 0.02;
     this.specDraftTokens += this.tokensPerSecond.generation * dt * 0.6;
     this.specAcceptedTokens += this.tokensPerSecond.generation * dt * 0.6 * 0.72;
-    this.trainingSamplesPerSecond = 512 * (0.85 + 0.15 * smoothNoise(seed, 700, t / 10));
+    this.trainingSamplesPerSecond = this.trainingHung ? 0 : 512 * (0.85 + 0.15 * smoothNoise(seed, 700, t / 10));
     this.trainingSamples += this.trainingSamplesPerSecond * dt;
     this.trainingSteps = Math.floor(this.trainingSamples / 1024);
-    for (const p of this.peers) {
-      p.lastRttSeconds = p.baseRttSeconds * (1 + 0.3 * Math.abs(smoothNoise(seed, 800, t)));
-    }
+    this.peers.forEach((p, i) => {
+      const slow = i === this.opts.scenario?.slowPeer ? 20 : 1;
+      p.lastRttSeconds = slow * p.baseRttSeconds * (1 + 0.3 * Math.abs(smoothNoise(seed, 800, t)));
+    });
     this.applyFaults(t, dt);
   }
 
@@ -434,9 +492,15 @@ export class SimHost {
     return out;
   }
 
-  /** Collective durations for this tick, by op. */
+  /** Fraction of probes to a peer that are lost. */
+  peerLoss(index: number): number {
+    return index === this.opts.scenario?.lossyPeer ? 0.2 : 0;
+  }
+
+  /** Collective durations for this tick, by op; none while the job hangs. */
   collectiveObservations(): Array<{ op: string; seconds: number }> {
     const out: Array<{ op: string; seconds: number }> = [];
+    if (this.trainingHung) return out;
     for (const [op, base] of [['all_reduce', 0.0042], ['all_gather', 0.0018], ['reduce_scatter', 0.0021]] as const) {
       for (let i = 0; i < 4; i++) out.push({ op, seconds: base * (0.8 + 0.5 * this.rand()) });
     }

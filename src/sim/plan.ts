@@ -1,5 +1,5 @@
 import type { SimFault } from './faults.js';
-import { SimHost } from './host.js';
+import { SimHost, type SimScenario } from './host.js';
 
 /**
  * What is simulated, decided in one place (`planSimulation`) from the configuration.
@@ -78,6 +78,8 @@ export interface SimHostShape {
   readonly seed: number;
   /** Faults to inject (`--simulate.fault`). */
   readonly faults?: readonly SimFault[];
+  /** Training, allocation and mesh situations (`--simulate.ranks`, `.slow-rank`, `.hang-after`, ...). */
+  readonly scenario?: SimScenario;
 }
 
 /**
@@ -93,6 +95,6 @@ export class Simulation {
   ) {}
 
   host(): SimHost {
-    return (this.made ??= new SimHost({ gpus: this.shape.gpus, seed: this.shape.seed, peers: this.shape.peers, faults: this.shape.faults, startMs: this.now() }));
+    return (this.made ??= new SimHost({ gpus: this.shape.gpus, seed: this.shape.seed, peers: this.shape.peers, faults: this.shape.faults, scenario: this.shape.scenario, startMs: this.now() }));
   }
 }

@@ -3,6 +3,8 @@ import { parser } from '@prometheus-io/lezer-promql';
 
 /** Stands in for Grafana's `$__rate_interval` while parsing: a duration no hand-written query uses. */
 export const RATE_INTERVAL_SENTINEL = '7777s';
+/** Stands in for Grafana's `$__range` (instant queries over the dashboard's range, e.g. `[$__range:1m]` subqueries). */
+export const RANGE_SENTINEL = '8888s';
 
 export interface SelectorUse {
   readonly name: string;
@@ -25,7 +27,7 @@ function childOf(node: SyntaxNode, name: string): SyntaxNode | null {
 
 /** Parses a PromQL expression (Grafana variables substituted for parsing) and lists its selectors. */
 export function analyze(exprWithVars: string): Analysis {
-  const expr = exprWithVars.replace(/\$__rate_interval|\$\{__rate_interval\}/g, RATE_INTERVAL_SENTINEL);
+  const expr = exprWithVars.replace(/\$__rate_interval|\$\{__rate_interval\}/g, RATE_INTERVAL_SENTINEL).replace(/\$__range|\$\{__range\}/g, RANGE_SENTINEL);
   const tree = parser.parse(expr);
   const errors: string[] = [];
   const selectors: SelectorUse[] = [];

@@ -2,7 +2,7 @@ import type { CollectorDefinition, CollectorDeps } from '../../core/collector.js
 import type { FlagValues } from '../../core/flags.js';
 import type { Batch } from '../../core/store.js';
 import type { Ports } from '../../ports/index.js';
-import type { SimHost } from '../../sim/host.js';
+import { SIM_FLOPS_PER_SAMPLE, type SimHost } from '../../sim/host.js';
 import type { RealSources, SimHostShape } from '../../sim/plan.js';
 import { hash01 } from '../../sim/random.js';
 import { parseSimFaults, SIM_FAULTS } from '../../sim/faults.js';
@@ -38,6 +38,8 @@ function writeSimEngine(batch: Batch, host: SimHost): void {
   const engine = 'vllm';
   const model = host.model;
   batch.gauge('ds_engine_up', { target: 'sim://vllm/metrics', engine }, 1);
+  // The GPUs the engine runs on: every GPU but the idle notebook's.
+  for (const g of host.gpus) if (g.pod?.container === 'vllm') batch.info('ds_engine_gpu_info', { target: 'sim://vllm/metrics', engine, model, gpu: String(g.index), uuid: g.uuid, source: 'simulated' });
   batch.counter('ds_engine_scrape_errors_total', { target: 'sim://vllm/metrics', reason: 'timeout' }, host.engineScrapeTimeouts);
   batch.counter('ds_serving_tokens_total', { engine, model, phase: 'prompt' }, Math.floor(host.promptTokens));
   batch.counter('ds_serving_tokens_total', { engine, model, phase: 'generation' }, Math.floor(host.generationTokens));
@@ -76,25 +78,41 @@ function writeSimReporters(batch: Batch, host: SimHost, opts: SimHostOptions): v
     // The serving process of each GPU (the simulated GPU source lists it with its memory), in its pod.
     if (g.pod && !opts.processAttribution) batch.info('ds_gpu_process_info', { gpu: String(g.index), uuid: g.uuid, pid: String(g.pid), ...g.pod, ...simCgroupIds(host.opts.seed, g.pod) });
   }
-  for (let rank = 0; rank < 2; rank++) {
-    const l = { job: host.job, rank: String(rank) };
-    batch.gauge('ds_training_throughput_samples_per_second', l, host.trainingSamplesPerSecond / 2);
-    batch.counter('ds_training_samples_total', l, Math.floor(host.trainingSamples / 2));
-    batch.counter('ds_training_steps_total', l, host.trainingSteps);
+  const ranks = host.ranks;
+  const stepped = new Set<number>();
+  for (const o of host.takeStepObservations()) {
+    batch.observe('ds_training_step_seconds', { job: host.job, rank: String(o.rank) }, o.seconds);
+    stepped.add(o.rank);
   }
-  for (const c of host.collectiveObservations()) batch.observe('ds_comm_collective_latency_seconds', { op: c.op, job: host.job }, c.seconds);
+  // Ranks use the GPUs in turn, the MIG-mode notebook GPU (the last) left out.
+  const usable = host.gpus.length > 1 ? host.gpus.length - 1 : host.gpus.length;
+  for (let rank = 0; rank < ranks; rank++) {
+    const l = { job: host.job, rank: String(rank) };
+    const samples = Math.floor(host.trainingSamples / ranks);
+    batch.gauge('ds_training_throughput_samples_per_second', l, host.trainingSamplesPerSecond / ranks);
+    batch.counter('ds_training_samples_total', l, samples);
+    batch.counter('ds_training_steps_total', l, host.trainingSteps);
+    batch.counter('ds_training_model_flops_total', { ...l, dtype: 'bf16' }, samples * SIM_FLOPS_PER_SAMPLE);
+    if (!stepped.has(rank)) batch.keep('ds_training_step_seconds', l);
+    const g = usable > 0 ? host.gpus[rank % usable] : undefined;
+    if (g) batch.info('ds_training_device_info', { ...l, gpu: String(g.index), uuid: g.uuid });
+  }
+  const collectives = host.collectiveObservations();
+  for (const c of collectives) batch.observe('ds_comm_collective_latency_seconds', { op: c.op, job: host.job }, c.seconds);
+  // A hung job still reports: its collective histograms stay, unchanged.
+  if (collectives.length === 0) for (const op of ['all_reduce', 'all_gather', 'reduce_scatter']) batch.keep('ds_comm_collective_latency_seconds', { op, job: host.job });
   for (const op of ['all_reduce', 'all_gather', 'reduce_scatter']) batch.counter('ds_comm_collective_bytes_total', { op, job: host.job }, host.trainingSteps * 2 * 256 * 1024 ** 2);
 }
 
 /** The peer prober's view of simulated peers. */
 function writeSimPeers(batch: Batch, host: SimHost): void {
-  for (const p of host.peers) {
+  host.peers.forEach((p, i) => {
     const l = { peer: p.peer };
     for (const rtt of host.peerObservations(p, 2)) batch.observe('ds_comm_peer_latency_seconds', l, rtt);
     batch.gauge('ds_comm_peer_up', l, p.up ? 1 : 0);
-    batch.gauge('ds_comm_peer_loss_ratio', l, 0);
+    batch.gauge('ds_comm_peer_loss_ratio', l, host.peerLoss(i));
     batch.gauge('ds_comm_peer_last_rtt_seconds', l, p.lastRttSeconds);
-  }
+  });
   batch.gauge('ds_comm_peer_targets', {}, host.peers.length);
 }
 
@@ -151,10 +169,29 @@ export const simCollector: CollectorDefinition<SimConfig, CollectorDeps & Pick<P
     { name: 'simulate.peers', type: 'int', default: '4', min: 0, max: 5000, help: 'Number of simulated peers.' },
     { name: 'simulate.seed', type: 'int', default: '1', help: 'Seed of the simulation; the same seed gives the same values.' },
     { name: 'simulate.fault', type: 'list', help: `Inject a GPU fault into the simulated host: gpu<N>:<fault>[@<delay>], repeatable or comma-separated (e.g. gpu3:xid79,gpu1:reset@30s). Faults: ${Object.keys(SIM_FAULTS).join(', ')}.` },
+    { name: 'simulate.ranks', type: 'int', default: '4', min: 1, max: 1024, help: 'Ranks of the simulated training job.' },
+    { name: 'simulate.slow-rank', type: 'int', min: 0, max: 1023, help: 'Simulate a straggler: this rank computes each step --simulate.slow-factor times slower.' },
+    { name: 'simulate.slow-factor', type: 'float', default: '1.5', min: 1, max: 100, help: 'How much slower the --simulate.slow-rank rank is.' },
+    { name: 'simulate.hang-after', type: 'duration', min: 0, help: 'Simulate a hung training job: no step and no collective after this much time, while its reporters keep pushing.' },
+    { name: 'simulate.idle-gpus', type: 'int', min: 0, max: 1024, help: 'Simulate idle allocations: the last N GPUs are held by a notebook pod that leaves them idle (default 1 with 2 GPUs or more).' },
+    { name: 'simulate.slow-peer', type: 'int', min: 0, max: 4999, help: 'Simulate a slow link: probes to this peer (by index) take 20 times longer.' },
+    { name: 'simulate.lossy-peer', type: 'int', min: 0, max: 4999, help: 'Simulate a lossy link: this peer (by index) loses 20% of the probes.' },
   ],
   configure(flags: FlagValues): SimConfig {
     const gpus = flags.requireNumber('simulate.gpus');
-    return { simulate: flags.bool('simulate'), gpus, peers: flags.requireNumber('simulate.peers'), seed: flags.requireNumber('simulate.seed'), faults: parseSimFaults(flags.list('simulate.fault'), gpus) };
+    const hangMs = flags.number('simulate.hang-after');
+    return {
+      simulate: flags.bool('simulate'), gpus, peers: flags.requireNumber('simulate.peers'), seed: flags.requireNumber('simulate.seed'), faults: parseSimFaults(flags.list('simulate.fault'), gpus),
+      scenario: {
+        ranks: flags.requireNumber('simulate.ranks'),
+        slowRank: flags.number('simulate.slow-rank'),
+        slowFactor: flags.requireNumber('simulate.slow-factor'),
+        hangAfterSeconds: hangMs === undefined ? undefined : hangMs / 1000,
+        idleGpus: flags.number('simulate.idle-gpus'),
+        slowPeer: flags.number('simulate.slow-peer'),
+        lossyPeer: flags.number('simulate.lossy-peer'),
+      },
+    };
   },
   create(deps) {
     const host = deps.simulation.host();

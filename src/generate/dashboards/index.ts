@@ -1,6 +1,7 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import { usedByDashboards } from './common.js';
 import { commDashboard } from './comm.js';
+import { efficiencyDashboard } from './efficiency.js';
 import { exporterDashboard } from './exporter.js';
 import { fleetDashboard } from './fleet.js';
 import { healthDashboard } from './health.js';
@@ -28,6 +29,7 @@ const all: ReadonlyArray<{ file: string; build: () => dashboard.Dashboard }> = [
   { file: 'serving', build: servingDashboard },
   { file: 'memory', build: memoryDashboard },
   { file: 'communication', build: commDashboard },
+  { file: 'efficiency', build: efficiencyDashboard },
   { file: 'exporter-health', build: exporterDashboard },
 ];
 
