@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { catalogEntry, isRecorded, PROMETHEUS_METRICS, seriesLabels } from '../../src/generate/promql.js';
 import '../../src/generate/rules/recording.js';
-import { analyze, COUNTER_FUNCTIONS, RATE_INTERVAL_SENTINEL } from './promql-lint.js';
+import { analyze, COUNTER_FUNCTIONS, RATE_INTERVAL_SENTINEL, RANGE_SENTINEL } from './promql-lint.js';
 import { autoPanels } from './auto-panels.js';
 import { DASHBOARD_FILES, dashboardQueries, loadDashboard, panelsOf, variableQueries } from './queries.js';
 
@@ -91,7 +91,8 @@ test('every query parses, is filtered by the variables, uses $__rate_interval, a
       for (const v of FILTER_VARS) {
         if (vars.has(v) && labels.includes(v) && s.matchers.get(v)?.value !== `$${v}`) sp(`carries ${v} but is not filtered by $${v}`);
       }
-      if (s.range !== undefined && s.range !== RATE_INTERVAL_SENTINEL) sp(`range [${s.range}] instead of [$__rate_interval]`);
+      // An instant query (a table) may look back over the dashboard's whole range.
+      if (s.range !== undefined && s.range !== RATE_INTERVAL_SENTINEL && !(q.instant && s.range === RANGE_SENTINEL)) sp(`range [${s.range}] instead of [$__rate_interval]`);
       const def = catalogEntry(s.name);
       const isCounter = def && (def.type === 'counter' || (def.type === 'histogram' && s.name !== def.name));
       if (isCounter && !COUNTER_FUNCTIONS.has(s.rangeFunction ?? '')) sp('counter used outside rate()/increase()');

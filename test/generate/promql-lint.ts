@@ -3,7 +3,7 @@ import { parser } from '@prometheus-io/lezer-promql';
 
 /** Stands in for Grafana's `$__rate_interval` while parsing: a duration no hand-written query uses. */
 export const RATE_INTERVAL_SENTINEL = '7777s';
-/** Stands in for Grafana's `$__range` (instant queries over the dashboard's range, e.g. `[$__range:1m]` subqueries). */
+/** Stands in for Grafana's `$__range` (instant queries over the dashboard's range); `$__range_s` parses as 8888. */
 export const RANGE_SENTINEL = '8888s';
 
 export interface SelectorUse {
@@ -27,7 +27,7 @@ function childOf(node: SyntaxNode, name: string): SyntaxNode | null {
 
 /** Parses a PromQL expression (Grafana variables substituted for parsing) and lists its selectors. */
 export function analyze(exprWithVars: string): Analysis {
-  const expr = exprWithVars.replace(/\$__rate_interval|\$\{__rate_interval\}/g, RATE_INTERVAL_SENTINEL).replace(/\$__range|\$\{__range\}/g, RANGE_SENTINEL);
+  const expr = exprWithVars.replace(/\$__rate_interval|\$\{__rate_interval\}/g, RATE_INTERVAL_SENTINEL).replace(/\$__range_s|\$\{__range_s\}/g, '8888').replace(/\$__range|\$\{__range\}/g, RANGE_SENTINEL);
   const tree = parser.parse(expr);
   const errors: string[] = [];
   const selectors: SelectorUse[] = [];

@@ -105,6 +105,7 @@ export function ruleEntries(): RuleEntry[] {
 export function substitute(expr: string, rateInterval = '15s'): string {
   return expr
     .replace(/\$__rate_interval|\$\{__rate_interval\}/g, rateInterval)
+    .replace(/\$__range_s|\$\{__range_s\}/g, String(parseInt(rateInterval, 10)))
     .replace(/\$__interval|\$\{__interval\}|\$__range|\$\{__range\}/g, rateInterval)
     .replace(/\$\{?cluster\}?/g, '.*')
     .replace(/\$\{?(job|instance|gpu|engine|model|peer|namespace|pod)\}?/g, '.+');

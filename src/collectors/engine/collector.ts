@@ -5,6 +5,7 @@ import type { Batch } from '../../core/store.js';
 import { ExpositionError, parseExposition } from '../../parse/exposition.js';
 import { catalog } from '../../catalog/index.js';
 import { ALIASES, COUNTERS, detectEngine, extractReading, HISTOGRAMS, type CounterId, type EngineKind, type HistId, type ModelReading } from './engines.js';
+import { enginePids, type GpuEvidence, isLocalHost, resolveGpus } from './gpus.js';
 import { fetchModelName, fetchPayload, ScrapeError, type EngineTarget, type ScrapeFailure } from './scrape.js';
 import { counterIncrease, rebucket } from './window.js';
 
@@ -19,7 +20,14 @@ export interface EngineCollectorOptions {
   readonly fetch?: typeof fetchPayload;
   /** Replaces the model-name lookup of engines whose metrics carry no model; the default is fetchModelName. */
   readonly fetchModel?: typeof fetchModelName;
+  /** What tells the engines' GPUs apart: host GPUs, NVML process lists, kubelet allocations (ports of the other collectors). */
+  readonly gpuEvidence?: () => Omit<GpuEvidence, 'enginePids'>;
+  /** Finds the engine's processes by its port; the default reads /proc. */
+  readonly enginePids?: (port: number) => Promise<Set<number>>;
 }
+
+/** How long the pids found listening on an engine's port are reused before looking again. */
+const PID_LOOKUP_MS = 30_000;
 
 /** The catalog counter (and fixed labels) each engine counter feeds. */
 const COUNTER_METRIC: Readonly<Record<CounterId, { name: string; phase?: string }>> = {
@@ -69,6 +77,10 @@ interface TargetState {
   model?: string;
   /** Histograms already reported as broken, so the log says it once. */
   readonly brokenLogged: Set<string>;
+  /** The engine's pids (listener and descendants) and when they were looked up. */
+  pids?: { at: number; pids: Set<number> };
+  /** The last GPU resolution logged (source or why), so the log says each change once. */
+  gpuStatus?: string;
 }
 
 /** One target's contribution to an (engine, model) group in this sample. */
@@ -190,6 +202,7 @@ export class EngineCollector implements Collector {
       }
       s.prev = { at, models };
     });
+    await this.writeGpus(batch, readings, at);
     for (const s of this.states) {
       for (const [reason, n] of s.errors) batch.counter('ds_engine_scrape_errors_total', { target: s.target.label, reason }, n);
     }
@@ -212,6 +225,39 @@ export class EngineCollector implements Collector {
       writeGroup(batch, { engine, model }, list);
     }
     if (++this.tick % 64 === 0) this.forget();
+  }
+
+  /** `ds_engine_gpu_info` for every up target whose GPUs can be told (see gpus.ts), per model it serves. */
+  private async writeGpus(batch: Batch, readings: ReadonlyArray<Map<string, ModelReading> | undefined>, at: number): Promise<void> {
+    const base = this.opts.gpuEvidence?.() ?? {};
+    for (let i = 0; i < this.states.length; i++) {
+      const s = this.states[i];
+      const models = readings[i];
+      if (!models || models.size === 0) continue;
+      const opts = s.target.gpus ?? {};
+      let pids: Set<number> | undefined;
+      if (!opts.gpus && base.processes) {
+        const url = new URL(s.target.url);
+        const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+        if (isLocalHost(url.hostname)) {
+          if (!s.pids || at - s.pids.at > PID_LOOKUP_MS || s.pids.pids.size === 0) {
+            s.pids = { at, pids: await (this.opts.enginePids ?? enginePids)(port).catch(() => new Set<number>()) };
+          }
+          pids = s.pids.pids;
+        }
+      }
+      const r = resolveGpus(opts, { ...base, enginePids: pids });
+      const status = r.source ? `${r.source}: ${r.gpus.map((g) => g.gpu).join(',')}` : r.why;
+      if (status !== s.gpuStatus) {
+        s.gpuStatus = status;
+        if (r.source) this.opts.logger.info('engine GPUs found', { target: s.target.label, source: r.source, gpus: r.gpus.map((g) => `${g.gpu}:${g.uuid}`).join(' ') });
+        else this.opts.logger.warn('engine GPUs cannot be told; no cost per token for it', { target: s.target.label, why: r.why });
+      }
+      if (!r.source) continue;
+      for (const model of models.keys()) {
+        for (const g of r.gpus) batch.info('ds_engine_gpu_info', { target: s.target.label, engine: s.engine, model, gpu: g.gpu, uuid: g.uuid, source: r.source });
+      }
+    }
   }
 
   /**

@@ -3,6 +3,7 @@ import type { FlagValues } from '../../core/flags.js';
 import { DEFAULT_MAX_SERIES } from '../../parse/exposition.js';
 import { EngineCollector } from './collector.js';
 import { ENGINE_KINDS } from './engines.js';
+import { fresh, type Ports } from '../../ports/index.js';
 import { type EngineTarget, parseTargets } from './scrape.js';
 
 export { EngineCollector } from './collector.js';
@@ -29,12 +30,15 @@ export function effectiveTimeoutMs(wantedMs: number, intervalMs: number): number
 }
 
 /** Inference-engine throughput, queues, KV cache and latency from the engines' own /metrics. */
-export const engineCollector: CollectorDefinition<EngineConfig> = {
+/** The engine collector reads the GPU inventory and the pod allocations to tell which GPUs an engine runs on. */
+export type EngineDeps = CollectorDeps & Pick<Ports, 'gpus' | 'pods'>;
+
+export const engineCollector: CollectorDefinition<EngineConfig, EngineDeps> = {
   name: 'engine',
   description: 'inference engine throughput, requests, queue, KV cache and latency percentiles (on when --engine.target is given)',
   defaultEnabled: false,
   flags: [
-    { name: 'engine.target', type: 'list', help: `Engine /metrics URL to scrape, repeatable or comma-separated; KIND=URL forces the engine (${ENGINE_KINDS.join(', ')}), otherwise it is detected from the payload (trtllm-serve serves Prometheus text at /prometheus/metrics). Giving a target enables the collector.` },
+    { name: 'engine.target', type: 'list', help: `Engine /metrics URL to scrape, repeatable or comma-separated; KIND=URL forces the engine (${ENGINE_KINDS.join(', ')}), otherwise it is detected from the payload (trtllm-serve serves Prometheus text at /prometheus/metrics). A fragment names the engine's GPUs for the cost per token: #gpus=0-3 (indices, ranges, UUIDs joined by +) or #pod=NAMESPACE/NAME (the pod's kubelet allocation); without one they are found through the GPU process lists when the engine runs on this host. Giving a target enables the collector.` },
     { name: 'engine.timeout', type: 'duration', default: '2s', min: 10, help: 'Timeout of one engine scrape (capped at 80% of --sample.interval).' },
     { name: 'engine.max-bytes', type: 'int', default: String(16 * 1024 * 1024), min: 1024, help: 'Largest engine payload accepted, in bytes; a larger one marks the target down.' },
     { name: 'engine.max-series', type: 'int', default: String(DEFAULT_MAX_SERIES), min: 10, help: 'Most sample lines accepted from one engine payload.' },
@@ -51,7 +55,7 @@ export const engineCollector: CollectorDefinition<EngineConfig> = {
   autoEnable(config): boolean {
     return config.targets.length > 0;
   },
-  create(deps: CollectorDeps, config): Collector {
+  create(deps: EngineDeps, config): Collector {
     const { targets } = config;
     const timeoutMs = effectiveTimeoutMs(config.timeoutMs, deps.intervalMs);
     if (config.timeoutExplicit && timeoutMs < config.timeoutMs) {
@@ -65,6 +69,12 @@ export const engineCollector: CollectorDefinition<EngineConfig> = {
       maxSeries: config.maxSeries,
       logger: deps.logger.child({ collector: 'engine' }),
       now: deps.now,
+      // What the GPU and kubelet collectors last saw, while fresh.
+      gpuEvidence: () => ({
+        hostGpus: deps.gpus.sourceKind === undefined ? undefined : deps.gpus.devices,
+        processes: fresh(deps.gpus.processes, deps.now())?.gpus,
+        allocations: fresh(deps.pods.latest, deps.now())?.allocations,
+      }),
     });
   },
 };

@@ -1,5 +1,6 @@
 import { ConfigError, SourceError } from '../../core/errors.js';
 import { ENGINE_KINDS, type EngineKind } from './engines.js';
+import { parseTargetOptions, type TargetGpuOptions } from './gpus.js';
 
 /** Why a scrape failed; the `reason` label of ds_engine_scrape_errors_total. */
 export type ScrapeFailure = 'timeout' | 'refused' | 'network' | 'http_status' | 'too_large' | 'parse';
@@ -19,6 +20,8 @@ export interface EngineTarget {
   readonly label: string;
   /** Kind given as `KIND=URL`; detected from the payload otherwise. */
   readonly kind?: EngineKind;
+  /** What the URL fragment says about the target's GPUs (`#gpus=0-3`, `#pod=ns/name`). */
+  readonly gpus?: TargetGpuOptions;
 }
 
 /**
@@ -48,12 +51,15 @@ export function parseTargets(values: readonly string[]): EngineTarget[] {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`--engine.target: "${v}" must be http or https`);
     if (url.pathname === '' || url.pathname === '/') url.pathname = '/metrics';
+    // The fragment is ours (never sent): which GPUs the engine runs on.
+    const gpus = parseTargetOptions(url.hash.replace(/^#/, ''), v);
+    url.hash = '';
     const label = new URL(url.href);
     label.username = '';
     label.password = '';
     if (seen.has(url.href)) throw new ConfigError(`--engine.target: "${v}" is given twice`);
     seen.add(url.href);
-    out.push({ url: url.href, label: label.href, kind });
+    out.push({ url: url.href, label: label.href, kind, ...(gpus.gpus || gpus.pod ? { gpus } : {}) });
   }
   return out;
 }

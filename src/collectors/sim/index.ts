@@ -84,7 +84,7 @@ function writeSimReporters(batch: Batch, host: SimHost, opts: SimHostOptions): v
     batch.observe('ds_training_step_seconds', { job: host.job, rank: String(o.rank) }, o.seconds);
     stepped.add(o.rank);
   }
-  // Ranks use the GPUs in turn, the MIG-mode notebook GPU (the last) left out.
+  // The MIG-mode notebook GPU (the last) is left out.
   const usable = host.gpus.length > 1 ? host.gpus.length - 1 : host.gpus.length;
   for (let rank = 0; rank < ranks; rank++) {
     const l = { job: host.job, rank: String(rank) };
@@ -94,7 +94,8 @@ function writeSimReporters(batch: Batch, host: SimHost, opts: SimHostOptions): v
     batch.counter('ds_training_steps_total', l, host.trainingSteps);
     batch.counter('ds_training_model_flops_total', { ...l, dtype: 'bf16' }, samples * SIM_FLOPS_PER_SAMPLE);
     if (!stepped.has(rank)) batch.keep('ds_training_step_seconds', l);
-    const g = usable > 0 ? host.gpus[rank % usable] : undefined;
+    // One GPU per rank while there are enough; the others report no GPU (no model FLOPs utilization).
+    const g = rank < usable ? host.gpus[rank] : undefined;
     if (g) batch.info('ds_training_device_info', { ...l, gpu: String(g.index), uuid: g.uuid });
   }
   const collectives = host.collectiveObservations();

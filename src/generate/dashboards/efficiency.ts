@@ -37,7 +37,8 @@ function mergedTable(p: Omit<PanelBase, 'targets'> & { columns: readonly string[
 export function efficiencyDashboard(): dashboard.Dashboard {
   const q = queries(['engine', 'model', 'namespace', 'pod']);
   const s = q.s;
-  const hours = (rec: string) => `sum by (namespace, pod) (sum_over_time(${s(rec)}[$__range:1m])) / 60`;
+  // GPU-seconds per second averaged over the range, times the range: GPU-hours.
+  const hours = (rec: string) => `sum by (namespace, pod) (avg_over_time(${s(rec)}[$__range])) * $__range_s / 3600`;
   const b = dashboardShell({
     uid: 'ds-exporter-efficiency',
     title: 'ds-exporter / Efficiency',
@@ -76,10 +77,10 @@ export function efficiencyDashboard(): dashboard.Dashboard {
     .withRow(row('GPU time by pod'))
     .withPanel(mergedTable({
       title: 'Who holds GPUs and uses them least',
-      description: `Every pod holding GPUs (ds_gpu_allocation_info), least used first: the busy share of the GPU time it held over the dashboard's range, GPU-hours held, busy and idle over the range (from the recording rules ${EFF.podAllocated}, ${EFF.podBusy} and ${EFF.podIdle}, sampled every minute), and GPUs held now. A GPU shared by several pods counts fully for each. DsGpuAllocatedIdle fires on the same busy share (over 30 minutes).`,
+      description: `Every pod holding GPUs (ds_gpu_allocation_info), least used first: the busy share of the GPU time it held over the dashboard's range, GPU-hours held, busy and idle over the range (from the recording rules ${EFF.podAllocated}, ${EFF.podBusy} and ${EFF.podIdle}, averaged over the range), and GPUs held now. A GPU shared by several pods counts fully for each. DsGpuAllocatedIdle fires on the same busy share (over 30 minutes).`,
       unit: 'short', columns: ['namespace', 'pod'], sortBy: 'Busy share',
       values: [
-        { title: 'Busy share', unit: 'percentunit', expr: `sum by (namespace, pod) (sum_over_time(${s(EFF.podBusy)}[$__range:1m])) / sum by (namespace, pod) (sum_over_time(${s(EFF.podAllocated)}[$__range:1m]))` },
+        { title: 'Busy share', unit: 'percentunit', expr: `sum by (namespace, pod) (avg_over_time(${s(EFF.podBusy)}[$__range])) / sum by (namespace, pod) (avg_over_time(${s(EFF.podAllocated)}[$__range]))` },
         { title: 'GPU-hours held', unit: 'short', expr: hours(EFF.podAllocated) },
         { title: 'GPU-hours busy', unit: 'short', expr: hours(EFF.podBusy) },
         { title: 'GPU-hours idle', unit: 'short', expr: hours(EFF.podIdle) },
