@@ -24,6 +24,11 @@ MAX_OPS = 32
 MAX_DURATIONS_PER_OP = 1024
 MAX_DURATION_SECONDS = 3600.0
 MAX_SAFE = 2**53 - 1
+MAX_STEP_SECONDS = 86400.0
+MAX_STEP_DURATIONS = 1024
+# More than this per sample is a unit mistake (per second, per global batch), not a model.
+MAX_FLOPS_PER_SAMPLE = 1e20
+DTYPES = ("bf16", "fp8")
 _OP_BAD = re.compile(r"[^A-Za-z0-9_.:-]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -59,6 +64,10 @@ class Reporter:
         devices: Optional[List[int]] = None,
         max_pending_events: int = 4096,
         host: Optional[str] = None,
+        flops_per_sample: Optional[float] = None,
+        params: Optional[float] = None,
+        tokens_per_sample: Optional[float] = None,
+        dtype: str = "bf16",
     ) -> None:
         self._url = self._push_url(url)
         self._interval = interval if isinstance(interval, (int, float)) and interval > 0 else 1.0
@@ -79,13 +88,17 @@ class Reporter:
         self._samples = 0
         self._steps = 0
         self._stepped = False
+        self._step_times: Deque[float] = collections.deque(maxlen=MAX_STEP_DURATIONS)
+        self._last_step: Optional[float] = None
+        self._flops: Optional[float] = None
+        self._dtype = "bf16"
         self._pending: Dict[str, Deque[float]] = {}
         self._pending_bytes: Dict[str, int] = {}
         self._events: Deque[Tuple[str, Any, Any, Optional[int]]] = collections.deque(maxlen=max(1, int(max_pending_events)))
         self._uuids: Dict[int, str] = {}
         self._largest_free: Dict[int, int] = {}
         self._last_snapshot = -math.inf
-        self._stats = {"pushes": 0, "failures": 0, "dropped_observations": 0, "last_error": None}
+        self._stats = {"pushes": 0, "failures": 0, "dropped_observations": 0, "dropped_step_times": 0, "last_error": None}
         # Problems being reported, by kind ("push", "torch"): logged when they start or change.
         self._problems: Dict[str, str] = {}
         self._stop = threading.Event()
@@ -96,6 +109,8 @@ class Reporter:
         # Unverified HTTPS is never used; a proxy from the environment must not carry
         # pushes meant for the exporter on this host.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        if flops_per_sample is not None or params is not None or tokens_per_sample is not None:
+            self.set_model_flops(flops_per_sample, params=params, tokens_per_sample=tokens_per_sample, dtype=dtype)
 
     @staticmethod
     def _push_url(url: str) -> str:
@@ -115,16 +130,72 @@ class Reporter:
             log.warning("ds_reporter: could not start: %s", e)
         return self
 
-    def step(self, samples: int = 0, steps: int = 1) -> None:
-        """Counts finished training steps and the samples they processed."""
+    def set_model_flops(
+        self,
+        flops_per_sample: Optional[float] = None,
+        *,
+        params: Optional[float] = None,
+        tokens_per_sample: Optional[float] = None,
+        dtype: str = "bf16",
+    ) -> bool:
+        """Declares the model FLOPs of one training sample (forward and backward), so the
+        exporter can compute model FLOPs utilization against the GPUs' peak for ``dtype``
+        (``"bf16"`` or ``"fp8"``). Either ``flops_per_sample`` or ``params`` and
+        ``tokens_per_sample``, for which the dense-transformer rule 6 x N x T is used (2 N T
+        forward, 4 N T backward; attention and recomputation are left out). A figure that is
+        not a finite number in (0, 1e20] turns the FLOPs off (logged once): no utilization is
+        reported rather than a wrong one. Returns whether the figure was taken."""
+        try:
+            if flops_per_sample is None and params is not None and tokens_per_sample is not None:
+                flops_per_sample = 6.0 * float(params) * float(tokens_per_sample)
+            f = float(flops_per_sample) if flops_per_sample is not None else float("nan")
+            if not (math.isfinite(f) and 0.0 < f <= MAX_FLOPS_PER_SAMPLE) or dtype not in DTYPES:
+                with self._lock:
+                    self._flops = None
+                self._fail("flops", "model FLOPs not reported: flops_per_sample %r (params %r, tokens_per_sample %r) dtype %r is not a figure in (0, 1e20] for bf16 or fp8" % (flops_per_sample, params, tokens_per_sample, dtype))
+                return False
+            with self._lock:
+                self._flops = f
+                self._dtype = dtype
+            self._ok("flops", "model FLOPs per sample: %.4g (%s)" % (f, dtype))
+            return True
+        except Exception:
+            with self._lock:
+                self._flops = None
+            self._fail("flops", "model FLOPs not reported: flops_per_sample %r is not a number" % (flops_per_sample,))
+            return False
+
+    def step(self, samples: int = 0, steps: int = 1, seconds: Optional[float] = None) -> None:
+        """Counts finished training steps and the samples they processed. ``seconds`` is the
+        time the step took on this rank; without it, the wall time since the previous
+        ``step()`` call is divided among the ``steps`` counted (the first call has none).
+        A time that is not a finite number in (0, 86400] is dropped, never sent."""
         try:
             s, n = int(samples), int(steps)
             if s < 0 or n < 0:
                 return
+            now = time.monotonic()
+            durations: List[float] = []
+            if seconds is not None:
+                d = float(seconds)
+                if math.isfinite(d) and 0.0 < d <= MAX_STEP_SECONDS:
+                    durations = [d]
+                else:
+                    with self._lock:
+                        self._stats["dropped_step_times"] += 1
+            elif self._last_step is not None and n > 0:
+                d = (now - self._last_step) / n
+                if 0.0 < d <= MAX_STEP_SECONDS:
+                    durations = [d] * min(n, MAX_STEP_DURATIONS)
             with self._lock:
+                self._last_step = now
                 self._samples = min(self._samples + s, MAX_SAFE)
                 self._steps = min(self._steps + n, MAX_SAFE)
                 self._stepped = True
+                for d in durations:
+                    if len(self._step_times) == self._step_times.maxlen:
+                        self._stats["dropped_step_times"] += 1
+                    self._step_times.append(d)
         except Exception:
             pass
 
@@ -252,7 +323,14 @@ class Reporter:
                 self._fail("torch", "torch.cuda: %s" % e)
         with self._lock:
             if self._stepped:
-                payload["training"] = {"samples": self._samples, "steps": self._steps}
+                training: Dict[str, Any] = {"samples": self._samples, "steps": self._steps}
+                if self._step_times:
+                    training["step_durations_seconds"] = list(self._step_times)
+                    self._step_times.clear()
+                if self._flops is not None:
+                    training["flops_per_sample"] = self._flops
+                    training["dtype"] = self._dtype
+                payload["training"] = training
             if self._pending:
                 payload["collectives"] = [
                     {"op": op, "durations_seconds": list(q), **({"bytes": self._pending_bytes[op]} if op in self._pending_bytes else {})}
@@ -323,7 +401,9 @@ def start(
     """Creates a Reporter and starts its background thread. Options: ``rank`` (default
     ``$RANK`` or 0), ``token`` (default ``$DS_REPORTER_TOKEN``), ``timeout`` (0.5 s),
     ``snapshot_interval`` (10 s; 0 disables ``memory_snapshot()``), ``devices`` (indices;
-    default every device the process used), ``host``, ``max_pending_events``."""
+    default every device the process used), ``host``, ``max_pending_events``,
+    ``flops_per_sample`` or ``params`` and ``tokens_per_sample`` (model FLOPs, see
+    ``Reporter.set_model_flops``), ``dtype`` (``"bf16"``)."""
     try:
         return Reporter(url=url, interval=interval, job=job, **kwargs).start()
     except Exception as e:

@@ -32,7 +32,10 @@ def test_without_torch_reports_training_and_collectives(exporter, no_torch):
     last = pushes[-1]
     assert last["version"] == 1
     assert last["reporter"]["job"] == "train" and last["reporter"]["rank"] == 3
-    assert last["training"] == {"samples": 64, "steps": 3}
+    assert {k: last["training"][k] for k in ("samples", "steps")} == {"samples": 64, "steps": 3}
+    # The second call's two steps share the (tiny) time since the first.
+    durations = [d for p in pushes for d in p.get("training", {}).get("step_durations_seconds", [])]
+    assert len(durations) == 2 and durations[0] == durations[1] > 0, durations
     assert "devices" not in last
     colls = {c["op"]: c for p in pushes for c in p.get("collectives", [])}
     assert sorted(x for p in pushes for c in p.get("collectives", []) if c["op"] == "all_reduce" for x in c["durations_seconds"]) == [0.004, 0.006]
