@@ -60,11 +60,19 @@ for (const v of PROMETHEUS_VERSIONS) {
       const labels = (a: string) => seen.get(a)!.map((x) => x.metric);
       assert.deepEqual(labels('DsTrainingStraggler').map((l) => [l.exported_job, l.rank]), [['sim-train', '2']]);
       assert.deepEqual(labels('DsTrainingHung').map((l) => l.exported_job), ['sim-train']);
-      assert.deepEqual(labels('DsGpuAllocatedIdle').map((l) => `${l.namespace}/${l.pod}`), ['inference/notebook-7f9c']);
+      assert.ok(labels('DsGpuAllocatedIdle').some((l) => `${l.namespace}/${l.pod}` === 'inference/notebook-7f9c'), JSON.stringify(labels('DsGpuAllocatedIdle')));
       assert.deepEqual(labels('DsCommPeerRttOutlier').map((l) => l.peer), ['10.0.0.2:9842']);
       assert.deepEqual(labels('DsCommPeerLossOutlier').map((l) => l.peer), ['10.0.0.3:9842']);
-      // The serving pod is busy: it never fires.
-      assert.equal((await prom.query('ALERTS{alertname="DsGpuAllocatedIdle",pod="vllm-deepseek-0"}')).length, 0);
+      // The serving pod is busy. Its counters are young: for their first 5 minutes the 5-minute rates
+      // divide by the whole window and under-count, which the shortened 20 s window of this test
+      // can catch (the shipped 30 m window and 1 h hold absorb it). Once its busy share over the
+      // window is real, only the notebook is left.
+      const idle = await waitFor(async () => {
+        const r = (await firing('DsGpuAllocatedIdle')).map((x) => `${x.metric.namespace}/${x.metric.pod}`);
+        return r.length === 1 ? r : undefined;
+      }, 90_000, 'DsGpuAllocatedIdle settled on the idle pod alone', { everyMs: 1000 });
+      assert.deepEqual(idle, ['inference/notebook-7f9c']);
+      assert.equal((await prom.query('ALERTS{alertname="DsGpuAllocatedIdle",pod="vllm-deepseek-0",alertstate="firing"}')).length, 0);
     });
 
     test('cost per token and model FLOPs utilization are recorded from the simulated counters', { timeout: 60_000 }, async () => {
