@@ -116,11 +116,20 @@ test('the engine collector: ds_engine_gpu_info per model from the flag, from the
   const logger = createLogger('info', (l) => logs.push(l));
   try {
     const store = new SampleStore({ now: () => 1000 });
-    const run = async (target: string, evidence: Omit<GpuEvidence, 'enginePids'>) => {
-      const c = new EngineCollector({ targets: parseTargets([target]), timeoutMs: 2000, maxBytes: 1e7, maxSeries: 100_000, logger, now: () => 1000, gpuEvidence: () => evidence });
-      const batch = store.batch('engine');
-      await c.sample(batch, new AbortController().signal);
-      return batch.entries.filter((x) => x.name === 'ds_engine_gpu_info').map((x) => x.labels);
+    // The /proc scan runs beside the samples: a few samples, until its answer is in.
+    const run = async (target: string, evidence: Omit<GpuEvidence, 'enginePids'>, samples = 1) => {
+      let now = 1000;
+      const c = new EngineCollector({ targets: parseTargets([target]), timeoutMs: 2000, maxBytes: 1e7, maxSeries: 100_000, logger, now: () => now, gpuEvidence: () => evidence });
+      let labels: Array<Record<string, string>> = [];
+      for (let i = 0; i < samples; i++) {
+        const batch = store.batch('engine');
+        await c.sample(batch, new AbortController().signal);
+        labels = batch.entries.filter((x) => x.name === 'ds_engine_gpu_info').map((x) => x.labels);
+        if (labels.length) break;
+        await new Promise((r) => setTimeout(r, 200));
+        now += 1000;
+      }
+      return labels;
     };
     const url = `http://127.0.0.1:${port}/metrics`;
     const flagged = await run(`vllm=${url}#gpus=1+3`, { hostGpus: HOST });
@@ -128,7 +137,7 @@ test('the engine collector: ds_engine_gpu_info per model from the flag, from the
     assert.deepEqual(new Set(flagged.map((l) => `${l.gpu} ${l.uuid} ${l.source} ${l.engine} ${l.target}`)), new Set([`1 ${HOST[1].uuid} flag vllm ${url}`, `3 ${HOST[3].uuid} flag vllm ${url}`]));
     assert.ok(flagged.every((l) => l.model && l.model !== ''), 'one set per model the engine serves');
     // Its worker holds GPU 2 in NVML's process list: found through the port, without any flag.
-    const seen = await run(`vllm=${url}`, { hostGpus: HOST, processes: [{ gpu: '2', uuid: HOST[2].uuid, pids: [e.workerPid] }, { gpu: '0', uuid: HOST[0].uuid, pids: [1] }] });
+    const seen = await run(`vllm=${url}`, { hostGpus: HOST, processes: [{ gpu: '2', uuid: HOST[2].uuid, pids: [e.workerPid] }, { gpu: '0', uuid: HOST[0].uuid, pids: [1] }] }, 50);
     assert.deepEqual(new Set(seen.map((l) => `${l.gpu} ${l.source}`)), new Set(['2 nvml_processes']));
     // Nothing tells: no series at all, and the log says why.
     assert.deepEqual(await run(`vllm=${url}`, { hostGpus: HOST }), []);

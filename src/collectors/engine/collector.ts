@@ -28,6 +28,8 @@ export interface EngineCollectorOptions {
 
 /** How long the pids found listening on an engine's port are reused before looking again. */
 const PID_LOOKUP_MS = 30_000;
+/** How soon to look again when nothing listened on the port. */
+const PID_RETRY_MS = 5_000;
 
 /** The catalog counter (and fixed labels) each engine counter feeds. */
 const COUNTER_METRIC: Readonly<Record<CounterId, { name: string; phase?: string }>> = {
@@ -79,6 +81,8 @@ interface TargetState {
   readonly brokenLogged: Set<string>;
   /** The engine's pids (listener and descendants) and when they were looked up. */
   pids?: { at: number; pids: Set<number> };
+  /** A /proc scan for them in flight (it runs beside the samples, never inside one). */
+  pidLookup?: Promise<void>;
   /** The last GPU resolution logged (source or why), so the log says each change once. */
   gpuStatus?: string;
 }
@@ -202,7 +206,7 @@ export class EngineCollector implements Collector {
       }
       s.prev = { at, models };
     });
-    await this.writeGpus(batch, readings, at);
+    this.writeGpus(batch, readings, at);
     for (const s of this.states) {
       for (const [reason, n] of s.errors) batch.counter('ds_engine_scrape_errors_total', { target: s.target.label, reason }, n);
     }
@@ -228,7 +232,7 @@ export class EngineCollector implements Collector {
   }
 
   /** `ds_engine_gpu_info` for every up target whose GPUs can be told (see gpus.ts), per model it serves. */
-  private async writeGpus(batch: Batch, readings: ReadonlyArray<Map<string, ModelReading> | undefined>, at: number): Promise<void> {
+  private writeGpus(batch: Batch, readings: ReadonlyArray<Map<string, ModelReading> | undefined>, at: number): void {
     const base = this.opts.gpuEvidence?.() ?? {};
     for (let i = 0; i < this.states.length; i++) {
       const s = this.states[i];
@@ -240,10 +244,18 @@ export class EngineCollector implements Collector {
         const url = new URL(s.target.url);
         const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
         if (isLocalHost(url.hostname)) {
-          if (!s.pids || at - s.pids.at > PID_LOOKUP_MS || s.pids.pids.size === 0) {
-            s.pids = { at, pids: await (this.opts.enginePids ?? enginePids)(port).catch(() => new Set<number>()) };
+          // Scanning /proc can take a while on a busy host: it runs in the background and its
+          // answer is used from the next sample on.
+          const stale = !s.pids || at - s.pids.at > (s.pids.pids.size === 0 ? PID_RETRY_MS : PID_LOOKUP_MS);
+          if (stale && !s.pidLookup) {
+            s.pidLookup = (this.opts.enginePids ?? enginePids)(port)
+              .catch(() => new Set<number>())
+              .then((found) => {
+                s.pids = { at: this.opts.now(), pids: found };
+                s.pidLookup = undefined;
+              });
           }
-          pids = s.pids.pids;
+          pids = s.pids?.pids;
         }
       }
       const r = resolveGpus(opts, { ...base, enginePids: pids });

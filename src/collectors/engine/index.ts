@@ -72,7 +72,8 @@ export const engineCollector: CollectorDefinition<EngineConfig, EngineDeps> = {
       // What the GPU and kubelet collectors last saw, while fresh.
       gpuEvidence: () => ({
         hostGpus: deps.gpus.sourceKind === undefined ? undefined : deps.gpus.devices,
-        processes: fresh(deps.gpus.processes, deps.now())?.gpus,
+        // Simulated GPUs list made-up pids: never matched against a real engine's processes.
+        processes: deps.gpus.sourceKind === 'simulated' ? undefined : fresh(deps.gpus.processes, deps.now())?.gpus,
         allocations: fresh(deps.pods.latest, deps.now())?.allocations,
       }),
     });
