@@ -428,20 +428,34 @@ function compressed(opts: Options, tar: Buffer): Layer {
 
 /** Cache entries unused for this long are removed after a build (other checkouts share the cache). */
 const CACHE_MAX_AGE_MS = 3 * 24 * 3600 * 1000;
+/** Of each kind (compiled dist/, installed dependencies, layer blobs), the unused entries kept beyond the ones in use. */
+const CACHE_KEEP = 4;
 
-/** Marks the entries this build used as fresh and removes the ones nobody used for days. */
+/**
+ * Marks the entries this build used as fresh; of the others, keeps the CACHE_KEEP most
+ * recently used of each kind (a commit's runtime layer is 40 MB) and none older than days.
+ */
 function tidyCache(opts: Options, used: string[]): void {
   if (!opts.cache || !existsSync(opts.cacheDir)) return;
   const now = new Date();
   for (const p of used) if (existsSync(p)) utimesSync(p, now, now);
-  const candidates = [
-    ...readdirSync(opts.cacheDir).filter((n) => /^(dist|deps)-[0-9a-f]+$/.test(n)).map((n) => join(opts.cacheDir, n)),
-    ...(existsSync(join(opts.cacheDir, 'layers')) ? readdirSync(join(opts.cacheDir, 'layers')).map((n) => join(opts.cacheDir, 'layers', n)) : []),
+  const layers = join(opts.cacheDir, 'layers');
+  const kinds = [
+    readdirSync(opts.cacheDir).filter((n) => /^dist-[0-9a-f]+$/.test(n)).map((n) => join(opts.cacheDir, n)),
+    readdirSync(opts.cacheDir).filter((n) => /^deps-[0-9a-f]+$/.test(n)).map((n) => join(opts.cacheDir, n)),
+    existsSync(layers) ? readdirSync(layers).filter((n) => n.endsWith('.tar.gz')).map((n) => join(layers, n)) : [],
+    // left by earlier versions of this build
+    readdirSync(opts.cacheDir).filter((n) => /^pack-[0-9a-f]+$/.test(n)).map((n) => join(opts.cacheDir, n)),
   ];
-  for (const p of candidates) {
-    if (used.includes(p)) continue;
-    const st = statSync(p, { throwIfNoEntry: false });
-    if (st && now.getTime() - st.mtimeMs > CACHE_MAX_AGE_MS) rmSync(p, { recursive: true, force: true });
+  for (const [i, entries] of kinds.entries()) {
+    const others = entries
+      .filter((p) => !used.includes(p))
+      .map((p) => ({ p, mtime: statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0 }))
+      .sort((x, y) => y.mtime - x.mtime);
+    const keep = i === 3 ? 0 : CACHE_KEEP;
+    for (const [rank, e] of others.entries()) {
+      if (rank >= keep || now.getTime() - e.mtime > CACHE_MAX_AGE_MS) rmSync(e.p, { recursive: true, force: true });
+    }
   }
 }
 
