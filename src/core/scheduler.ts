@@ -18,20 +18,40 @@ interface Running {
   readonly name: string;
   readonly collector: Collector;
   readonly intervalMs: number;
-  timer?: NodeJS.Timeout;
+  /** The label set of its self-metrics, one object for the process's life (the store then recognises it without comparing). */
+  readonly labels: { readonly collector: string };
+  /** When its next sample is due (ms, monotonic clock); Infinity while one runs. */
+  due: number;
   inFlight?: Promise<void>;
   controller?: AbortController;
   sampledOnce: boolean;
   lastError?: string;
 }
 
+/** How often series of collectors that stopped succeeding are looked for. */
+const EXPIRE_EVERY_MS = 1000;
+
+/**
+ * Work due within this much of a wake-up runs in it: collectors started a few ms apart, and
+ * the expiry check, share one wake-up per interval instead of one each.
+ */
+const COALESCE_MS = 20;
+
 /**
  * Runs every collector on its own interval in the background, times it, catches its
  * failures and publishes the framework's self-metrics. A scrape never waits on it.
+ *
+ * One timer drives everything: it wakes when the earliest collector or the expiry check is
+ * due and runs all that is due then (within COALESCE_MS), so an idle exporter wakes once per
+ * interval, not once per collector. Each wake-up costs about as much CPU as a small sample.
  */
 export class Scheduler {
   private readonly running: Running[] = [];
-  private expireTimer?: NodeJS.Timeout;
+  private timer?: NodeJS.Timeout;
+  /** When the timer fires (monotonic clock). */
+  private timerAt = Infinity;
+  private nextExpire = Infinity;
+  private started = false;
   private stopped = false;
   private readonly now: () => number;
   private readyResolve!: () => void;
@@ -47,7 +67,7 @@ export class Scheduler {
   add(name: string, collector: Collector): void {
     const intervalMs = collector.intervalMs ?? this.opts.intervalMs;
     this.opts.store.setStaleAfter(name, Math.max(this.opts.staleAfterMs, 3 * intervalMs));
-    this.running.push({ name, collector, intervalMs, sampledOnce: false });
+    this.running.push({ name, collector, intervalMs, labels: { collector: name }, due: Infinity, sampledOnce: false });
   }
 
   get collectorNames(): string[] {
@@ -61,9 +81,11 @@ export class Scheduler {
   /** Starts every collector at once, then each on its own interval. */
   start(): void {
     if (this.running.length === 0) this.readyResolve();
-    for (const r of this.running) this.tick(r);
-    this.expireTimer = setInterval(() => this.opts.store.expire(), 1000);
-    this.expireTimer.unref();
+    this.started = true;
+    const now = performance.now();
+    this.nextExpire = now + EXPIRE_EVERY_MS;
+    for (const r of this.running) this.tick(r, now);
+    this.arm();
   }
 
   /** Runs one sample of every collector now and waits for all (tests, benchmarks). */
@@ -71,14 +93,53 @@ export class Scheduler {
     await Promise.all(this.running.map((r) => this.runOnce(r)));
   }
 
-  private tick(r: Running): void {
+  /** Starts a sample of `r`; its next one is due an interval after this start, or at once when it ran longer. */
+  private tick(r: Running, started: number): void {
     if (this.stopped) return;
-    const started = this.now();
+    r.due = Infinity;
     void this.runOnce(r).finally(() => {
       if (this.stopped) return;
-      const wait = Math.max(0, r.intervalMs - (this.now() - started));
-      r.timer = setTimeout(() => this.tick(r), wait);
+      r.due = started + r.intervalMs;
+      if (r.due <= performance.now()) {
+        r.due = Infinity;
+        setImmediate(() => this.tick(r, performance.now()));
+      } else this.arm();
     });
+  }
+
+  /** Runs what is due (collectors, the expiry check) and sets the timer for what is due next. */
+  private wake(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    if (this.stopped) return;
+    // Scheduling runs on the monotonic clock: the injected `now` (timestamps, staleness) may be a test's frozen clock.
+    const now = performance.now();
+    const horizon = now + COALESCE_MS;
+    if (this.nextExpire <= horizon) {
+      this.opts.store.expire();
+      this.nextExpire = now + EXPIRE_EVERY_MS;
+    }
+    for (const r of this.running) if (r.due <= horizon) this.tick(r, now);
+    this.arm();
+  }
+
+  /** (Re)sets the one timer for the earliest due time; the expiry check alone does not keep the process alive. */
+  private arm(): void {
+    if (this.stopped || !this.started) return;
+    let next = this.nextExpire;
+    let collectorDue = false;
+    for (const r of this.running) {
+      if (r.due < next) next = r.due;
+      if (r.due !== Infinity) collectorDue = true;
+    }
+    if (!this.timer || next < this.timerAt - COALESCE_MS) {
+      clearTimeout(this.timer);
+      this.timerAt = next;
+      this.timer = setTimeout(() => this.wake(), Math.max(0, next - performance.now()));
+    }
+    // A pending sample keeps the process alive, as its own timer did; the expiry check does not.
+    if (collectorDue) this.timer.ref();
+    else this.timer.unref();
   }
 
   private runOnce(r: Running): Promise<void> {
@@ -123,7 +184,7 @@ export class Scheduler {
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     if (this.stopped) return;
     const self = store.batch(`exporter:${r.name}`);
-    const labels = { collector: r.name };
+    const labels = r.labels;
     self.gauge('ds_exporter_collector_success', labels, ok ? 1 : 0);
     self.gauge('ds_exporter_collector_duration_seconds', labels, seconds);
     const prevSuccess = this.lastSuccess.get(r.name);
@@ -144,11 +205,9 @@ export class Scheduler {
   /** Stops sampling, aborts in-flight samples, waits for them and closes every collector. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.expireTimer);
-    for (const r of this.running) {
-      clearTimeout(r.timer);
-      r.controller?.abort(new Error('exporter stopping'));
-    }
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const r of this.running) r.controller?.abort(new Error('exporter stopping'));
     await Promise.allSettled(this.running.map((r) => r.inFlight));
     await Promise.allSettled(this.running.map((r) => r.collector.close?.()));
   }
