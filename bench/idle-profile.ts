@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { loadavg, tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { freePortSync } from './port.js';
 import { cpuSeconds, EXPORTER_NODE_FLAGS, machine, ROOT, sleep } from './lib.js';
@@ -12,7 +12,9 @@ import { cpuSeconds, EXPORTER_NODE_FLAGS, machine, ROOT, sleep } from './lib.js'
  * (bench/results/idle-profile.md) the idle CPU measured from /proc in a run without the profiler,
  * then the profile's top entries by self time and by the sampling code that called them.
  *
- *   npx tsx bench/idle-profile.ts [--quick] [--gpus=N] [--seconds=N] [--out=FILE]
+ *   npx tsx bench/idle-profile.ts [--quick] [--gpus=N] [--seconds=N] [--warmup=SECONDS] [--main=dist/main.js] [--out=FILE]
+ *
+ * --main points at another build of the exporter (e.g. one of an earlier commit) to compare.
  */
 
 interface Node {
@@ -31,9 +33,9 @@ interface Profile {
 const ARGS = (gpus: number) => ['--simulate', `--simulate.gpus=${gpus}`, '--simulate.peers=16', '--sample.interval=1s'];
 
 /** Starts the built exporter (extra node flags first), waits until ready, idles, stops it; returns idle CPU seconds over the window. */
-async function idleRun(gpus: number, nodeFlags: string[], warmupMs: number, idleMs: number): Promise<{ cpuS: number; exit: Promise<void> }> {
+async function idleRun(main: string, gpus: number, nodeFlags: string[], warmupMs: number, idleMs: number): Promise<{ cpuS: number; exit: Promise<void> }> {
   const port = freePortSync();
-  const child = spawn(process.execPath, [...EXPORTER_NODE_FLAGS, ...nodeFlags, join(ROOT, 'dist/main.js'), `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', ...ARGS(gpus)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [...EXPORTER_NODE_FLAGS, ...nodeFlags, main, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', ...ARGS(gpus)], { stdio: ['ignore', 'ignore', 'inherit'] });
   const exit = new Promise<void>((r) => child.once('exit', () => r()));
   for (let i = 0; i < 300; i++) {
     try {
@@ -97,15 +99,17 @@ async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const gpus = Number(/--gpus=(\d+)/.exec(process.argv.join(' '))?.[1] ?? 8);
   const seconds = Number(/--seconds=(\d+)/.exec(process.argv.join(' '))?.[1] ?? (quick ? 10 : 60));
-  const warmupMs = quick ? 5000 : 30_000;
+  const warmupMs = Number(/--warmup=(\d+)/.exec(process.argv.join(' '))?.[1] ?? (quick ? 5 : 30)) * 1000;
+  const mainArg = /--main=(\S+)/.exec(process.argv.join(' '))?.[1];
+  const main = mainArg ? resolve(mainArg) : join(ROOT, 'dist/main.js');
   // 1. The figure: idle CPU without the profiler.
-  const plain = await idleRun(gpus, [], warmupMs, seconds * 1000);
+  const plain = await idleRun(main, gpus, [], warmupMs, seconds * 1000);
   await plain.exit;
   const cpuMsPerS = (plain.cpuS * 1000) / seconds;
   // 2. Where it goes: the same run under --cpu-prof (the profiler's own cost is not in the profile).
   const dir = mkdtempSync(join(tmpdir(), 'ds-idle-prof-'));
   try {
-    const prof = await idleRun(gpus, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=250'], warmupMs, seconds * 1000);
+    const prof = await idleRun(main, gpus, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=250'], warmupMs, seconds * 1000);
     await prof.exit;
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error('no .cpuprofile written');
@@ -128,9 +132,9 @@ async function main(): Promise<void> {
       '# Idle CPU profile',
       '',
       `Machine: ${machine()}`,
-      `Date: ${new Date().toISOString().slice(0, 10)}; command: \`npx tsx bench/idle-profile.ts\`${quick ? ' --quick' : ''}`,
+      `Date: ${new Date().toISOString().slice(0, 10)}; command: \`npx tsx bench/idle-profile.ts ${process.argv.slice(2).join(' ')}\`; load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')} (a shared machine)`,
       '',
-      `The built exporter as the core benchmark runs it (\`node ${EXPORTER_NODE_FLAGS.join(' ')} dist/main.js ${ARGS(gpus).join(' ')}\`), no scrapes, ${warmupMs / 1000} s of warm-up then ${seconds} s measured.`,
+      `The built exporter as the core benchmark runs it (\`node ${EXPORTER_NODE_FLAGS.join(' ')} ${relative(ROOT, main)} ${ARGS(gpus).join(' ')}\`${mainArg ? `, a build of an earlier commit` : ''}), no scrapes, ${warmupMs / 1000} s of warm-up then ${seconds} s measured.`,
       '',
       `**Idle CPU (from /proc, a run without the profiler): ${cpuMsPerS.toFixed(2)} ms per second = ${(cpuMsPerS / 10).toFixed(3)} % of a core.** Target: ≤ 2.5 ms per second (0.25 %).`,
       '',
