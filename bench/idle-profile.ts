@@ -33,7 +33,7 @@ interface Profile {
 const ARGS = (gpus: number) => ['--simulate', `--simulate.gpus=${gpus}`, '--simulate.peers=16', '--sample.interval=1s'];
 
 /** Starts the built exporter (extra node flags first), waits until ready, idles, stops it; returns idle CPU seconds over the window. */
-async function idleRun(main: string, gpus: number, nodeFlags: string[], warmupMs: number, idleMs: number): Promise<{ cpuS: number; exit: Promise<void> }> {
+async function idleRun(main: string, gpus: number, nodeFlags: string[], warmupMs: number, idleMs: number): Promise<{ cpuS: number; exit: Promise<void>; windowUs: [number, number] }> {
   const port = freePortSync();
   const child = spawn(process.execPath, [...EXPORTER_NODE_FLAGS, ...nodeFlags, main, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', ...ARGS(gpus)], { stdio: ['ignore', 'ignore', 'inherit'] });
   const exit = new Promise<void>((r) => child.once('exit', () => r()));
@@ -46,11 +46,14 @@ async function idleRun(main: string, gpus: number, nodeFlags: string[], warmupMs
     await sleep(100);
   }
   await sleep(warmupMs);
+  // The window on the monotonic clock, which is also the clock of V8's profile timestamps (µs).
+  const w0 = Number(process.hrtime.bigint() / 1000n);
   const c0 = cpuSeconds(child.pid!);
   await sleep(idleMs);
   const cpuS = cpuSeconds(child.pid!) - c0;
+  const w1 = Number(process.hrtime.bigint() / 1000n);
   child.kill('SIGTERM');
-  return { cpuS, exit };
+  return { cpuS, exit, windowUs: [w0, w1] };
 }
 
 /** Self time per function, and total (self + callees) time per function, in ms, from a .cpuprofile. */
@@ -62,7 +65,7 @@ export function summarize(p: Profile, seconds: number): { self: Array<[string, n
   for (let i = 0; i < p.samples.length; i++) selfUs.set(p.samples[i], (selfUs.get(p.samples[i]) ?? 0) + (p.timeDeltas[i + 1] ?? 0));
   const label = (n: Node) => {
     const f = n.callFrame;
-    const url = f.url.startsWith('file://') ? relative(ROOT, new URL(f.url).pathname) : f.url;
+    const url = f.url.startsWith('file://') ? relative(ROOT, new URL(f.url).pathname).replace(/^test\/\.build\/before\//, 'dist/') : f.url;
     return `${f.functionName || '(anonymous)'}${url ? ` ${url}:${f.lineNumber + 1}` : ''}`;
   };
   const category = (n: Node) => {
@@ -70,7 +73,7 @@ export function summarize(p: Profile, seconds: number): { self: Array<[string, n
     if (!u) return n.callFrame.functionName.startsWith('(') ? n.callFrame.functionName : '(native)';
     if (u.includes('/node_modules/')) return `node_modules/${u.split('/node_modules/')[1].split('/')[0]}`;
     if (u.startsWith('node:')) return 'node: internals';
-    const rel = relative(ROOT, new URL(u).pathname);
+    const rel = relative(ROOT, new URL(u).pathname).replace(/^test\/\.build\/before\//, 'dist/');
     return rel.split('/').slice(0, 3).join('/');
   };
   const self = new Map<string, number>();
@@ -114,19 +117,19 @@ async function main(): Promise<void> {
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error('no .cpuprofile written');
     const p = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Profile;
-    // The profile covers start-up too: keep only the idle window (its last `seconds`, before shutdown).
-    const windowEndUs = p.endTime - 0; // shutdown is short; its samples are few
-    const windowStartUs = windowEndUs - seconds * 1e6;
+    // The profile covers start-up and shutdown too: keep only the samples of the idle window.
+    const [windowStartUs, windowEndUs] = prof.windowUs;
+    if (p.startTime > windowStartUs || p.endTime < windowEndUs) throw new Error(`the profile (${p.startTime}..${p.endTime} µs) does not cover the idle window (${windowStartUs}..${windowEndUs} µs): not the monotonic clock?`);
     let t = p.startTime;
     const keep: { samples: number[]; timeDeltas: number[] } = { samples: [], timeDeltas: [0] };
     for (let i = 0; i < p.samples.length; i++) {
       t += p.timeDeltas[i];
-      if (t >= windowStartUs) {
+      if (t >= windowStartUs && t < windowEndUs) {
         keep.samples.push(p.samples[i]);
         keep.timeDeltas.push(p.timeDeltas[i + 1] ?? 0);
       }
     }
-    const s = summarize({ ...p, samples: keep.samples, timeDeltas: keep.timeDeltas }, seconds);
+    const s = summarize({ ...p, samples: keep.samples, timeDeltas: keep.timeDeltas }, (windowEndUs - windowStartUs) / 1e6);
     const rows = (list: Array<[string, number]>, n: number) => list.slice(0, n).map(([k, v]) => `| ${v.toFixed(3)} | \`${k.replace(/\|/g, '\\|')}\` |`);
     const md = [
       '# Idle CPU profile',
