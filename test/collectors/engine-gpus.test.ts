@@ -147,3 +147,31 @@ test('the engine collector: ds_engine_gpu_info per model from the flag, from the
     await e.stop();
   }
 });
+
+test('through the whole app: #gpus= maps to the GPU inventory, and simulated GPUs\' made-up process lists never claim a real engine', { timeout: 60_000 }, async () => {
+  const { testApp } = await import('../helpers/app.js');
+  const port = await freePort();
+  const e = await startFakeEngine(port);
+  const url = `http://127.0.0.1:${port}/metrics`;
+  try {
+    const flagged = await testApp(['--simulate', '--simulate.gpus=2', `--engine.target=vllm=${url}#gpus=1`]);
+    await flagged.scheduler.sampleAll();
+    await flagged.scheduler.sampleAll();
+    const text = (await flagged.app.inject({ url: '/metrics' })).body;
+    const info = text.split('\n').filter((l) => l.startsWith('ds_engine_gpu_info{'));
+    assert.ok(info.length > 0, text.slice(0, 2000));
+    assert.ok(info.every((l) => /gpu="1",uuid="GPU-[0-9a-f-]+",source="flag"\} 1$/.test(l) && l.includes(`target="${url}"`)), info.join('\n'));
+    await flagged.close();
+    const unflagged = await testApp(['--simulate', '--simulate.gpus=2', `--engine.target=vllm=${url}`]);
+    for (let i = 0; i < 5; i++) {
+      await unflagged.scheduler.sampleAll();
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const text2 = (await unflagged.app.inject({ url: '/metrics' })).body;
+    assert.doesNotMatch(text2, /^ds_engine_gpu_info\{/m);
+    assert.match(text2, /^ds_serving_tokens_total\{engine="vllm"/m, 'the engine itself is scraped');
+    await unflagged.close();
+  } finally {
+    await e.stop();
+  }
+});
