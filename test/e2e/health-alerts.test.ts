@@ -14,7 +14,7 @@ import { type Proc, type PromResult, startExporter, startPrometheus, waitFor } f
 // are unchanged), so the test does not wait a minute per alert.
 
 const RUNNABLE = PROMETHEUS_VERSIONS.filter((v) => !v.skip);
-const HEALTH_ALERTS = new Set(['DsGpuNeedsReset', 'DsGpuNodeNeedsReboot', 'DsGpuRowRemapFailed', 'DsGpuFellOffTheBus']);
+const HEALTH_ALERTS = new Set(['DsGpuNeedsReset', 'DsGpuNodeNeedsReboot', 'DsGpuNeedsAction', 'DsGpuRowRemapFailed', 'DsGpuFellOffTheBus']);
 let exporter: Proc;
 let dir: string;
 let rules: string;

@@ -28,6 +28,13 @@ export function healthAlerts(m: (metric: string, extra?: string[]) => string, w:
       description: gpuHeld + ' reports a failed row remapping: its memory has run out of spare rows. Drain it and open an RMA with the vendor.',
     },
     {
+      // Every other action_required verdict, so that no GPU needing action goes unpaged.
+      alert: 'DsGpuNeedsAction', for: '1m', severity: 'critical',
+      expr: `${m('ds_gpu_health', ['verdict="action_required"', 'action!~"reset_gpu|drain_and_reset|reboot_node"', 'reason!="row_remap_failed"'])} == 1`,
+      summary: 'A GPU needs action before it can be trusted again.',
+      description: gpuHeld + ' needs action {{ $labels.action }} (signal: {{ $labels.reason }}). See the runbook for what each action means.',
+    },
+    {
       alert: 'DsGpuNvlinkErrorsRising', for: '10m', severity: 'warning',
       expr: `sum by (${by}) (increase(${m('ds_gpu_nvlink_errors_total')}[${w}])) > 0`,
       summary: 'NVLink errors keep rising on a GPU.',
