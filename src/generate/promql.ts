@@ -23,9 +23,22 @@ const HISTOGRAM_SUFFIXES = ['_bucket', '_sum', '_count'] as const;
 /** Recording rules register their output here so selectors can resolve them like catalog metrics. */
 const recorded = new Map<string, readonly string[]>();
 
-/** Declares a recorded series name and the labels it keeps. */
-export function declareRecorded(name: string, labels: readonly string[]): void {
+/** Recorded series aggregated above the target (no `instance`): the target labels they keep. */
+const recordedTargetLabels = new Map<string, readonly string[]>();
+
+/**
+ * Declares a recorded series name and the labels it keeps; `targetLabels` when it keeps fewer
+ * than job and instance (a cluster-level series keeps `job` only), so that selectors leave out
+ * the matchers of the labels it does not have.
+ */
+export function declareRecorded(name: string, labels: readonly string[], targetLabels?: readonly string[]): void {
   recorded.set(name, labels);
+  if (targetLabels) recordedTargetLabels.set(name, targetLabels);
+}
+
+/** The target labels (job, instance) a series name carries. */
+export function seriesTargetLabels(name: string): readonly string[] {
+  return recordedTargetLabels.get(name) ?? TARGET_LABELS;
 }
 
 /** The labels a series name carries beyond the target labels, or undefined when the name is unknown. */
@@ -72,7 +85,12 @@ export interface Scope {
 export function selector(metric: string, scope: Scope, extra: readonly Matcher[] = []): string {
   const labels = seriesLabels(metric);
   if (!labels) throw new Error(`selector: ${metric} is neither in the catalog nor a recorded series`);
-  const matchers = [...scope.always];
+  const targets = seriesTargetLabels(metric);
+  // A matcher on a target label the series does not keep (instance, on a cluster-level series) is left out.
+  const matchers = scope.always.filter((m) => {
+    const label = /^(\w+)/.exec(m)?.[1] ?? '';
+    return !(TARGET_LABELS as readonly string[]).includes(label) || targets.includes(label);
+  });
   for (const [label, m] of Object.entries(scope.byLabel)) if (labels.includes(label)) matchers.push(m);
   matchers.push(...extra);
   return matchers.length ? `${metric}{${matchers.join(',')}}` : metric;

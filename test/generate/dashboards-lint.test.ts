@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { catalogEntry, isRecorded, PROMETHEUS_METRICS, seriesLabels } from '../../src/generate/promql.js';
+import { catalogEntry, isRecorded, PROMETHEUS_METRICS, seriesLabels, seriesTargetLabels } from '../../src/generate/promql.js';
 import '../../src/generate/rules/recording.js';
 import { analyze, COUNTER_FUNCTIONS, RATE_INTERVAL_SENTINEL, RANGE_SENTINEL } from './promql-lint.js';
 import { autoPanels } from './auto-panels.js';
@@ -83,7 +83,8 @@ test('every query parses, is filtered by the variables, uses $__rate_interval, a
     if (a.selectors.length === 0) problems.push(`${where}: no selector in ${q.expr}`);
     for (const s of a.selectors) {
       const sp = (m: string) => problems.push(`${where}: ${s.name}: ${m}`);
-      for (const v of ['cluster', 'job', 'instance']) {
+      // A cluster-level recorded series has no instance label, so it is not filtered by it.
+      for (const v of ['cluster', 'job', 'instance'].filter((l) => l === 'cluster' || seriesTargetLabels(s.name).includes(l))) {
         const m = s.matchers.get(v);
         if (!m || m.op !== '=~' || m.value !== `$${v}`) sp(`missing ${v}=~"$${v}"`);
       }

@@ -1,5 +1,5 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
-import { REC } from '../rules/recording.js';
+import { CLUSTER_REC, REC } from '../rules/recording.js';
 import { podActivityPanel } from './profiling.js';
 import { dashboardShell, ONE_PER_GPU, recordingRulesPanel, podBusyPanel, podMemoryPanel, podProcessMemoryPanel, queries, row, seriesHeatmap, statPanel, tablePanel, timeSeries, UTILIZATION_NOTE } from './common.js';
 
@@ -18,12 +18,12 @@ export function fleetDashboard(): dashboard.Dashboard {
   })
     .withRow(row('Fleet now'))
     .withPanel(recordingRulesPanel(q, REC.gpuCount))
-    .withPanel(statPanel({ title: 'GPUs up', description: 'GPUs answering the driver (sum of ds_gpu_up, recorded per exporter).', unit: 'short', targets: [{ expr: `sum(${s(REC.gpuUp)})` }] }))
-    .withPanel(statPanel({ title: 'GPUs seen', description: 'GPUs known to the exporters (count of ds_gpu_info); more than "GPUs up" means some are lost.', unit: 'short', targets: [{ expr: `sum(${s(REC.gpuCount)})` }] }))
-    .withPanel(statPanel({ title: 'Fleet GPU utilization', description: `Average busy fraction of all GPUs over the last 5 minutes (recording rule ${REC.gpuUtilization}, weighted by GPU count). ${UTILIZATION_NOTE}`, unit: 'percentunit', min: 0, max: 1, targets: [{ expr: `sum(${s(REC.gpuUtilization)} * ${s(REC.gpuCount)}) / sum(${s(REC.gpuCount)})` }] }))
-    .withPanel(statPanel({ title: 'Allocated but idle GPUs', description: 'GPUs that the kubelet assigned to a pod (ds_gpu_allocation_info) but that were busy under 5% of the last 5 minutes.', unit: 'short', thresholds: [[null, 'green'], [1, 'orange']], targets: [{ expr: `sum(${s(REC.allocatedIdle)}) or vector(0)` }] }))
-    .withPanel(statPanel({ title: 'GPU memory in use', description: 'Device memory used across the fleet, as a fraction of all device memory.', unit: 'percentunit', min: 0, max: 1, targets: [{ expr: `sum(${s(REC.memoryUsed)}) / sum(${s(REC.memoryTotal)})` }] }))
-    .withPanel(statPanel({ title: 'Generated tokens/s', description: 'Generation tokens per second of every engine in the fleet.', unit: 'cps', targets: [{ expr: `sum(${s(REC.tokens, 'phase="generation"')})` }] }))
+    .withPanel(statPanel({ title: 'GPUs up', description: `GPUs answering the driver (sum of ds_gpu_up; cluster-level recording rule ${CLUSTER_REC.gpuUp}).`, unit: 'short', targets: [{ expr: `sum(${s(CLUSTER_REC.gpuUp)})` }] }))
+    .withPanel(statPanel({ title: 'GPUs seen', description: `GPUs known to the exporters (count of ds_gpu_info; ${CLUSTER_REC.gpuCount}); more than "GPUs up" means some are lost.`, unit: 'short', targets: [{ expr: `sum(${s(CLUSTER_REC.gpuCount)})` }] }))
+    .withPanel(statPanel({ title: 'Fleet GPU utilization', description: `Average busy fraction of all GPUs over the last 5 minutes (cluster-level recording rules: busy GPU-seconds per second over the GPU count). ${UTILIZATION_NOTE}`, unit: 'percentunit', min: 0, max: 1, targets: [{ expr: `sum(${s(CLUSTER_REC.gpuBusy)}) / sum(${s(CLUSTER_REC.gpuCount)})` }] }))
+    .withPanel(statPanel({ title: 'Allocated but idle GPUs', description: `GPUs that the kubelet assigned to a pod (ds_gpu_allocation_info) but that were busy under 5% of the last 5 minutes (${CLUSTER_REC.allocatedIdle}).`, unit: 'short', thresholds: [[null, 'green'], [1, 'orange']], targets: [{ expr: `sum(${s(CLUSTER_REC.allocatedIdle)}) or vector(0)` }] }))
+    .withPanel(statPanel({ title: 'GPU memory in use', description: 'Device memory used across the fleet, as a fraction of all device memory (cluster-level recording rules).', unit: 'percentunit', min: 0, max: 1, targets: [{ expr: `sum(${s(CLUSTER_REC.memoryUsed)}) / sum(${s(CLUSTER_REC.memoryTotal)})` }] }))
+    .withPanel(statPanel({ title: 'Generated tokens/s', description: `Generation tokens per second of every engine in the fleet (${CLUSTER_REC.tokens}).`, unit: 'cps', targets: [{ expr: `sum(${s(CLUSTER_REC.tokens, 'phase="generation"')})` }] }))
     .withRow(row('Utilization'))
     .withPanel(seriesHeatmap({ title: 'GPU utilization heatmap', description: `One row per GPU, colored by the busy fraction. ${UTILIZATION_NOTE}`, unit: 'percentunit', w: 24, h: 10, min: 0, max: 1, targets: [{ expr: busy, legend: '{{instance}} GPU {{gpu}}' }] }))
     .withPanel(timeSeries({ title: 'GPU utilization by host', description: `Average busy fraction of the GPUs of each exporter (recording rule ${REC.gpuUtilization}). ${UTILIZATION_NOTE}`, unit: 'percentunit', min: 0, max: 1, targets: [{ expr: s(REC.gpuUtilization), legend: '{{instance}}' }] }))

@@ -32,6 +32,24 @@ const RECORDED_LABELS: Record<string, readonly string[]> = {
 };
 for (const name of Object.values(REC)) declareRecorded(name, RECORDED_LABELS[name] ?? []);
 
+/**
+ * Cluster-level series (one per cluster and scrape job), aggregated from the per-host ones
+ * above, for the fleet headline panels: what they read stays a handful of series whatever the
+ * number of hosts and GPUs.
+ */
+export const CLUSTER_REC = {
+  gpuUp: 'cluster:ds_gpu_up:sum',
+  gpuCount: 'cluster:ds_gpu_info:count',
+  gpuBusy: 'cluster:ds_gpu_busy:sum_rate5m',
+  allocatedIdle: 'cluster:ds_gpu_allocated_idle:count',
+  memoryUsed: 'cluster:ds_gpu_memory_used_bytes:sum',
+  memoryTotal: 'cluster:ds_gpu_memory_total_bytes:sum',
+  tokens: 'cluster:ds_serving_tokens:rate5m',
+} as const;
+const CLUSTER_RECORDED_LABELS: Record<string, readonly string[]> = { [CLUSTER_REC.tokens]: ['phase'] };
+for (const name of Object.values(CLUSTER_REC)) declareRecorded(name, CLUSTER_RECORDED_LABELS[name] ?? [], ['job']);
+const CLUSTER_BY = `${CLUSTER_LABEL}, job`;
+
 // The cluster label stays in every aggregation: in a store several clusters write into, each
 // keeps its own recorded series (on a single Prometheus the label is absent and changes nothing).
 const BY = `${CLUSTER_LABEL}, job, instance`;
@@ -64,10 +82,26 @@ export function recordingRules(cfg: RulesConfig): RecordingRule[] {
     // From the lossless counters: exact whatever the scrape interval.
     { record: REC.tokens, expr: `sum by (${BY}, phase) (rate(${m('ds_serving_tokens_total')}[${w}]))` },
     { record: REC.requests, expr: `sum by (${BY}, outcome) (rate(${m('ds_serving_requests_total')}[${w}]))` },
+    ...clusterRules((metric) => m(metric)),
     ...ttftSloRules(cfg),
     ...efficiencyRecordingRules(cfg),
   ];
   return rules;
+}
+
+/** The cluster-level rules, from the per-host recorded series (evaluated after them in the same group). */
+function clusterRules(m: (metric: string) => string): RecordingRule[] {
+  const sum = (from: string) => `sum by (${CLUSTER_BY}) (${from})`;
+  return [
+    { record: CLUSTER_REC.gpuUp, expr: sum(m(REC.gpuUp)) },
+    { record: CLUSTER_REC.gpuCount, expr: sum(m(REC.gpuCount)) },
+    // Busy GPU-seconds per second: divided by the GPU count, the fleet's average utilization.
+    { record: CLUSTER_REC.gpuBusy, expr: sum(`${m(REC.gpuUtilization)} * ${m(REC.gpuCount)}`) },
+    { record: CLUSTER_REC.allocatedIdle, expr: sum(m(REC.allocatedIdle)) },
+    { record: CLUSTER_REC.memoryUsed, expr: sum(m(REC.memoryUsed)) },
+    { record: CLUSTER_REC.memoryTotal, expr: sum(m(REC.memoryTotal)) },
+    { record: CLUSTER_REC.tokens, expr: `sum by (${CLUSTER_BY}, phase) (${m(REC.tokens)})` },
+  ];
 }
 
 /** Windows of the TTFT SLO burn-rate alerts (multi-window, multi-burn-rate). */
