@@ -25,7 +25,7 @@ export const DEFAULT_OUTPUT = 'dist/ds-exporter-oci.tar';
 export const IMAGE_UID = 65532;
 export const LIB_DIR = 'usr/lib/x86_64-linux-gnu';
 /** What `npm pack` puts in the tarball is built from these (package.json "files" + build inputs). */
-const PACK_INPUTS = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src', 'assets', 'dashboards', 'alerts', 'docs', 'README.md'];
+const PACK_INPUTS = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts/build.mjs', 'src', 'assets', 'dashboards', 'alerts', 'docs', 'README.md'];
 /** Debian packages that provide the tools the build runs. */
 const TOOLS: Record<string, string> = { npm: 'npm', ldd: 'libc-bin', git: 'git', tar: 'tar' };
 
@@ -186,7 +186,7 @@ function copyInputs(src: Source, dir: string, only: (f: string) => boolean = () 
 }
 
 /** The compiler's inputs: what `npm run build` reads. */
-const compileInput = (f: string) => f.startsWith('src/') || /^(package\.json|package-lock\.json|tsconfig(\.build)?\.json)$/.test(f);
+const compileInput = (f: string) => f.startsWith('src/') || /^(package\.json|package-lock\.json|tsconfig(\.build)?\.json|scripts\/build\.mjs)$/.test(f);
 
 export function compileKey(src: Source): string {
   const h = createHash('sha256');
