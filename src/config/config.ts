@@ -2,7 +2,7 @@ import { engineCollector, gpuCollector, kubeletCollector, peersCollector, simCol
 import type { CollectorDefinition } from '../core/collector.js';
 import { ConfigError } from '../core/errors.js';
 import type { LogLevel } from '../core/logger.js';
-import { planSimulation, type RealSources, type SimulationPlan } from '../sim/plan.js';
+import { planSimulation, type RealSources, simulateImplies, type SimulationPlan } from '../sim/plan.js';
 import { type FlagDef, Flags, parseFlags } from './flags.js';
 import { parseListenAddress } from './listen.js';
 
@@ -75,14 +75,8 @@ export interface Config {
 /** Flags and environment → a validated Config. Throws ConfigError. */
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, defs: readonly CollectorDefinition[] = collectorDefinitions): Config {
   let flags = parseFlags(allFlags(defs), argv, env);
-  // --simulate is short for --gpu.source=simulated --collector.sim; what it then simulates is src/sim/plan.ts's decision.
-  if (flags.bool('simulate')) {
-    const src = flags.string('gpu.source');
-    if (flags.explicit.has('gpu.source') && src !== 'simulated') {
-      throw new ConfigError(`--simulate conflicts with --gpu.source=${src}`);
-    }
-    flags = flags.with({ 'gpu.source': 'simulated', 'collector.sim': true });
-  }
+  // --simulate: what it implies and then simulates is decided in src/sim/plan.ts.
+  if (flags.bool('simulate')) flags = flags.with(simulateImplies(flags.string('gpu.source'), flags.explicit.has('gpu.source')));
   const configs = new Map<CollectorDefinition<unknown, never>, unknown>();
   for (const d of defs) configs.set(d, d.configure?.(flags));
   const configOf = <C>(def: CollectorDefinition<C, never>): C => {

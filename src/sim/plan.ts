@@ -1,3 +1,4 @@
+import { ConfigError } from '../core/errors.js';
 import type { SimFault } from './faults.js';
 import { SimHost, type SimScenario } from './host.js';
 
@@ -29,6 +30,15 @@ export const NO_REAL_SOURCES: RealSources = { engine: false, peers: false, textf
 /** True when the user configured any real source besides GPUs. */
 export function anyConfigured(real: RealSources): boolean {
   return real.engine || real.peers || real.textfile || real.kubelet;
+}
+
+/**
+ * `--simulate` is short for `--gpu.source=simulated --collector.sim`: the flag values it
+ * sets. Throws a ConfigError when a real GPU source was asked for too.
+ */
+export function simulateImplies(gpuSource: string | undefined, gpuSourceExplicit: boolean): Record<string, string | boolean> {
+  if (gpuSourceExplicit && gpuSource !== 'simulated') throw new ConfigError(`--simulate conflicts with --gpu.source=${gpuSource}`);
+  return { 'gpu.source': 'simulated', 'collector.sim': true };
 }
 
 /** The decision. */
