@@ -7,7 +7,7 @@ import * as common from '@grafana/grafana-foundation-sdk/common';
 import * as prometheus from '@grafana/grafana-foundation-sdk/prometheus';
 import { DS } from './common.js';
 
-const RANK = 'job, instance, exported_job, rank, dtype';
+const RANK = 'cluster, job, instance, exported_job, rank, dtype';
 
 /**
  * A table of several instant queries merged on their labels, one column per query
@@ -159,7 +159,7 @@ export function efficiencyDashboard(): dashboard.Dashboard {
       title: 'Outlying peer links',
       description: `Each link's median RTT over the median link of its mesh (the scrape job), slowest first; a link far above 1 is slow while the fabric is not.`,
       unit: 'short', columns: ['instance', 'peer'], sortBy: 'Value',
-      targets: [{ expr: `sort_desc(${s(EFF.linkRtt)} / on (job) group_left () quantile by (job) (0.5, ${s(EFF.linkRtt)}))`, format: 'table', instant: true }],
+      targets: [{ expr: `sort_desc(${s(EFF.linkRtt)} / on (cluster, job) group_left () quantile by (cluster, job) (0.5, ${s(EFF.linkRtt)}))`, format: 'table', instant: true }],
     }))
     .withPanel(tablePanel({
       title: 'Probe loss per link',

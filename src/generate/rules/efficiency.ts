@@ -1,5 +1,5 @@
 import { findMetric } from '../../catalog/index.js';
-import { declareRecorded, selector, type Scope } from '../promql.js';
+import { CLUSTER_LABEL, declareRecorded, selector, type Scope } from '../promql.js';
 import type { AlertGroup, AlertRule } from './alerts.js';
 import type { RulesConfig } from './config.js';
 import { GPU_PEAKS } from './gpu-peak.js';
@@ -40,7 +40,10 @@ export const EFF = {
   meshRtt: 'mesh:ds_comm_peer_latency_seconds:median_p50_rate5m',
 } as const;
 
-const T = ['job', 'instance'];
+// The cluster label (absent on a single Prometheus) stays in every aggregation and match, like the fleet rules'.
+const T = [CLUSTER_LABEL, 'job', 'instance'];
+const JOB = `${CLUSTER_LABEL}, job, exported_job`;
+const MESH = `${CLUSTER_LABEL}, job`;
 const EM = ['engine', 'model'];
 const POD = ['namespace', 'pod'];
 const RANK = ['exported_job', 'rank'];
@@ -81,6 +84,7 @@ export function efficiencyRecordingRules(cfg: RulesConfig): Rec[] {
   const podGpu = `max by (${by('namespace', 'pod', 'uuid')}) (${m('ds_gpu_allocation_info')})`;
   const rankStep = `sum by (${by(...RANK)}) (rate(${m('ds_training_step_seconds_sum')}[${W}]))`
     + ` / (sum by (${by(...RANK)}) (rate(${m('ds_training_step_seconds_count')}[${W}])) > 0)`;
+  const rankFlops = `sum by (${by(...RANK, 'dtype')}) (rate(${m('ds_training_model_flops_total')}[${W}]))`;
   const rules: Rec[] = [
     // Peak dense FLOP/s by GPU model and precision, from the datasheet table; MIG devices and unknown models have none.
     {
@@ -116,20 +120,21 @@ export function efficiencyRecordingRules(cfg: RulesConfig): Rec[] {
     { record: EFF.rankMfu, expr: `sum by (${by(...RANK, 'dtype')}) (rate(${m('ds_training_model_flops_total')}[${W}])) / on (${by(...RANK, 'dtype')}) (${m(EFF.rankPeak)} > 0) <= 1` },
     {
       record: EFF.jobMfu,
-      expr: `sum by (job, exported_job) (sum by (${by(...RANK, 'dtype')}) (rate(${m('ds_training_model_flops_total')}[${W}])) and on (${by(...RANK, 'dtype')}) ${m(EFF.rankMfu)})`
-        + ` / sum by (job, exported_job) (${m(EFF.rankPeak)} and on (${by(...RANK, 'dtype')}) ${m(EFF.rankMfu)})`,
+      // Inlined rather than read back from the rank rule: one recording step less for stores that read their own writes late.
+      expr: `sum by (${JOB}) (${rankFlops} and on (${by(...RANK, 'dtype')}) (${rankFlops} / on (${by(...RANK, 'dtype')}) (${m(EFF.rankPeak)} > 0) <= 1))`
+        + ` / sum by (${JOB}) (${m(EFF.rankPeak)} and on (${by(...RANK, 'dtype')}) (${rankFlops} / on (${by(...RANK, 'dtype')}) (${m(EFF.rankPeak)} > 0) <= 1))`,
     },
     // Stragglers: each rank's mean step time against the median rank of its job, across every host of the job.
     { record: EFF.rankStep, expr: rankStep },
-    { record: EFF.jobStepMedian, expr: `quantile by (job, exported_job) (0.5, ${m(EFF.rankStep)})` },
+    { record: EFF.jobStepMedian, expr: `quantile by (${JOB}) (0.5, ${m(EFF.rankStep)})` },
     {
       record: EFF.rankStepRatio,
-      expr: `${m(EFF.rankStep)} / on (job, exported_job) group_left () ${m(EFF.jobStepMedian)}`
-        + ` and on (job, exported_job) count by (job, exported_job) (${m(EFF.rankStep)}) >= ${cfg.stragglerMinRanks}`,
+      expr: `${m(EFF.rankStep)} / on (${JOB}) group_left () ${m(EFF.jobStepMedian)}`
+        + ` and on (${JOB}) count by (${JOB}) (${m(EFF.rankStep)}) >= ${cfg.stragglerMinRanks}`,
     },
     // The peer mesh: each link's median RTT and the median link of the mesh.
     { record: EFF.linkRtt, expr: `histogram_quantile(0.5, sum by (${by('peer', 'le')}) (rate(${m('ds_comm_peer_latency_seconds_bucket')}[${W}])))` },
-    { record: EFF.meshRtt, expr: `quantile by (job) (0.5, ${m(EFF.linkRtt)})` },
+    { record: EFF.meshRtt, expr: `quantile by (${MESH}) (0.5, ${m(EFF.linkRtt)})` },
   ];
   return rules;
 }
@@ -152,8 +157,8 @@ export function efficiencyAlertGroups(cfg: RulesConfig): AlertGroup[] {
   const s: Scope = { always: cfg.selector, byLabel: {} };
   const m = (metric: string, extra: string[] = []) => selector(metric, s, extra);
   const w = cfg.trainingHungWindow;
-  const job = 'job, exported_job';
-  const links = (expr: string) => `count by (job) (${expr}) >= ${cfg.peerOutlierMinLinks}`;
+  const job = JOB;
+  const links = (expr: string) => `count by (${MESH}) (${expr}) >= ${cfg.peerOutlierMinLinks}`;
   return [
     {
       name: 'ds-exporter-training',
@@ -180,17 +185,17 @@ export function efficiencyAlertGroups(cfg: RulesConfig): AlertGroup[] {
       rules: [
         {
           alert: 'DsCommPeerRttOutlier', for: cfg.peerOutlierFor, severity: 'warning',
-          expr: `${m(EFF.linkRtt)} > on (job) group_left () (${cfg.peerRttOutlierFactor} * ${m(EFF.meshRtt)})`
+          expr: `${m(EFF.linkRtt)} > on (${MESH}) group_left () (${cfg.peerRttOutlierFactor} * ${m(EFF.meshRtt)})`
             + ` and ${m(EFF.linkRtt)} > ${cfg.peerRttOutlierFloorSeconds}`
-            + ` and on (job) ${links(m(EFF.linkRtt))}`,
+            + ` and on (${MESH}) ${links(m(EFF.linkRtt))}`,
           summary: 'One peer link is much slower than the rest of the mesh.',
           description: 'Median RTT from {{ $labels.instance }} to {{ $labels.peer }} is {{ $value | humanizeDuration }},'
             + ` over ${cfg.peerRttOutlierFactor}x the median link of the mesh; a cable, NIC, switch port or congested path on that link.`,
         },
         {
           alert: 'DsCommPeerLossOutlier', for: cfg.peerOutlierFor, severity: 'warning',
-          expr: `${m('ds_comm_peer_loss_ratio')} > on (job) group_left () (quantile by (job) (0.5, ${m('ds_comm_peer_loss_ratio')}) + ${cfg.peerLossOutlierMargin})`
-            + ` and on (job) ${links(m('ds_comm_peer_loss_ratio'))}`,
+          expr: `${m('ds_comm_peer_loss_ratio')} > on (${MESH}) group_left () (quantile by (${MESH}) (0.5, ${m('ds_comm_peer_loss_ratio')}) + ${cfg.peerLossOutlierMargin})`
+            + ` and on (${MESH}) ${links(m('ds_comm_peer_loss_ratio'))}`,
           summary: 'One peer link loses more probes than the rest of the mesh.',
           description: '{{ $value | humanizePercentage }} of probes from {{ $labels.instance }} to {{ $labels.peer }} are lost,'
             + ` more than ${cfg.peerLossOutlierMargin * 100} percentage points over the median link of the mesh.`,
