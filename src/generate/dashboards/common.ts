@@ -353,15 +353,17 @@ export function podProcessMemoryPanel(q: Q, opts: { w?: number } = {}): timeseri
 export const RULES_NOTE = 'alerts/ds-exporter-rules.yaml (load it with rule_files, or install the chart with prometheusRule.enabled: its PrometheusRule ships it)';
 
 /**
- * A stat panel that says on the dashboard whether the recording rules it reads are loaded:
- * the share of exporters that have `record` (a series recorded per job and instance). Without
- * the rules the numerator is empty, and the panel shows what to load instead of a number.
+ * A stat panel that says on the dashboard whether the recording rules it reads (`reads`, one of
+ * them, for the description) are loaded: the share of exporters that have a series recorded per
+ * exporter by the same rule file (instance:ds_gpu_info:count). Without the rules the numerator is
+ * empty, and the panel shows what to load instead of a number.
  */
-export function recordingRulesPanel(q: Q, record: string): stat.PanelBuilder {
+export function recordingRulesPanel(q: Q, reads: string): stat.PanelBuilder {
+  const indicator = 'instance:ds_gpu_info:count';
   return statPanel({
     title: 'Recording rules',
-    description: `This dashboard reads recorded series (${record} and others) that only exist where the recording rules are evaluated: ${RULES_NOTE}. Shows the share of exporters that have them (100% when loaded); "not loaded" means the panels reading them stay empty.`,
+    description: `This dashboard reads recorded series (${reads} and others) that only exist where the recording rules are evaluated: ${RULES_NOTE}. Shows the share of exporters that have ${indicator}, recorded by the same file (100% when loaded); "not loaded" means the panels reading recorded series stay empty.`,
     unit: 'percentunit', min: 0, max: 1, thresholds: [[null, 'red'], [1, 'green']],
-    targets: [{ expr: `count(${q.s(record)}) / count(${q.s('ds_exporter_build_info')})` }],
+    targets: [{ expr: `count(${q.s(indicator)}) / count(${q.s('ds_exporter_build_info')})` }],
   }).noValue(`Not loaded: ${RULES_NOTE.split(' (')[0]}`);
 }

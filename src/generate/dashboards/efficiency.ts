@@ -2,7 +2,7 @@ import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as table from '@grafana/grafana-foundation-sdk/table';
 import { findMetric } from '../../catalog/index.js';
 import { EFF, SM_ACTIVE } from '../rules/efficiency.js';
-import { dashboardShell, type PanelBase, queries, row, tablePanel, timeSeries } from './common.js';
+import { dashboardShell, type PanelBase, queries, recordingRulesPanel, row, tablePanel, timeSeries } from './common.js';
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import * as prometheus from '@grafana/grafana-foundation-sdk/prometheus';
 import { DS } from './common.js';
@@ -42,11 +42,12 @@ export function efficiencyDashboard(): dashboard.Dashboard {
   const b = dashboardShell({
     uid: 'ds-exporter-efficiency',
     title: 'ds-exporter / Efficiency',
-    description: 'Energy and GPU time per token, GPU-hours held and wasted by pod, model FLOPs utilization, stragglers, hung jobs and outlying peer links: the answers that need GPUs, engines, pods and training ranks in one view.',
+    description: 'Energy and GPU time per token, GPU-hours held and wasted by pod, model FLOPs utilization, stragglers, hung jobs and outlying peer links: the answers that need GPUs, engines, pods and training ranks in one view. Needs the recording rules: alerts/ds-exporter-rules.yaml (the chart\'s PrometheusRule ships them); the "Recording rules" panel says whether they are loaded.',
     tags: ['efficiency'],
     filters: ['engine', 'model', 'namespace', 'pod'],
   })
     .withRow(row('Cost per token'))
+    .withPanel(recordingRulesPanel(q, EFF.joulesPerToken))
     .withPanel(timeSeries({
       title: 'Energy per generated token',
       description: `Joules the GPUs of each engine drew per generated token (recording rule ${EFF.joulesPerToken}: rate of ds_gpu_energy_joules_total over the engine's GPUs, ds_engine_gpu_info, divided by the rate of generated tokens; lossless counters, exact over the 5-minute window). All the energy is set against this phase: prompt and generation share the GPUs, so the two per-token figures are not additive. Absent for an engine whose GPUs could not be told and while no token was generated.`,
