@@ -314,7 +314,7 @@ function markdown(r: Awaited<ReturnType<typeof benchSmiVsNvidiaGpuExporter>>, qu
     '',
     [fakeHead, '| --- | --- | --- | --- | --- |', ...fakeRows].join('\n'),
     '',
-    ...[...reading(r.rows), ...r.notes, 'The replay is a floor for nvidia-smi: a real nvidia-smi also initialises NVML and queries the driver on every run, which costs CPU that no fake can stand for; that cost lands on the per-scrape mode once per scrape, on `--collect.interval` once per interval, and on ds-exporter\'s loop once per sample (no start-up). Real GPUs are not measured here.'].map((s) => `- ${s}`),
+    ...[...reading(r.rows), ...r.notes, 'ds-exporter also runs `nvidia-smi -q` once a minute (the PCIe replay counter); neither fake answers `-q`, so that call fails at once here and its cost (one full query a minute) is not in the table.', 'The replay is a floor for nvidia-smi: a real nvidia-smi also initialises NVML and queries the driver on every run, which costs CPU that no fake can stand for; that cost lands on the per-scrape mode once per scrape, on `--collect.interval` once per interval, and on ds-exporter\'s loop once per sample (no start-up). Real GPUs are not measured here.'].map((s) => `- ${s}`),
     '',
   ].join('\n');
 }
