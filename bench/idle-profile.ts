@@ -65,7 +65,7 @@ export function summarize(p: Profile, seconds: number): { self: Array<[string, n
   for (let i = 0; i < p.samples.length; i++) selfUs.set(p.samples[i], (selfUs.get(p.samples[i]) ?? 0) + (p.timeDeltas[i + 1] ?? 0));
   const label = (n: Node) => {
     const f = n.callFrame;
-    const url = f.url.startsWith('file://') ? relative(ROOT, new URL(f.url).pathname).replace(/^test\/\.build\/before\//, 'dist/') : f.url;
+    const url = f.url.startsWith('file://') ? relative(ROOT, new URL(f.url).pathname).replace(/^test\/\.build\/(before|after)\//, 'dist/') : f.url;
     return `${f.functionName || '(anonymous)'}${url ? ` ${url}:${f.lineNumber + 1}` : ''}`;
   };
   const category = (n: Node) => {
@@ -73,7 +73,7 @@ export function summarize(p: Profile, seconds: number): { self: Array<[string, n
     if (!u) return n.callFrame.functionName.startsWith('(') ? n.callFrame.functionName : '(native)';
     if (u.includes('/node_modules/')) return `node_modules/${u.split('/node_modules/')[1].split('/')[0]}`;
     if (u.startsWith('node:')) return 'node: internals';
-    const rel = relative(ROOT, new URL(u).pathname).replace(/^test\/\.build\/before\//, 'dist/');
+    const rel = relative(ROOT, new URL(u).pathname).replace(/^test\/\.build\/(before|after)\//, 'dist/');
     return rel.split('/').slice(0, 3).join('/');
   };
   const self = new Map<string, number>();
