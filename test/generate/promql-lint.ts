@@ -67,4 +67,5 @@ export function analyze(exprWithVars: string): Analysis {
 }
 
 /** Functions that may take a counter's range vector. */
-export const COUNTER_FUNCTIONS = new Set(['rate', 'increase', 'irate']);
+// count_over_time counts samples (does a series exist in the window), never reads a counter's value.
+export const COUNTER_FUNCTIONS = new Set(['rate', 'increase', 'irate', 'count_over_time']);

@@ -49,6 +49,10 @@ export function heldBy(s: Scope): string {
 export function alertGroups(cfg: RulesConfig): AlertGroup[] {
   const s: Scope = { always: cfg.selector, byLabel: {} };
   const m = (metric: string, extra: string[] = []) => selector(metric, s, extra);
+  // An XID counter series is born at its first event, already at 1: increase() needs a point
+  // before the event and would miss the first XID of each code. A series younger than the
+  // window (with or without the action label, which an upgrade added) counts as risen too.
+  const risen = (sel: string) => `increase(${sel}[${w}]) > 0 or (count_over_time(${sel}[${w}]) unless ignoring (action) count_over_time(${sel}[${w}] offset ${w}))`;
   const w = cfg.rateWindow;
   const xids = cfg.criticalXids.join('|');
   const pct = (r: number) => `${Math.round(r * 100)}%`;
@@ -96,13 +100,13 @@ export function alertGroups(cfg: RulesConfig): AlertGroup[] {
         },
         {
           alert: 'DsGpuXidCritical', for: '0m', severity: 'critical',
-          expr: `increase(${m('ds_gpu_xid_errors_total', [`xid=~"${xids}"`])}[${w}]) > 0`,
+          expr: risen(m('ds_gpu_xid_errors_total', [`xid=~"${xids}"`])),
           summary: 'A GPU reported a critical XID error.',
-          description: gpuHeld + ' reported XID {{ $labels.xid }} ({{ $value | printf "%.0f" }} in ' + w + '); see the runbook for what this XID means and whether the GPU must be drained and reset.',
+          description: gpuHeld + ' reported XID {{ $labels.xid }} in the last ' + w + '; see the runbook for what this XID means and whether the GPU must be drained and reset.',
         },
         {
           alert: 'DsGpuXidErrors', for: '0m', severity: 'info',
-          expr: `increase(${m('ds_gpu_xid_errors_total', [`xid!~"${xids}"`])}[${w}]) > 0`,
+          expr: risen(m('ds_gpu_xid_errors_total', [`xid!~"${xids}"`])),
           summary: 'A GPU reported an XID error.',
           description: gpuHeld + ' reported XID {{ $labels.xid }}; usually an application fault (e.g. 13, 31, 43), worth a look when it repeats.',
         },
