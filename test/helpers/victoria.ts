@@ -7,10 +7,16 @@ import { freePort, type Proc, waitFor } from './procs.js';
 // VictoriaMetrics single-node and vmalert (built by scripts/setup-go-tools.sh; found with
 // goTool('victoriametrics', ...) from test/helpers/go-tools.ts), on loopback ports.
 
-/** Starts `binary` with `args(port, dir)`, waits for `readyPath` to answer 200; `dir` is removed on stop. */
-async function startServer(what: string, binary: string, args: (port: number, dir: string) => string[], readyPath: string): Promise<Proc> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), `dsx-${what}-`));
+/** Where a server listens and keeps its data; a `dir` passed in is kept on stop, so a server can be started again on it. */
+export interface ServerAt {
+  readonly port: number;
+  readonly dir: string;
+}
+
+/** Starts `binary` with `args(port, dir)`, waits for `readyPath` to answer 200; `dir` is removed on stop unless it came from `at`. */
+async function startServer(what: string, binary: string, args: (port: number, dir: string) => string[], readyPath: string, at?: ServerAt): Promise<Proc> {
+  const port = at?.port ?? (await freePort());
+  const dir = at?.dir ?? mkdtempSync(join(tmpdir(), `dsx-${what}-`));
   const child = spawn(binary, args(port, dir), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const add = (d: Buffer) => {
@@ -27,7 +33,7 @@ async function startServer(what: string, binary: string, args: (port: number, di
     stop: () =>
       new Promise((res) => {
         const done = (code: number | null) => {
-          rmSync(dir, { recursive: true, force: true });
+          if (!at) rmSync(dir, { recursive: true, force: true });
           res(code);
         };
         if (child.exitCode !== null || child.signalCode !== null) return done(child.exitCode);
@@ -45,13 +51,16 @@ async function startServer(what: string, binary: string, args: (port: number, di
  * VictoriaMetrics single-node: Prometheus remote write at `/api/v1/write`, the Prometheus query
  * API at `/api/v1/query*`. Recent samples are queryable at once (`-search.latencyOffset=0s`; the
  * default hides the last 30 s) and query results are not cached, so a test sees what was written.
+ * With `at`, it listens on that port and stores into that directory, which survives `stop()`:
+ * a second start on the same `at` is the same store restarted.
  */
-export function startVictoriaMetrics(binary: string, extra: readonly string[] = []): Promise<Proc> {
+export function startVictoriaMetrics(binary: string, extra: readonly string[] = [], at?: ServerAt): Promise<Proc> {
   return startServer(
     'victoria-metrics',
     binary,
     (port, dir) => [`-storageDataPath=${dir}`, `-httpListenAddr=127.0.0.1:${port}`, '-retentionPeriod=1d', '-search.latencyOffset=0s', '-search.disableCache', '-loggerLevel=WARN', ...extra],
     '/health',
+    at,
   );
 }
 
