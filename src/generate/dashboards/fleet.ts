@@ -3,6 +3,12 @@ import { CLUSTER_REC, REC } from '../rules/recording.js';
 import { podActivityPanel } from './profiling.js';
 import { dashboardShell, ONE_PER_GPU, recordingRulesPanel, podBusyPanel, podMemoryPanel, podProcessMemoryPanel, queries, row, seriesHeatmap, statPanel, tablePanel, timeSeries, UTILIZATION_NOTE } from './common.js';
 
+/**
+ * Rows of the fleet's per-GPU tables: they list GPUs, so they read raw series (a recording rule
+ * would keep one series per GPU and save nothing), bounded so a fleet of thousands stays readable.
+ */
+export const FLEET_TABLE_ROWS = 100;
+
 /** Fleet overview: every exporter at once, mostly from the recording rules. */
 export function fleetDashboard(): dashboard.Dashboard {
   const q = queries(['namespace', 'pod']);
@@ -29,15 +35,15 @@ export function fleetDashboard(): dashboard.Dashboard {
     .withPanel(timeSeries({ title: 'GPU utilization by host', description: `Average busy fraction of the GPUs of each exporter (recording rule ${REC.gpuUtilization}). ${UTILIZATION_NOTE}`, unit: 'percentunit', min: 0, max: 1, targets: [{ expr: s(REC.gpuUtilization), legend: '{{instance}}' }] }))
     .withPanel(tablePanel({
       title: 'Allocated but idle GPUs',
-      description: `GPUs allocated to a pod (ds_gpu_allocation_info, joined on uuid; a GPU shared by several pods shows once per pod) whose busy fraction over the rate interval is under 5%: capacity paid for and unused. ${UTILIZATION_NOTE}`,
+      description: `The ${FLEET_TABLE_ROWS} least busy GPUs allocated to a pod (ds_gpu_allocation_info, joined on uuid; a GPU shared by several pods shows once per pod) whose busy fraction over the rate interval is under 5%: capacity paid for and unused. ${UTILIZATION_NOTE}`,
       unit: 'percentunit', columns: ['instance', 'gpu', 'namespace', 'pod', 'container'], sortBy: 'Value',
-      targets: [{ expr: `${alloc} * on (job, instance, uuid) group_left () (${ONE_PER_GPU}(${busy}) < 0.05)`, format: 'table', instant: true }],
+      targets: [{ expr: `bottomk(${FLEET_TABLE_ROWS}, ${alloc} * on (job, instance, uuid) group_left () (${ONE_PER_GPU}(${busy}) < 0.05))`, format: 'table', instant: true }],
     }))
     .withPanel(tablePanel({
       title: 'GPU allocation and utilization',
-      description: `Every allocated GPU with its pod and busy fraction, least busy first; a GPU shared by several pods shows once per pod. ${UTILIZATION_NOTE}`,
+      description: `The ${FLEET_TABLE_ROWS} least busy allocated GPUs with their pod and busy fraction, least busy first (a per-GPU list, read from raw series and bounded; the counts are in the recording rules); a GPU shared by several pods shows once per pod. ${UTILIZATION_NOTE}`,
       unit: 'percentunit', w: 24, columns: ['instance', 'gpu', 'namespace', 'pod', 'container'],
-      targets: [{ expr: `sort(${alloc} * on (job, instance, uuid) group_left () ${ONE_PER_GPU}(${busy}))`, format: 'table', instant: true }],
+      targets: [{ expr: `sort(bottomk(${FLEET_TABLE_ROWS}, ${alloc} * on (job, instance, uuid) group_left () ${ONE_PER_GPU}(${busy})))`, format: 'table', instant: true }],
     }))
     .withRow(row('Pods'))
     .withPanel(podBusyPanel(q))
