@@ -156,6 +156,9 @@ export const SIM_FLOPS_PER_SAMPLE = 3.2e12;
 export const THROTTLE_REASONS = ['gpu_idle', 'sw_power_cap', 'hw_slowdown', 'sw_thermal_slowdown', 'hw_thermal_slowdown', 'hw_power_brake_slowdown', 'sync_boost', 'applications_clocks_setting'] as const;
 
 const STEP_S = 0.1;
+/** The profiling integrals of a simulated GPU, in the order they are first written. */
+const PROFILE_KEYS = ['graphics', 'sm', 'sm_occupancy', 'tensor_any', 'tensor_hmma', 'tensor_imma', 'tensor_dfma', 'tensor_dmma', 'pipe_fp16', 'pipe_fp32', 'pipe_fp64', 'pipe_integer', 'dram', 'pcie_tx', 'pcie_rx', 'nvdec', 'nvjpg', 'nvofa'] as const;
+const PROFILE_RATES = new Float64Array(PROFILE_KEYS.length);
 const GIB = 1024 ** 3;
 const H100_MEM = 81559 * 1024 * 1024;
 
@@ -301,18 +304,17 @@ export class SimHost {
     const smFrac = 0.575 + 0.225 * smoothNoise(this.opts.seed, 700 + g.index, t / 30);
     const sm = u * smFrac;
     const tensor = sm * (0.65 + 0.1 * smoothNoise(this.opts.seed, 800 + g.index, t / 20));
-    const rates: Record<string, number> = {
-      graphics: u, sm, sm_occupancy: sm * 0.6,
-      tensor_any: tensor, tensor_hmma: tensor * 0.96, tensor_imma: tensor * 0.04, tensor_dfma: 0, tensor_dmma: 0,
-      pipe_fp16: sm * 0.1, pipe_fp32: sm * 0.25, pipe_fp64: sm * 0.002, pipe_integer: sm * 0.15,
-      dram: g.memoryControllerUtilization,
-      pcie_tx: g.pcieTxBytesPerSecond, pcie_rx: g.pcieRxBytesPerSecond,
-    };
-    // An H100's media engines: present and idle under LLM serving.
-    rates.nvdec = 0;
-    rates.nvjpg = 0;
-    rates.nvofa = 0;
-    for (const [k, r] of Object.entries(rates)) g.profiling[k] = (g.profiling[k] ?? 0) + r * dt;
+    // Rates in PROFILE_KEYS order (an H100's media engines, last, are present and idle under LLM
+    // serving); one scratch array, no object per GPU and step.
+    const r = PROFILE_RATES;
+    r[0] = u; r[1] = sm; r[2] = sm * 0.6;
+    r[3] = tensor; r[4] = tensor * 0.96; r[5] = tensor * 0.04; r[6] = 0; r[7] = 0;
+    r[8] = sm * 0.1; r[9] = sm * 0.25; r[10] = sm * 0.002; r[11] = sm * 0.15;
+    r[12] = g.memoryControllerUtilization;
+    r[13] = g.pcieTxBytesPerSecond; r[14] = g.pcieRxBytesPerSecond;
+    r[15] = 0; r[16] = 0; r[17] = 0;
+    const p = g.profiling;
+    for (let i = 0; i < PROFILE_KEYS.length; i++) p[PROFILE_KEYS[i]] = (p[PROFILE_KEYS[i]] ?? 0) + r[i] * dt;
   }
 
   private step(t: number): void {

@@ -218,3 +218,20 @@ test('event-loop delay is reported beyond the schedule, and a stall shows', asyn
   await new Promise((r) => setTimeout(r, 500));
   assert.ok((await read('nodejs_eventloop_lag_max_seconds')) > 0.15, 'the 450 ms stall is in the window');
 });
+
+test('GC durations are counted by kind in both formats', async () => {
+  const s = new SampleStore({ processMetrics: true });
+  const count = (body: string, kind: string) => Number(new RegExp(`^nodejs_gc_duration_seconds_count\\{kind="${kind}"\\} (\\S+)$`, 'm').exec(body)?.[1] ?? 0);
+  // Garbage enough for several young-generation collections.
+  let keep: object[] = [];
+  for (let i = 0; i < 2_000_000; i++) {
+    keep.push({ i });
+    if (keep.length > 100_000) keep = [];
+  }
+  const text = (await s.render('text')).body.toString();
+  assert.match(text, /^# TYPE nodejs_gc_duration_seconds histogram$/m);
+  assert.match(text, /^nodejs_gc_duration_seconds_bucket\{le="0.001",kind="minor"\} \d/m, 'prom-client\'s buckets and label');
+  assert.ok(count(text, 'minor') > 0, 'minor collections counted');
+  const om = (await s.render('openmetrics')).body.toString();
+  assert.ok(count(om, 'minor') >= count(text, 'minor'), 'the OpenMetrics registry serves the same histogram');
+});
