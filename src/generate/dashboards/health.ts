@@ -1,5 +1,6 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
-import { dashboardShell, ONE_PER_GPU, queries, row, statPanel, tablePanel, timeSeries } from './common.js';
+import { CLUSTER_REC } from '../rules/recording.js';
+import { dashboardShell, ONE_PER_GPU, queries, recordingRulesPanel, row, statPanel, tablePanel, timeSeries } from './common.js';
 
 const VERDICT_NOTE = 'Verdicts and their rules: docs/gpu-health.md.';
 
@@ -12,14 +13,14 @@ export function healthDashboard(): dashboard.Dashboard {
   const needing = health('verdict=~"action_required|lost"');
   const alloc = s('ds_gpu_allocation_info');
   const verdictStat = (verdict: string, title: string, color: string, description: string) => statPanel({
-    title, description: `${description} ${VERDICT_NOTE}`, unit: 'short', w: 6,
+    title, description: `${description} From the cluster-level recording rule ${CLUSTER_REC.gpuVerdicts} (not filtered by namespace or pod). ${VERDICT_NOTE}`, unit: 'short', w: 6,
     thresholds: [[null, 'green'], [1, color]],
-    targets: [{ expr: `count(${health(`verdict="${verdict}"`)}) or vector(0)` }],
+    targets: [{ expr: `sum(${s(CLUSTER_REC.gpuVerdicts, `verdict="${verdict}"`)}) or vector(0)` }],
   });
   return dashboardShell({
     uid: 'ds-exporter-fleet-health',
     title: 'ds-exporter / Fleet health',
-    description: 'Is each GPU still trustworthy, and what to do about the ones that are not: verdicts, the GPUs needing action with node, pod and action, and the trend of every error class.',
+    description: 'Is each GPU still trustworthy, and what to do about the ones that are not: verdicts, the GPUs needing action with node, pod and action, and the trend of every error class. The verdict counts need the recording rules: alerts/ds-exporter-rules.yaml (the chart\'s PrometheusRule ships them); the "Recording rules" panel says whether they are loaded.',
     tags: ['fleet', 'health'],
     filters: ['namespace', 'pod'],
   })
@@ -29,9 +30,10 @@ export function healthDashboard(): dashboard.Dashboard {
     .withPanel(verdictStat('action_required', 'GPUs needing action', 'red', 'GPUs that must be reset, drained, rebooted or replaced before they are trusted again.'))
     .withPanel(verdictStat('lost', 'GPUs lost', 'red', 'GPUs that stopped answering the driver (fell off the bus).'))
     .withPanel(timeSeries({
-      title: 'GPUs by verdict', description: `Number of GPUs in each verdict over time. ${VERDICT_NOTE}`, unit: 'short', w: 24, stack: true, min: 0,
-      targets: [{ expr: `count by (verdict) (${health()})`, legend: '{{verdict}}' }],
+      title: 'GPUs by verdict', description: `Number of GPUs in each verdict over time (cluster-level recording rule ${CLUSTER_REC.gpuVerdicts}; not filtered by namespace or pod). ${VERDICT_NOTE}`, unit: 'short', w: 18, stack: true, min: 0,
+      targets: [{ expr: `sum by (verdict) (${s(CLUSTER_REC.gpuVerdicts)})`, legend: '{{verdict}}' }],
     }))
+    .withPanel(recordingRulesPanel(q, CLUSTER_REC.gpuVerdicts))
     .withRow(row('GPUs needing action'))
     .withPanel(tablePanel({
       title: 'GPUs needing action',

@@ -45,8 +45,9 @@ export const CLUSTER_REC = {
   memoryUsed: 'cluster:ds_gpu_memory_used_bytes:sum',
   memoryTotal: 'cluster:ds_gpu_memory_total_bytes:sum',
   tokens: 'cluster:ds_serving_tokens:rate5m',
+  gpuVerdicts: 'cluster:ds_gpu_health:count',
 } as const;
-const CLUSTER_RECORDED_LABELS: Record<string, readonly string[]> = { [CLUSTER_REC.tokens]: ['phase'] };
+const CLUSTER_RECORDED_LABELS: Record<string, readonly string[]> = { [CLUSTER_REC.tokens]: ['phase'], [CLUSTER_REC.gpuVerdicts]: ['verdict'] };
 for (const name of Object.values(CLUSTER_REC)) declareRecorded(name, CLUSTER_RECORDED_LABELS[name] ?? [], ['job']);
 const CLUSTER_BY = `${CLUSTER_LABEL}, job`;
 
@@ -101,6 +102,8 @@ function clusterRules(m: (metric: string) => string): RecordingRule[] {
     { record: CLUSTER_REC.memoryUsed, expr: sum(m(REC.memoryUsed)) },
     { record: CLUSTER_REC.memoryTotal, expr: sum(m(REC.memoryTotal)) },
     { record: CLUSTER_REC.tokens, expr: `sum by (${CLUSTER_BY}, phase) (${m(REC.tokens)})` },
+    // GPUs per health verdict; one verdict per GPU although --kubelet.enrich-labels copies it per pod.
+    { record: CLUSTER_REC.gpuVerdicts, expr: `count by (${CLUSTER_BY}, verdict) (max without (namespace, pod, container) (${m('ds_gpu_health')}))` },
   ];
 }
 
