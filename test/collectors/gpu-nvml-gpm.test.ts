@@ -1,39 +1,19 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
-import { createLogger } from '../../src/core/logger.js';
 import { gpmDelta, GPM_METRICS, nextProfilingBackoffMs, statusOf } from '../../src/collectors/gpu/nvml-gpm.js';
-import { families, testApp, valueOf } from '../helpers/app.js';
-import { buildFakeNvml, fakeNvmlUnavailable, writeFakeNvmlConfig } from '../helpers/fake-nvml.js';
-import { fakeNvmlControl } from '../helpers/fake-nvml-control.js';
+import { families, valueOf } from '../helpers/app.js';
+import { fakeNvmlUnavailable } from '../helpers/fake-nvml.js';
+import { fakeNvmlApp } from '../helpers/nvml-app.js';
 
 const skip = fakeNvmlUnavailable();
 const open: Array<{ close(): Promise<void> }> = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((b) => b.close()));
 });
-const T0_US = 1_800_000_000_000_000;
 const MIB = 1024 * 1024;
 
 /** An exporter on the fake NVML with a clock shared by both, and its warnings captured. */
-async function gpmApp(config: Record<string, string | number>, omit: string[] = []) {
-  const lib = buildFakeNvml(omit);
-  writeFakeNvmlConfig(config);
-  const ctl = fakeNvmlControl(lib);
-  let nowUs = T0_US;
-  ctl.setTimeUs(nowUs);
-  const logs: string[] = [];
-  const logger = createLogger('info', (l) => logs.push(l));
-  const built = await testApp(['--gpu.source=nvml', `--nvml.library=${lib}`, '--no-collector.sim'], { now: () => Math.floor(nowUs / 1000), logger });
-  open.push(built);
-  const metrics = async () => (await built.app.inject({ url: '/metrics' })).body;
-  const tick = async (ms = 1000) => {
-    nowUs += ms * 1000;
-    ctl.setTimeUs(nowUs);
-    await built.scheduler.sampleAll();
-  };
-  await built.scheduler.sampleAll();
-  return { built, ctl, metrics, tick, logs };
-}
+const gpmApp = (config: Record<string, string | number>, omit: string[] = []) => fakeNvmlApp(open, config, omit);
 
 const id = (gpu: number) => `gpu="${gpu}",uuid="GPU-fake0000-0000-0000-0000-00000000000${gpu}"`;
 const re = (name: string, gpu: number, extra = '') => new RegExp(`^${name}\\{${id(gpu)}${extra}\\} `);

@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import koffi from 'koffi';
-import { buildApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config/config.js';
-import { createLogger } from '../../src/core/logger.js';
 import { valueOf } from '../helpers/app.js';
-import { buildFakeNvml, fakeNvmlUnavailable, writeFakeNvmlConfig } from '../helpers/fake-nvml.js';
-import { fakeNvmlControl } from '../helpers/fake-nvml-control.js';
+import { buildFakeNvml, fakeNvmlUnavailable } from '../helpers/fake-nvml.js';
+import { fakeNvmlApp } from '../helpers/nvml-app.js';
 
 const skip = fakeNvmlUnavailable();
 const open: Array<{ close(): Promise<void> }> = [];
@@ -16,25 +13,9 @@ afterEach(async () => {
 
 /** An exporter on the fake NVML, with its log lines kept. */
 async function healthApp(config: Record<string, string | number>, omit: string[] = []) {
-  const lib = buildFakeNvml(omit);
-  writeFakeNvmlConfig(config);
-  const ctl = fakeNvmlControl(lib);
-  let nowUs = 1_800_000_000_000_000;
-  ctl.setTimeUs(nowUs);
-  const logs: string[] = [];
-  const built = await buildApp(loadConfig(['--gpu.source=nvml', `--nvml.library=${lib}`, '--no-collector.sim'], {}), {
-    logger: createLogger('info', (l) => logs.push(l)), now: () => Math.floor(nowUs / 1000), processMetrics: false, minRenderIntervalMs: 0,
-  });
-  open.push(built);
-  const metrics = async () => (await built.app.inject({ url: '/metrics' })).body;
-  const tick = async (ms = 1000) => {
-    nowUs += ms * 1000;
-    ctl.setTimeUs(nowUs);
-    await built.scheduler.sampleAll();
-  };
-  await built.scheduler.sampleAll();
-  const reload = koffi.load(lib).func('void fake_nvml_reload_counters(uint32_t gpu)') as (gpu: number) => void;
-  return { built, ctl, metrics, tick, logs, reload };
+  const app = await fakeNvmlApp(open, config, omit);
+  const reload = koffi.load(app.lib).func('void fake_nvml_reload_counters(uint32_t gpu)') as (gpu: number) => void;
+  return { ...app, reload };
 }
 
 const id = (gpu: number) => `gpu="${gpu}",uuid="GPU-fake0000-0000-0000-0000-00000000000${gpu}"`;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { families, testApp, valueOf } from '../helpers/app.js';
 import { buildFakeNvml, fakeNvmlUnavailable, writeFakeNvmlConfig } from '../helpers/fake-nvml.js';
-import { fakeNvmlControl } from '../helpers/fake-nvml-control.js';
+import { fakeNvmlApp } from '../helpers/nvml-app.js';
 import { waitFor } from '../helpers/procs.js';
 
 const skip = fakeNvmlUnavailable();
@@ -11,26 +11,9 @@ const open: Array<{ close(): Promise<void> }> = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((b) => b.close()));
 });
-const T0_US = 1_800_000_000_000_000;
 
 /** An exporter on the fake NVML with a fake clock shared by the exporter and the library. */
-async function nvmlApp(config: Record<string, string | number>, omit: string[] = [], extraArgs: string[] = []) {
-  const lib = buildFakeNvml(omit);
-  writeFakeNvmlConfig(config);
-  const ctl = fakeNvmlControl(lib);
-  let nowUs = T0_US;
-  ctl.setTimeUs(nowUs);
-  const built = await testApp(['--gpu.source=nvml', `--nvml.library=${lib}`, '--no-collector.sim', ...extraArgs], { now: () => Math.floor(nowUs / 1000) });
-  open.push(built);
-  const metrics = async () => (await built.app.inject({ url: '/metrics' })).body;
-  const tick = async (ms = 1000) => {
-    nowUs += ms * 1000;
-    ctl.setTimeUs(nowUs);
-    await built.scheduler.sampleAll();
-  };
-  await built.scheduler.sampleAll();
-  return { built, ctl, metrics, tick, lib };
-}
+const nvmlApp = (config: Record<string, string | number>, omit: string[] = [], extraArgs: string[] = []) => fakeNvmlApp(open, config, omit, extraArgs);
 
 const id = (gpu: number) => `gpu="${gpu}",uuid="GPU-fake0000-0000-0000-0000-00000000000${gpu}"`;
 const re = (name: string, gpu: number, extra = '') => new RegExp(`^${name}\\{${id(gpu)}${extra}\\} `);

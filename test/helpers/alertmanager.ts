@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, type Proc, waitFor } from './procs.js';
+import { freePort, type Proc, stopper, waitFor } from './procs.js';
 
 // A real Alertmanager (built by scripts/setup-go-tools.sh; test/helpers/go-tools.ts finds it)
 // and a webhook receiver that stands for the person being paged.
@@ -89,19 +89,10 @@ export async function startAlertmanager(binary: string, config: string): Promise
     child,
     url,
     output: () => out,
-    stop: () =>
-      new Promise((res) => {
-        const done = (code: number | null) => {
-          rmSync(dir, { recursive: true, force: true });
-          res(code);
-        };
-        if (child.exitCode !== null || child.signalCode !== null) return done(child.exitCode);
-        const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
-        child.once('exit', (code) => {
-          clearTimeout(kill);
-          done(code);
-        });
-        child.kill('SIGTERM');
-      }),
+    stop: async () => {
+      const code = await stopper(child)();
+      rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
   };
 }

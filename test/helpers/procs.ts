@@ -81,7 +81,8 @@ function track(child: ChildProcess): () => string {
   return () => out;
 }
 
-function stopper(child: ChildProcess): () => Promise<number | null> {
+/** Stops a child: SIGTERM, SIGKILL after 5 s; resolves with its exit code. */
+export function stopper(child: ChildProcess): () => Promise<number | null> {
   return () =>
     new Promise((res) => {
       if (child.exitCode !== null || child.signalCode !== null) return res(child.exitCode);

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, type Proc, waitFor } from './procs.js';
+import { freePort, type Proc, stopper, waitFor } from './procs.js';
 
 // VictoriaMetrics single-node and vmalert (built by scripts/setup-go-tools.sh; found with
 // goTool('victoriametrics', ...) from test/helpers/go-tools.ts), on loopback ports.
@@ -30,20 +30,11 @@ async function startServer(what: string, binary: string, args: (port: number, di
     child,
     url,
     output: () => out,
-    stop: () =>
-      new Promise((res) => {
-        const done = (code: number | null) => {
-          if (!at) rmSync(dir, { recursive: true, force: true });
-          res(code);
-        };
-        if (child.exitCode !== null || child.signalCode !== null) return done(child.exitCode);
-        const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
-        child.once('exit', (code) => {
-          clearTimeout(kill);
-          done(code);
-        });
-        child.kill('SIGTERM');
-      }),
+    stop: async () => {
+      const code = await stopper(child)();
+      if (!at) rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
   };
 }
 
