@@ -19,8 +19,8 @@ export interface LandingInfo {
   readonly assetsDir?: string;
 }
 
-/** Default target of the "docs" link: the package page, which renders the README. */
-export const DEFAULT_DOCS_URL = 'https://www.npmjs.com/package/ds-exporter';
+/** Default target of the "docs" link: the project's README in its repository. */
+export const DEFAULT_DOCS_URL = 'https://github.com/ds-exporter/ds-exporter#readme';
 
 /**
  * Headers of every landing response. The page loads only its own files (no inline
