@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { goTool, PROMETHEUS_VERSIONS } from '../helpers/go-tools.js';
 import { freePort, type Proc, startExporter, startPrometheus, waitFor } from '../helpers/procs.js';
-import { type ServerAt, startVictoriaMetrics } from '../helpers/victoria.js';
+import { type ServerAt, getApi as get, startVictoriaMetrics } from '../helpers/victoria.js';
 
 // A remote-write receiver that is down: Prometheus in agent mode scrapes two simulated exporters
 // and remote-writes into VictoriaMetrics; the store is stopped while the agent keeps scraping, and
@@ -18,17 +18,6 @@ const CLUSTER = 'gpu-west';
 const OUTAGE_MS = 12_000;
 const COUNTER = 'ds_gpu_energy_joules_total';
 
-type Json = { status: string; data: any; error?: string };
-
-async function get(base: string, path: string): Promise<Json> {
-  const res = await fetch(`${base}${path}`);
-  const text = await res.text();
-  try {
-    return JSON.parse(text) as Json;
-  } catch {
-    return { status: 'error', data: undefined, error: `HTTP ${res.status}: ${text.slice(0, 300)}` };
-  }
-}
 
 /** One instant query against the store at `time` (unix seconds): the value of each series, by instance. */
 async function instant(base: string, expr: string, time: number): Promise<Map<string, number>> {

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { dashboardQueries, ROOT, RULE_FILES, ruleEntries, substitute, variableQueries } from '../generate/queries.js';
 import { goTool, PROMETHEUS_VERSIONS } from '../helpers/go-tools.js';
 import { type Proc, startExporter, startPrometheus, waitFor } from '../helpers/procs.js';
-import { startVictoriaMetrics, startVmalert } from '../helpers/victoria.js';
+import { getApi as get, startVictoriaMetrics, startVmalert } from '../helpers/victoria.js';
 
 // Beyond one Prometheus: Prometheus (3, and 2 where its agent is a feature flag) in agent mode scrapes several simulated exporters and
 // remote-writes everything, with an external `cluster` label, into VictoriaMetrics single-node;
@@ -18,7 +18,6 @@ const vmalert = goTool('victoriametrics', 'vmalert');
 const CLUSTER = 'gpu-west';
 const WARMUP_MS = 30_000;
 
-type Json = { status: string; data: any; error?: string };
 
 for (const v of PROMETHEUS_VERSIONS) {
   describe(`Prometheus ${v.label} agent -> VictoriaMetrics, vmalert`, { skip: v.skip || vm.skip || vmalert.skip }, () => {
@@ -27,16 +26,6 @@ for (const v of PROMETHEUS_VERSIONS) {
     let promUrl = '';
     let vmalertUrl = '';
     let agent: Proc;
-
-    async function get(base: string, path: string): Promise<Json> {
-      const res = await fetch(`${base}${path}`);
-      const text = await res.text();
-      try {
-        return JSON.parse(text) as Json;
-      } catch {
-        return { status: 'error', data: undefined, error: `HTTP ${res.status}: ${text.slice(0, 300)}` };
-      }
-    }
 
     /** The series of a result, by their labels without `cluster` (only the store has it) and `__name__`. */
     function seriesKeys(result: Array<{ metric: Record<string, string> }>): string[] {

@@ -1,9 +1,7 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, type Proc, stopper, waitFor } from './procs.js';
+import { freePort, type Proc, startServer } from './procs.js';
 
 // A real Alertmanager (built by scripts/setup-go-tools.sh; test/helpers/go-tools.ts finds it)
 // and a webhook receiver that stands for the person being paged.
@@ -70,29 +68,14 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
 }
 
 /** Starts Alertmanager `binary` with `config` (YAML text) on a free loopback port, clustering off. */
-export async function startAlertmanager(binary: string, config: string): Promise<Proc> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'dsx-am-'));
-  writeFileSync(join(dir, 'alertmanager.yml'), config);
-  const child = spawn(binary, [`--config.file=${join(dir, 'alertmanager.yml')}`, `--storage.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address=', '--log.level=warn'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const add = (d: Buffer) => {
-    out = (out + d.toString()).slice(-100_000);
-  };
-  child.stdout?.on('data', add);
-  child.stderr?.on('data', add);
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(async () => child.exitCode === null && (await fetch(`${url}/-/ready`)).ok, 30_000, `alertmanager on ${url} (${out})`);
-  return {
-    child,
-    url,
-    output: () => out,
-    stop: async () => {
-      const code = await stopper(child)();
-      rmSync(dir, { recursive: true, force: true });
-      return code;
+export function startAlertmanager(binary: string, config: string): Promise<Proc> {
+  return startServer(
+    'am',
+    binary,
+    (port, dir) => {
+      writeFileSync(join(dir, 'alertmanager.yml'), config); // the server's folder exists only now
+      return [`--config.file=${join(dir, 'alertmanager.yml')}`, `--storage.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address=', '--log.level=warn'];
     },
-  };
+    '/-/ready',
+  );
 }

@@ -82,7 +82,7 @@ function track(child: ChildProcess): () => string {
 }
 
 /** Stops a child: SIGTERM, SIGKILL after 5 s; resolves with its exit code. */
-export function stopper(child: ChildProcess): () => Promise<number | null> {
+function stopper(child: ChildProcess): () => Promise<number | null> {
   return () =>
     new Promise((res) => {
       if (child.exitCode !== null || child.signalCode !== null) return res(child.exitCode);
@@ -172,4 +172,30 @@ export async function startPrometheus(targets: string[], opts: PrometheusOptions
 export interface PromResult {
   metric: Record<string, string>;
   value: [number, string];
+}
+
+/** Where a server listens and keeps its data; a `dir` passed in is kept on stop, so a server can be started again on it. */
+export interface ServerAt {
+  readonly port: number;
+  readonly dir: string;
+}
+
+/** Starts `binary` with `args(port, dir)`, waits for `readyPath` to answer 200; `dir` is removed on stop unless it came from `at`. */
+export async function startServer(what: string, binary: string, args: (port: number, dir: string) => string[], readyPath: string, at?: ServerAt): Promise<Proc> {
+  const port = at?.port ?? (await freePort());
+  const dir = at?.dir ?? mkdtempSync(join(tmpdir(), `dsx-${what}-`));
+  const child = spawn(binary, args(port, dir), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = track(child);
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(async () => child.exitCode === null && (await fetch(`${url}${readyPath}`)).ok, 30_000, `${what} on ${url} (${output()})`);
+  return {
+    child,
+    url,
+    output,
+    stop: async () => {
+      const code = await stopper(child)();
+      if (!at) rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
 }

@@ -1,42 +1,9 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { freePort, type Proc, stopper, waitFor } from './procs.js';
+import { type Proc, type ServerAt, startServer } from './procs.js';
+
+export type { ServerAt };
 
 // VictoriaMetrics single-node and vmalert (built by scripts/setup-go-tools.sh; found with
 // goTool('victoriametrics', ...) from test/helpers/go-tools.ts), on loopback ports.
-
-/** Where a server listens and keeps its data; a `dir` passed in is kept on stop, so a server can be started again on it. */
-export interface ServerAt {
-  readonly port: number;
-  readonly dir: string;
-}
-
-/** Starts `binary` with `args(port, dir)`, waits for `readyPath` to answer 200; `dir` is removed on stop unless it came from `at`. */
-async function startServer(what: string, binary: string, args: (port: number, dir: string) => string[], readyPath: string, at?: ServerAt): Promise<Proc> {
-  const port = at?.port ?? (await freePort());
-  const dir = at?.dir ?? mkdtempSync(join(tmpdir(), `dsx-${what}-`));
-  const child = spawn(binary, args(port, dir), { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const add = (d: Buffer) => {
-    out = (out + d.toString()).slice(-100_000);
-  };
-  child.stdout?.on('data', add);
-  child.stderr?.on('data', add);
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(async () => child.exitCode === null && (await fetch(`${url}${readyPath}`)).ok, 30_000, `${what} on ${url} (${out})`);
-  return {
-    child,
-    url,
-    output: () => out,
-    stop: async () => {
-      const code = await stopper(child)();
-      if (!at) rmSync(dir, { recursive: true, force: true });
-      return code;
-    },
-  };
-}
 
 /**
  * VictoriaMetrics single-node: Prometheus remote write at `/api/v1/write`, the Prometheus query
@@ -78,4 +45,18 @@ export function startVmalert(binary: string, datasource: string, ruleFiles: read
     ],
     '/health',
   );
+}
+
+/** A Prometheus-API answer (Prometheus or VictoriaMetrics). */
+export type ApiJson = { status: string; data: any; error?: string };
+
+/** GETs `base + path` and parses the answer; a body that is not JSON becomes an error answer naming the status. */
+export async function getApi(base: string, path: string): Promise<ApiJson> {
+  const res = await fetch(`${base}${path}`);
+  const text = await res.text();
+  try {
+    return JSON.parse(text) as ApiJson;
+  } catch {
+    return { status: 'error', data: undefined, error: `HTTP ${res.status}: ${text.slice(0, 300)}` };
+  }
 }

@@ -1,23 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { BuiltApp } from '../../src/app.js';
 import { testApp, valueOf } from '../helpers/app.js';
+import { postPush as post, sampledMetrics as metrics, settableClock } from '../helpers/push.js';
 
 const T0 = 1_700_000_000_000;
 const reporter = (rank = 0, pid = 4242) => ({ job: 'train', rank, pid, host: 'node-a' });
 const UUID = 'GPU-6f5b0e8d-1c2a-4e3b-9a7c-000000000003';
 
-async function post(b: BuiltApp, body: unknown) {
-  return b.app.inject({ method: 'POST', url: '/api/v1/push', payload: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } });
-}
-async function metrics(b: BuiltApp): Promise<string> {
-  await b.scheduler.sampleAll();
-  return (await b.app.inject({ url: '/metrics' })).body;
-}
-const clock = () => {
-  const c = { t: T0, now: () => c.t };
-  return c;
-};
+const clock = () => settableClock(T0);
 
 test('step durations become a per-rank histogram; FLOPs per sample a model FLOPs counter; devices with a UUID the rank-to-GPU info', async () => {
   const c = clock();

@@ -4,30 +4,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/config.js';
-import { buildApp, type BuiltApp } from '../../src/app.js';
+import { buildApp } from '../../src/app.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { testApp, valueOf } from '../helpers/app.js';
+import { postPush as post, sampledMetrics as metrics, settableClock } from '../helpers/push.js';
 
 const T0 = 1_700_000_000_000;
 const reporter = { job: 'train', rank: 0, pid: 4242, host: 'node-a' };
 const device = (index: number, reserved: number, allocated: number, extra: object = {}) => ({ index, uuid: `GPU-${index}0000000-0000-0000-0000-000000000000`, reserved_bytes: reserved, allocated_bytes: allocated, ...extra });
 const push = (extra: object = {}) => ({ version: 1, reporter, ...extra });
 
-async function post(b: BuiltApp, body: unknown, headers: Record<string, string> = {}) {
-  const payload = typeof body === 'string' ? body : JSON.stringify(body);
-  return b.app.inject({ method: 'POST', url: '/api/v1/push', payload, headers: { 'content-type': 'application/json', ...headers } });
-}
-
-async function metrics(b: BuiltApp): Promise<string> {
-  await b.scheduler.sampleAll();
-  return (await b.app.inject({ url: '/metrics' })).body;
-}
-
-const clock = () => {
-  const c = { t: T0, now: () => c.t };
-  return c;
-};
+const clock = () => settableClock(T0);
 
 test('an accepted push becomes allocator, fragmentation and training series', async () => {
   const c = clock();

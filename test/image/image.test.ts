@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { ROOT, freePort, has, waitFor } from '../helpers/procs.js';
 import { replayDockerfile, sh } from './dockerfile.js';
+import type { Result as BuildResult } from '../../scripts/image/build.js';
 
 /** The environment without the npm_* variables of an enclosing `npm test`. */
 const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
@@ -21,17 +22,6 @@ const isRoot = process.getuid?.() === 0;
 const canUnshare = isRoot && spawnSync('unshare', ['--mount', '--pid', '--fork', '--mount-proc', 'true']).status === 0;
 const needChroot = canUnshare ? {} : { skip: isRoot ? 'unshare --mount --pid is not permitted here: the image cannot be run under chroot' : 'running the image under chroot needs root' };
 const needOciTools = has('skopeo', ['--version']) && has('umoci', ['--version']) ? {} : { skip: 'skopeo or umoci missing: run scripts/setup-test-tools.sh (apt-get install skopeo umoci)' };
-
-interface BuildResult {
-  output: string;
-  size: number;
-  manifest: string;
-  config: string;
-  layers: string[];
-  diffIds: string[];
-  origins: Record<string, string>;
-  nodeVersion: string;
-}
 
 function build(args: string[], env: NodeJS.ProcessEnv = cleanEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
