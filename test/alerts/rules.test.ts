@@ -7,6 +7,7 @@ import { parse } from 'yaml';
 import { defaultRulesConfig } from '../../src/generate/rules/config.js';
 import { catalogEntry, isRecorded, PROMETHEUS_METRICS } from '../../src/generate/promql.js';
 import '../../src/generate/rules/recording.js';
+import { FLEET_REC } from '../../src/generate/rules/fleet.js';
 import { analyze, COUNTER_FUNCTIONS } from '../generate/promql-lint.js';
 import { ROOT, RULE_FILES, ruleEntries } from '../generate/queries.js';
 import { PROMETHEUS_VERSIONS } from '../helpers/go-tools.js';
@@ -47,6 +48,21 @@ test('every alert has both a firing and a silent promtool case', () => {
   assert.ok(alerts.length >= 20);
   assert.deepEqual(alerts.filter((a) => !firing.has(a)), [], 'alerts without a firing case');
   assert.deepEqual(alerts.filter((a) => !silent.has(a)), [], 'alerts without a silent case');
+});
+
+test('every recording rule of the fleet dashboards has promtool cases with and without a cluster label', () => {
+  const cases: Array<{ expr: string; labels: string[] }> = [];
+  for (const f of testFiles) {
+    const doc = parse(readFileSync(f, 'utf8')) as { tests: Array<{ promql_expr_test?: Array<{ expr: string; exp_samples?: Array<{ labels: string }> }> }> };
+    for (const t of doc.tests) for (const c of t.promql_expr_test ?? []) cases.push({ expr: c.expr, labels: (c.exp_samples ?? []).map((x) => x.labels) });
+  }
+  const missing: string[] = [];
+  for (const record of Object.values(FLEET_REC)) {
+    const samples = cases.filter((c) => c.expr === record).flatMap((c) => c.labels);
+    if (!samples.some((l) => l.includes('cluster="'))) missing.push(`${record}: no expected series with a cluster label`);
+    if (!samples.some((l) => !l.includes('cluster="'))) missing.push(`${record}: no expected series without a cluster label`);
+  }
+  assert.deepEqual(missing, []);
 });
 
 test('alerts follow the monitoring-mixin conventions and link to an existing runbook section', () => {

@@ -7,17 +7,19 @@ import { test } from 'node:test';
 import { stringify } from 'yaml';
 import { PROMETHEUS_VERSIONS } from '../helpers/go-tools.js';
 import { dashboardQueries, loadDashboard, substitute } from './queries.js';
+import { gpu, INPUT, T } from './pod-series.js';
 
 // The per-pod panels and allocation tables evaluated by promtool on a host where two GPUs
 // belong to one pod each (one busy, one idle), one GPU is shared by two pods (time-slicing)
-// and one GPU is free: what each pod is shown.
+// and one GPU is free: what each pod is shown. The fleet overview's panels read recording
+// rules instead: test/generate/fleet-panels.test.ts evaluates them on the same series.
 
 
 const POD_PANELS: Record<string, readonly string[]> = {
-  'GPU busy by pod': ['fleet-overview', 'node-detail'],
-  'GPU memory used by pod': ['fleet-overview', 'node-detail', 'memory'],
+  'GPU busy by pod': ['node-detail'],
+  'GPU memory used by pod': ['node-detail', 'memory'],
   'Fragmentation by pod': ['memory'],
-  'GPU memory by pod (processes)': ['fleet-overview', 'node-detail', 'memory'],
+  'GPU memory by pod (processes)': ['node-detail', 'memory'],
 };
 
 /** The one query of a panel, with "All" for job/instance/gpu and the given namespace/pod values. */
@@ -28,39 +30,6 @@ function panelExpr(dashboard: string, title: string, vars: { namespace?: string;
   e = substitute(e, '5m');
   return e;
 }
-
-const T = 'job="ds-exporter",instance="n1:9842"';
-const gpu = (i: number) => `gpu="${i}",uuid="GPU-${i}"`;
-const alloc = (i: number, ns: string, pod: string) => `ds_gpu_allocation_info{${T},${gpu(i)},namespace="${ns}",pod="${pod}",container="main"}`;
-const INPUT = [
-  // GPU 0: pod train-0 alone, busy 50%, 30 GB used, two processes.
-  { series: alloc(0, 'ml', 'train-0'), values: '1x20' },
-  { series: `ds_gpu_busy_seconds_total{${T},${gpu(0)}}`, values: '0+30x20' },
-  { series: `ds_gpu_memory_used_bytes{${T},${gpu(0)}}`, values: '30000000000x20' },
-  { series: `ds_gpu_memory_fragmentation_ratio{${T},${gpu(0)},pid="100",exported_job="trainer"}`, values: '0.25x20' },
-  { series: `ds_gpu_memory_fragmentation_ratio{${T},${gpu(0)},pid="101",exported_job="trainer"}`, values: '0.5x20' },
-  // GPU 1: shared by nb-a and nb-b, busy 25%, 10 GB used, one process.
-  { series: alloc(1, 'lab', 'nb-a'), values: '1x20' },
-  { series: alloc(1, 'lab', 'nb-b'), values: '1x20' },
-  { series: `ds_gpu_busy_seconds_total{${T},${gpu(1)}}`, values: '0+15x20' },
-  { series: `ds_gpu_memory_used_bytes{${T},${gpu(1)}}`, values: '10000000000x20' },
-  { series: `ds_gpu_memory_fragmentation_ratio{${T},${gpu(1)},pid="200",exported_job="notebook"}`, values: '0.75x20' },
-  // GPU 2: free, busy 75%, 5 GB used, one process.
-  { series: `ds_gpu_busy_seconds_total{${T},${gpu(2)}}`, values: '0+45x20' },
-  { series: `ds_gpu_memory_used_bytes{${T},${gpu(2)}}`, values: '5000000000x20' },
-  { series: `ds_gpu_memory_fragmentation_ratio{${T},${gpu(2)},pid="300",exported_job="other"}`, values: '0.1x20' },
-  // GPU 3: pod idle-nb alone, idle, 1 GB used.
-  { series: alloc(3, 'lab', 'idle-nb'), values: '1x20' },
-  { series: `ds_gpu_busy_seconds_total{${T},${gpu(3)}}`, values: '0x20' },
-  { series: `ds_gpu_memory_used_bytes{${T},${gpu(3)}}`, values: '1000000000x20' },
-  ...[0, 1, 2, 3].map((i) => ({ series: `ds_gpu_utilization_method{${T},${gpu(i)},method="samples"}`, values: '1x20' })),
-  // GPU processes with the pod their cgroup names (--kubelet.process-attribution): train-0's
-  // two processes, one process of each pod sharing GPU 1, and an unattributed one on GPU 2.
-  ...([[0, '100', 20e9, 'ml', 'train-0'], [0, '101', 8e9, 'ml', 'train-0'], [1, '200', 6e9, 'lab', 'nb-a'], [1, '201', 3e9, 'lab', 'nb-b'], [2, '300', 4e9, '', '']] as const).flatMap(([i, pid, bytes, ns, pod]) => [
-    { series: `ds_gpu_process_memory_used_bytes{${T},${gpu(i)},pid="${pid}"}`, values: `${bytes}x20` },
-    { series: `ds_gpu_process_info{${T},${gpu(i)},pid="${pid}",namespace="${ns}",pod="${pod}",container="main",pod_uid="${pod ? `uid-${pod}` : ''}",container_id=""}`, values: '1x20' },
-  ]),
-];
 
 const busyBy = (ns: string, pod: string, value: number) => ({ labels: `{namespace="${ns}",pod="${pod}"}`, value });
 const frag = (i: number, pid: string, job: string, pod: string, value: number) => ({
@@ -89,10 +58,8 @@ function cases(): Array<{ expr: string; eval_time: string; exp_samples: Array<{ 
     out.push({ expr: panelExpr(d, 'GPU memory by pod (processes)'), eval_time: '10m', exp_samples: [busyBy('ml', 'train-0', 28e9), busyBy('lab', 'nb-a', 6e9), busyBy('lab', 'nb-b', 3e9)] });
     out.push({ expr: panelExpr(d, 'GPU memory by pod (processes)', { pod: 'nb-b' }), eval_time: '10m', exp_samples: [busyBy('lab', 'nb-b', 3e9)] });
   }
-  // Allocation tables: one row per pod, a shared GPU once per pod.
+  // The node table: one row per pod, a shared GPU once per pod.
   const held = (i: number, ns: string, pod: string, value: number, extra = '') => ({ labels: `{${T},${gpu(i)},namespace="${ns}",pod="${pod}",container="main"${extra}}`, value });
-  out.push({ expr: panelExpr('fleet-overview', 'Allocated but idle GPUs', {}, 'table'), eval_time: '10m', exp_samples: [held(3, 'lab', 'idle-nb', 0)] });
-  out.push({ expr: panelExpr('fleet-overview', 'GPU allocation and utilization'), eval_time: '10m', exp_samples: [held(3, 'lab', 'idle-nb', 0), held(1, 'lab', 'nb-a', 0.25), held(1, 'lab', 'nb-b', 0.25), held(0, 'ml', 'train-0', 0.5)] });
   out.push({
     expr: panelExpr('node-detail', 'Utilization method and pod'), eval_time: '10m',
     exp_samples: [
@@ -138,7 +105,7 @@ for (const v of PROMETHEUS_VERSIONS) test(`per-pod panels give the same answers 
   // The fallback row of the node table (a GPU nobody holds) is the raw series; with the flag its
   // empty pod labels are no labels at all in Prometheus, so the expected rows stay the same.
   const wanted = cases().filter((c) => /busy_seconds|memory_used_bytes|utilization_method/.test(c.expr) && !/process_memory/.test(c.expr));
-  assert.ok(wanted.length >= 9, `expected the busy, memory and allocation table cases, found ${wanted.length}`);
+  assert.ok(wanted.length >= 7, `expected the busy, memory and allocation table cases, found ${wanted.length}`);
   const dir = mkdtempSync(join(tmpdir(), 'ds-pod-panels-enriched-'));
   try {
     const file = join(dir, 'pod-panels.test.yaml');

@@ -13,6 +13,8 @@ export interface SelectorUse {
   readonly range?: string;
   /** Function applied to the enclosing matrix selector (rate, increase, avg_over_time, ...). */
   readonly rangeFunction?: string;
+  /** The innermost topk/bottomk/limitk the selector is read through, if any: what bounds the series a query returns. */
+  readonly boundedBy?: string;
 }
 
 export interface Analysis {
@@ -60,7 +62,12 @@ export function analyze(exprWithVars: string): Analysis {
           rangeFunction = id ? text(id) : undefined;
         }
       }
-      selectors.push({ name: ident ? text(ident) : '', matchers, range, rangeFunction });
+      let boundedBy: string | undefined;
+      for (let up: SyntaxNode | null = node.parent; up && !boundedBy; up = up.parent) {
+        const op = up.name === 'AggregateExpr' ? childOf(up, 'AggregateOp') : null;
+        if (op && /^(topk|bottomk|limitk)$/.test(text(op))) boundedBy = text(op);
+      }
+      selectors.push({ name: ident ? text(ident) : '', matchers, range, rangeFunction, boundedBy });
     },
   });
   return { errors, selectors };

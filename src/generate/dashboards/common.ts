@@ -364,6 +364,7 @@ export function recordingRulesPanel(q: Q, reads: string): stat.PanelBuilder {
     title: 'Recording rules',
     description: `This dashboard reads recorded series (${reads} and others) that only exist where the recording rules are evaluated: ${RULES_NOTE}. Shows the share of exporters that have ${indicator}, recorded by the same file (100% when loaded); "not loaded" means the panels reading recorded series stay empty.`,
     unit: 'percentunit', min: 0, max: 1, thresholds: [[null, 'red'], [1, 'green']],
-    targets: [{ expr: `count(${q.s(indicator)}) / count(${q.s('ds_exporter_build_info')})` }],
+    // Instant: whether the rules are loaded now; the denominator is one raw series per exporter.
+    targets: [{ expr: `count(${q.s(indicator)}) / count(${q.s('ds_exporter_build_info')})`, instant: true }],
   }).noValue(`Not loaded: ${RULES_NOTE.split(' (')[0]}`);
 }

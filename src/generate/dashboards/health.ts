@@ -1,8 +1,15 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
+import { FLEET_REC } from '../rules/fleet.js';
 import { CLUSTER_REC } from '../rules/recording.js';
 import { dashboardShell, ONE_PER_GPU, queries, recordingRulesPanel, row, statPanel, tablePanel, timeSeries } from './common.js';
 
 const VERDICT_NOTE = 'Verdicts and their rules: docs/gpu-health.md.';
+
+/** Where a cluster-level error trend comes from, and what it cannot filter. */
+const CLUSTER_NOTE = (record: string) => `Cluster-level recording rule ${record} (one series per cluster and kind, whatever the number of GPUs; not filtered by instance, namespace or pod).`;
+
+/** Where a bounded "which GPUs" list comes from. */
+const BOUNDED = (record: string, what: string) => `Bounded: reads ${record}, recorded only for the ${what} with errors in the last 5 minutes (as many series as ${what} in trouble), through topk(10).`;
 
 /** Fleet health: GPUs by verdict, the GPUs needing action with node, pod and action, and each error class over time. */
 export function healthDashboard(): dashboard.Dashboard {
@@ -20,7 +27,7 @@ export function healthDashboard(): dashboard.Dashboard {
   return dashboardShell({
     uid: 'ds-exporter-fleet-health',
     title: 'ds-exporter / Fleet health',
-    description: 'Is each GPU still trustworthy, and what to do about the ones that are not: verdicts, the GPUs needing action with node, pod and action, and the trend of every error class. The verdict counts need the recording rules: alerts/ds-exporter-rules.yaml (the chart\'s PrometheusRule ships them); the "Recording rules" panel says whether they are loaded.',
+    description: 'Is each GPU still trustworthy, and what to do about the ones that are not: verdicts, the GPUs needing action with node, pod and action, and the trend of every error class. The verdict counts and the error trends read recorded series, so the dashboard stays cheap over thousands of GPUs (the tables of GPUs needing action read the verdict series of those GPUs only): they need the recording rules, alerts/ds-exporter-rules.yaml (the chart\'s PrometheusRule ships them); the "Recording rules" panel says whether they are loaded.',
     tags: ['fleet', 'health'],
     filters: ['namespace', 'pod'],
   })
@@ -54,18 +61,24 @@ export function healthDashboard(): dashboard.Dashboard {
       targets: [{ expr: health('verdict="degraded"'), format: 'table', instant: true }],
     }))
     .withRow(row('Error classes'))
-    .withPanel(timeSeries({ title: 'XIDs by catalog action', description: 'XID events per rate interval across the fleet, by the immediate action NVIDIA\'s XID catalog gives (restart_app: the application failed; reset_gpu, restart_bm: the GPU or node; unknown: not in the catalog).', unit: 'short', w: 8, stack: true, targets: [{ expr: `sum by (action) (increase(${s('ds_gpu_xid_errors_total')}[$__rate_interval]))`, legend: '{{action}}' }] }))
-    .withPanel(timeSeries({ title: 'NVLink errors/s by type', description: 'NVLink CRC, replay and recovery errors per second across the fleet; a steady rise on one GPU is a marginal link (DsGpuNvlinkErrorsRising).', unit: 'short', w: 8, stack: true, targets: [{ expr: `sum by (type) (rate(${s('ds_gpu_nvlink_errors_total')}[$__rate_interval]))`, legend: '{{type}}' }] }))
-    .withPanel(timeSeries({ title: 'NVLink errors/s, worst links', description: 'The ten links with the most NVLink errors per second (all types).', unit: 'short', w: 8, targets: [{ expr: `topk(10, sum by (instance, gpu, link) (rate(${s('ds_gpu_nvlink_errors_total')}[$__rate_interval])) > 0)`, legend: '{{instance}} GPU {{gpu}} link {{link}}' }] }))
-    .withPanel(timeSeries({ title: 'PCIe replays/s', description: 'PCIe replays per second of each GPU that has any: errors on the PCIe path (riser, slot).', unit: 'short', w: 8, targets: [{ expr: `sum by (instance, gpu) (rate(${s('ds_gpu_pcie_replays_total')}[$__rate_interval])) > 0`, legend: '{{instance}} GPU {{gpu}}' }] }))
-    .withPanel(timeSeries({ title: 'Uncorrectable ECC errors by host', description: 'Uncorrectable (volatile) ECC errors per rate interval of the GPUs of each host.', unit: 'short', w: 8, min: 0, targets: [{ expr: `sum by (instance) (increase(${s('ds_gpu_ecc_errors_total', 'type="uncorrected"')}[$__rate_interval]))`, legend: '{{instance}}' }] }))
-    .withPanel(timeSeries({ title: 'Lowest thermal margin by host', description: 'The smallest distance to the slowdown temperature of any GPU of each host; at 0 or below the GPU is slowed for heat.', unit: 'celsius', w: 8, targets: [{ expr: `min by (instance) (${s('ds_gpu_thermal_margin_celsius')})`, legend: '{{instance}}' }] }))
-    .withPanel(timeSeries({ title: 'Remapped rows by cause', description: 'Memory rows remapped over the GPUs\' life across the fleet, by cause; pending and failed remaps are in the verdict.', unit: 'short', w: 8, targets: [{ expr: `sum by (cause) (${s('ds_gpu_remapped_rows')})`, legend: '{{cause}}' }] }))
-    .withPanel(timeSeries({ title: 'Retired pages by cause', description: 'Memory pages retired over the GPUs\' life across the fleet, by cause (GPUs with row remapping report none).', unit: 'short', w: 8, targets: [{ expr: `sum by (cause) (${s('ds_gpu_retired_pages')})`, legend: '{{cause}}' }] }))
-    .withPanel(timeSeries({ title: 'Pending remaps and retirements', description: 'GPUs with a row remap pending (needs a GPU reset), a failed remap (RMA) or pages pending retirement (needs a reboot).', unit: 'short', w: 8, min: 0, targets: [
-      { expr: `sum(${s('ds_gpu_row_remap_pending')})`, legend: 'row remap pending' },
-      { expr: `sum(${s('ds_gpu_row_remap_failed')})`, legend: 'row remap failed' },
-      { expr: `sum(${s('ds_gpu_retired_pages_pending')})`, legend: 'pages pending retirement' },
+    .withPanel(timeSeries({ title: 'GPUs with XIDs by catalog action', description: `GPUs that reported at least one XID in the last 5 minutes, by the immediate action NVIDIA's XID catalog gives (restart_app: the application failed; reset_gpu, restart_bm: the GPU or node; unknown: not in the catalog); an XID series born at its first event counts too. ${CLUSTER_NOTE(FLEET_REC.xidGpus)} Which GPUs: the verdict tables above and the DsGpuXidCritical / DsGpuXidErrors alerts.`, unit: 'short', w: 8, stack: true, min: 0, targets: [{ expr: `sum by (action) (${s(FLEET_REC.xidGpus)})`, legend: '{{action}}' }] }))
+    .withPanel(timeSeries({ title: 'NVLink errors/s by type', description: `NVLink CRC, replay and recovery errors per second across the fleet over the last 5 minutes; a steady rise on one GPU is a marginal link (DsGpuNvlinkErrorsRising). ${CLUSTER_NOTE(FLEET_REC.nvlinkErrors)}`, unit: 'short', w: 8, stack: true, targets: [{ expr: `sum by (type) (${s(FLEET_REC.nvlinkErrors)})`, legend: '{{type}}' }] }))
+    .withPanel(timeSeries({ title: 'NVLink errors/s, worst links', description: `The ten links with the most NVLink errors per second (all types, over the last 5 minutes). ${BOUNDED(FLEET_REC.linkNvlinkErrors, 'links')}`, unit: 'short', w: 8, targets: [{ expr: `topk(10, ${s(FLEET_REC.linkNvlinkErrors)})`, legend: '{{instance}} GPU {{gpu}} link {{link}}' }] }))
+    .withPanel(timeSeries({ title: 'PCIe replays/s, fleet and worst GPUs', description: `PCIe replays per second over the last 5 minutes, across the fleet (${FLEET_REC.pcieReplays}) and of the ten GPUs with the most: errors on the PCIe path (riser, slot). ${BOUNDED(FLEET_REC.gpuPcieReplays, 'GPUs')}`, unit: 'short', w: 8, targets: [
+      { expr: `sum(${s(FLEET_REC.pcieReplays)})`, legend: 'fleet' },
+      { expr: `topk(10, ${s(FLEET_REC.gpuPcieReplays)})`, legend: '{{instance}} GPU {{gpu}}' },
+    ] }))
+    .withPanel(timeSeries({ title: 'ECC errors by type', description: `Corrected and uncorrected (volatile) ECC errors across the fleet in the last 5 minutes. ${CLUSTER_NOTE(FLEET_REC.eccErrors)} Which GPUs: an uncorrectable error makes the GPU degraded (reason ecc_uncorrected, in "Degraded GPUs") and fires DsGpuEccUncorrectable.`, unit: 'short', w: 8, min: 0, targets: [{ expr: `sum by (type) (${s(FLEET_REC.eccErrors)})`, legend: '{{type}}' }] }))
+    .withPanel(timeSeries({ title: 'Lowest thermal margin, fleet and hottest hosts', description: `The smallest distance to the slowdown temperature of any GPU in the fleet (${FLEET_REC.thermalMargin}) and of the ten hosts with the thinnest margin (bottomk over ${FLEET_REC.hostThermalMargin}, one series per host); at 0 or below the GPU is slowed for heat and its verdict is degraded (reason thermal_margin, in "Degraded GPUs").`, unit: 'celsius', w: 8, targets: [
+      { expr: `min(${s(FLEET_REC.thermalMargin)})`, legend: 'fleet' },
+      { expr: `bottomk(10, ${s(FLEET_REC.hostThermalMargin)})`, legend: '{{instance}}' },
+    ] }))
+    .withPanel(timeSeries({ title: 'Remapped rows by cause', description: `Memory rows remapped over the GPUs' life across the fleet, by cause; pending and failed remaps are in the verdict. ${CLUSTER_NOTE(FLEET_REC.remappedRows)}`, unit: 'short', w: 8, targets: [{ expr: `sum by (cause) (${s(FLEET_REC.remappedRows)})`, legend: '{{cause}}' }] }))
+    .withPanel(timeSeries({ title: 'Retired pages by cause', description: `Memory pages retired over the GPUs' life across the fleet, by cause (GPUs with row remapping report none). ${CLUSTER_NOTE(FLEET_REC.retiredPages)}`, unit: 'short', w: 8, targets: [{ expr: `sum by (cause) (${s(FLEET_REC.retiredPages)})`, legend: '{{cause}}' }] }))
+    .withPanel(timeSeries({ title: 'Pending remaps and retirements', description: `GPUs with a row remap pending (needs a GPU reset), a failed remap (RMA) or pages pending retirement (needs a reboot); each is action_required, listed in "GPUs needing action". Cluster-level recording rules (${FLEET_REC.remapPending}, ${FLEET_REC.remapFailed}, ${FLEET_REC.pagesPending}), not filtered by instance, namespace or pod.`, unit: 'short', w: 8, min: 0, targets: [
+      { expr: `sum(${s(FLEET_REC.remapPending)})`, legend: 'row remap pending' },
+      { expr: `sum(${s(FLEET_REC.remapFailed)})`, legend: 'row remap failed' },
+      { expr: `sum(${s(FLEET_REC.pagesPending)})`, legend: 'pages pending retirement' },
     ] }))
     .build();
 }

@@ -2,6 +2,7 @@ import { catalog } from '../../catalog/index.js';
 import { CLUSTER_LABEL, declareRecorded, selector, type Scope } from '../promql.js';
 import type { RulesConfig } from './config.js';
 import { efficiencyRecordingRules } from './efficiency.js';
+import { fleetRecordingRules } from './fleet.js';
 
 /** One recording rule . */
 export interface RecordingRule {
@@ -84,6 +85,7 @@ export function recordingRules(cfg: RulesConfig): RecordingRule[] {
     { record: REC.tokens, expr: `sum by (${BY}, phase) (rate(${m('ds_serving_tokens_total')}[${w}]))` },
     { record: REC.requests, expr: `sum by (${BY}, outcome) (rate(${m('ds_serving_requests_total')}[${w}]))` },
     ...clusterRules((metric) => m(metric)),
+    ...fleetRecordingRules(cfg),
     ...ttftSloRules(cfg),
     ...efficiencyRecordingRules(cfg),
   ];
