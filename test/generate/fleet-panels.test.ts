@@ -9,11 +9,11 @@ import { PROMETHEUS_VERSIONS } from '../helpers/go-tools.js';
 import { gpu, INPUT } from './pod-series.js';
 import { dashboardQueries, ROOT, substitute } from './queries.js';
 
-// The fleet overview's per-pod panels and allocation tables read recording rules: evaluated by
-// promtool with alerts/ds-exporter-rules.yaml loaded, on the host of the per-pod panel tests
-// (exclusive, shared, free and idle GPUs), they give the answers the raw-series panels of the
-// node dashboard give; with a cluster label (and the cluster variable set), and with the pod
-// copies --kubelet.enrich-labels makes.
+// The fleet overview's per-pod panels, allocation tables and utilization distribution read
+// recording rules: evaluated by promtool with alerts/ds-exporter-rules.yaml loaded, on the host
+// of the per-pod panel tests (exclusive, shared, free and idle GPUs), they give the answers the
+// raw-series panels of the node dashboard give; with a cluster label (and the cluster variable
+// set), and with the pod copies --kubelet.enrich-labels makes.
 
 const CLUSTER = 'gpu-west';
 
@@ -69,6 +69,9 @@ function cases(cluster?: string): Case[] {
     c('Busy vs SM and tensor activity by pod', [pod('ml', 'train-0', 0.5), pod('lab', 'nb-a', 0.25), pod('lab', 'nb-b', 0.25), pod('lab', 'idle-nb', 0)], {}, 'A'),
     c('Busy vs SM and tensor activity by pod', [pod('ml', 'train-0', 0.25), pod('lab', 'nb-a', 0.125), pod('lab', 'nb-b', 0.125), pod('lab', 'idle-nb', 0)], {}, 'B'),
     c('Busy vs SM and tensor activity by pod', [pod('ml', 'train-0', 0.125), pod('lab', 'nb-a', 0), pod('lab', 'nb-b', 0), pod('lab', 'idle-nb', 0)], {}, 'C'),
+    // The utilization distribution: GPUs at 0, 0.25, 0.5 and 0.75 busy, counted per cumulative bucket.
+    c('GPU utilization distribution', ([['0.05', 1], ['0.1', 1], ['0.2', 1], ['0.3', 2], ['0.4', 2], ['0.5', 3], ['0.6', 3], ['0.7', 3], ['0.8', 4], ['0.9', 4], ['1', 4], ['+Inf', 4]] as const)
+      .map(([le, value]) => ({ labels: `{le="${le}"}`, value }))),
     // Allocation tables: one row per pod, a shared GPU once per pod.
     c('Allocated but idle GPUs', [held(3, 'lab', 'idle-nb', 0)]),
     c('GPU allocation and utilization', [held(3, 'lab', 'idle-nb', 0), held(1, 'lab', 'nb-a', 0.25), held(1, 'lab', 'nb-b', 0.25), held(0, 'ml', 'train-0', 0.5)]),
