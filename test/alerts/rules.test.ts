@@ -9,7 +9,7 @@ import { catalogEntry, isRecorded, PROMETHEUS_METRICS } from '../../src/generate
 import '../../src/generate/rules/recording.js';
 import { FLEET_REC } from '../../src/generate/rules/fleet.js';
 import { analyze, COUNTER_FUNCTIONS } from '../generate/promql-lint.js';
-import { ROOT, RULE_FILES, ruleEntries } from '../generate/queries.js';
+import { dashboardQueries, ROOT, RULE_FILES, ruleEntries } from '../generate/queries.js';
 import { PROMETHEUS_VERSIONS } from '../helpers/go-tools.js';
 import { has } from '../helpers/procs.js';
 
@@ -50,14 +50,17 @@ test('every alert has both a firing and a silent promtool case', () => {
   assert.deepEqual(alerts.filter((a) => !silent.has(a)), [], 'alerts without a silent case');
 });
 
-test('every recording rule of the fleet dashboards has promtool cases with and without a cluster label', () => {
+test('every recording rule the fleet dashboards read has promtool cases with and without a cluster label', () => {
   const cases: Array<{ expr: string; labels: string[] }> = [];
   for (const f of testFiles) {
     const doc = parse(readFileSync(f, 'utf8')) as { tests: Array<{ promql_expr_test?: Array<{ expr: string; exp_samples?: Array<{ labels: string }> }> }> };
     for (const t of doc.tests) for (const c of t.promql_expr_test ?? []) cases.push({ expr: c.expr, labels: (c.exp_samples ?? []).map((x) => x.labels) });
   }
   const missing: string[] = [];
-  for (const record of Object.values(FLEET_REC)) {
+  const fleetReads = dashboardQueries().filter((q) => q.dashboard.startsWith('fleet-')).flatMap((q) => analyze(q.expr).selectors.map((x) => x.name)).filter(isRecorded);
+  const wanted = new Set([...Object.values(FLEET_REC), ...fleetReads]);
+  assert.ok(wanted.size > 35, `${wanted.size} recorded series`);
+  for (const record of wanted) {
     const samples = cases.filter((c) => c.expr === record).flatMap((c) => c.labels);
     if (!samples.some((l) => l.includes('cluster="'))) missing.push(`${record}: no expected series with a cluster label`);
     if (!samples.some((l) => !l.includes('cluster="'))) missing.push(`${record}: no expected series without a cluster label`);
