@@ -73,8 +73,8 @@ export interface SimGpu {
   xid: Map<number, number>;
   /** Health signals; changed only by injected faults (--simulate.fault). */
   readonly health: SimGpuHealth;
-  /** Profiling (GPM-like) integrals since the start: seconds active per key, bytes for PCIe (keys of PROFILING_SERIES). */
-  profiling: Record<string, number>;
+  /** Profiling (GPM-like) integrals since the start, by SIM_PROFILE_KEYS index: seconds active, bytes for PCIe. */
+  readonly profiling: Float64Array;
   /** Allocator of the serving process on this GPU. */
   allocReserved: number;
   allocAllocated: number;
@@ -156,9 +156,9 @@ export const SIM_FLOPS_PER_SAMPLE = 3.2e12;
 export const THROTTLE_REASONS = ['gpu_idle', 'sw_power_cap', 'hw_slowdown', 'sw_thermal_slowdown', 'hw_thermal_slowdown', 'hw_power_brake_slowdown', 'sync_boost', 'applications_clocks_setting'] as const;
 
 const STEP_S = 0.1;
-/** The profiling integrals of a simulated GPU, in the order they are first written. */
-const PROFILE_KEYS = ['graphics', 'sm', 'sm_occupancy', 'tensor_any', 'tensor_hmma', 'tensor_imma', 'tensor_dfma', 'tensor_dmma', 'pipe_fp16', 'pipe_fp32', 'pipe_fp64', 'pipe_integer', 'dram', 'pcie_tx', 'pcie_rx', 'nvdec', 'nvjpg', 'nvofa'] as const;
-const PROFILE_RATES = new Float64Array(PROFILE_KEYS.length);
+/** The profiling integrals of a simulated GPU (keys of PROFILING_SERIES), in exposition order. */
+export const SIM_PROFILE_KEYS = ['graphics', 'sm', 'sm_occupancy', 'tensor_any', 'tensor_hmma', 'tensor_imma', 'tensor_dfma', 'tensor_dmma', 'pipe_fp16', 'pipe_fp32', 'pipe_fp64', 'pipe_integer', 'dram', 'pcie_tx', 'pcie_rx', 'nvdec', 'nvjpg', 'nvofa'] as const;
+const PROFILE_RATES = new Float64Array(SIM_PROFILE_KEYS.length);
 const GIB = 1024 ** 3;
 const H100_MEM = 81559 * 1024 * 1024;
 
@@ -230,7 +230,7 @@ export class SimHost {
           nvlinkErrors: { crc: new Array(SIM_NVLINK_LINKS).fill(0), replay: new Array(SIM_NVLINK_LINKS).fill(0), recovery: new Array(SIM_NVLINK_LINKS).fill(0) },
           pcieReplays: 0, retiredPagesSingleBit: 0, retiredPagesDoubleBit: 0, retiredPagesPending: false, hot: false, nvlinkRising: false, pcieRising: false,
         },
-        profiling: {},
+        profiling: new Float64Array(SIM_PROFILE_KEYS.length),
         allocReserved: 0, allocAllocated: 0, allocInactiveSplit: 0, allocLargestFree: 0, allocRetries: 0, allocOoms: 0,
         pid: 4100 + i,
         // The last GPUs of a node are allocated to a notebook that forgot them: idle but allocated.
@@ -304,8 +304,8 @@ export class SimHost {
     const smFrac = 0.575 + 0.225 * smoothNoise(this.opts.seed, 700 + g.index, t / 30);
     const sm = u * smFrac;
     const tensor = sm * (0.65 + 0.1 * smoothNoise(this.opts.seed, 800 + g.index, t / 20));
-    // Rates in PROFILE_KEYS order (an H100's media engines, last, are present and idle under LLM
-    // serving); one scratch array, no object per GPU and step.
+    // Rates in SIM_PROFILE_KEYS order (an H100's media engines, last, are present and idle under
+    // LLM serving); one scratch array, no object per GPU and step.
     const r = PROFILE_RATES;
     r[0] = u; r[1] = sm; r[2] = sm * 0.6;
     r[3] = tensor; r[4] = tensor * 0.96; r[5] = tensor * 0.04; r[6] = 0; r[7] = 0;
@@ -314,7 +314,7 @@ export class SimHost {
     r[13] = g.pcieTxBytesPerSecond; r[14] = g.pcieRxBytesPerSecond;
     r[15] = 0; r[16] = 0; r[17] = 0;
     const p = g.profiling;
-    for (let i = 0; i < PROFILE_KEYS.length; i++) p[PROFILE_KEYS[i]] = (p[PROFILE_KEYS[i]] ?? 0) + r[i] * dt;
+    for (let i = 0; i < p.length; i++) p[i] += r[i] * dt;
   }
 
   private step(t: number): void {

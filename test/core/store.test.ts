@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { gunzipSync } from 'node:zlib';
 import { test } from 'node:test';
 import { SampleStore } from '../../src/core/store.js';
+import { EVENT_LOOP_RESOLUTION_MS } from '../../src/core/runtime-metrics.js';
 import { snapshotOf } from '../../src/http/snapshot.js';
 
 const id = { gpu: '0', uuid: 'GPU-0' };
@@ -207,16 +208,17 @@ test('event-loop delay is reported beyond the schedule, and a stall shows', asyn
   const s = new SampleStore({ processMetrics: true });
   const read = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec((await s.render('text')).body.toString())![1]);
   await s.render('text');
-  await new Promise((r) => setTimeout(r, 1200));
-  // An idle loop: well under the 200 ms sampling interval that node's monitor includes in each reading.
+  await new Promise((r) => setTimeout(r, 2 * EVENT_LOOP_RESOLUTION_MS + 200));
+  // An idle loop: well under the sampling interval that node's monitor includes in each reading.
   assert.ok((await read('nodejs_eventloop_lag_p99_seconds')) < 0.1, 'idle p99 is not the sampling interval');
-  await new Promise((r) => setTimeout(r, 300));
-  const until = Date.now() + 450;
+  // Reading starts a new window, whose first sample only sets its start.
+  await new Promise((r) => setTimeout(r, EVENT_LOOP_RESOLUTION_MS + 200));
+  const until = Date.now() + EVENT_LOOP_RESOLUTION_MS + 600;
   while (Date.now() < until) {
-    // a stall longer than two sampling intervals
+    // a stall longer than the sampling interval: it holds up at least one sample by 600 ms
   }
-  await new Promise((r) => setTimeout(r, 500));
-  assert.ok((await read('nodejs_eventloop_lag_max_seconds')) > 0.15, 'the 450 ms stall is in the window');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok((await read('nodejs_eventloop_lag_max_seconds')) > 0.5, 'the stall is in the window');
 });
 
 test('GC durations are counted by kind in both formats', async () => {

@@ -1,16 +1,19 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SimHost } from '../../src/sim/host.js';
+import { SIM_PROFILE_KEYS, SimHost, type SimGpu } from '../../src/sim/host.js';
 import { simulatedGpuSource } from '../../src/collectors/gpu/simulated.js';
 import { testApp, valueOf } from '../helpers/app.js';
 
+/** A simulated GPU's profiling integrals by key. */
+const integrals = (g: SimGpu): Record<string, number> => Object.fromEntries(SIM_PROFILE_KEYS.map((k, i) => [k, g.profiling[i]]));
+
 test('simulated profiling stays consistent with busy time: SM activity within busy, tensor within SM, over every step', () => {
   const host = new SimHost({ gpus: 8, seed: 7, peers: 0, startMs: 0 });
-  let prev = host.gpus.map((g) => ({ busy: g.busySeconds, ...g.profiling }));
+  let prev = host.gpus.map((g) => ({ busy: g.busySeconds, ...integrals(g) }));
   for (let s = 1; s <= 600; s++) {
     host.advanceTo(s * 1000);
     host.gpus.forEach((g, i) => {
-      const p = g.profiling;
+      const p = integrals(g);
       const d = (k: string) => (p[k] ?? 0) - ((prev[i] as Record<string, number>)[k] ?? 0);
       const busy = g.busySeconds - prev[i].busy;
       assert.ok(d('sm') <= busy + 1e-9, `GPU ${i} step ${s}: SM ${d('sm')} > busy ${busy}`);
@@ -20,11 +23,12 @@ test('simulated profiling stays consistent with busy time: SM activity within bu
       assert.ok(d('graphics') <= busy + 1e-9);
       for (const k of Object.keys(p)) assert.ok(d(k) >= 0, `${k} never decreases`);
     });
-    prev = host.gpus.map((g) => ({ busy: g.busySeconds, ...g.profiling }));
+    prev = host.gpus.map((g) => ({ busy: g.busySeconds, ...integrals(g) }));
   }
   // A serving GPU does real work: its SMs are active, though below its duty cycle.
   const g0 = host.gpus[0];
-  assert.ok(g0.profiling.sm > 0.2 * g0.busySeconds && g0.profiling.sm < g0.busySeconds, `SM ${g0.profiling.sm} vs busy ${g0.busySeconds}`);
+  const sm = integrals(g0).sm;
+  assert.ok(sm > 0.2 * g0.busySeconds && sm < g0.busySeconds, `SM ${sm} vs busy ${g0.busySeconds}`);
 });
 
 test('the simulated source reports profiling like NVML: per GPU, and per GPU instance only on its MIG GPU', async () => {

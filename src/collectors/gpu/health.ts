@@ -140,29 +140,79 @@ export function healthVerdict(i: VerdictInput): HealthVerdict {
 export class CounterFollower {
   private last?: number;
   private offset = 0;
-  /** Feeds the driver's value; returns the continued total, whether it rose, and whether it went backwards. */
-  update(raw: number): { total: number; rose: boolean; reset: boolean } {
+  /** Whether the last value fed rose above the one before, and whether it went backwards. */
+  rose = false;
+  reset = false;
+  /** Feeds the driver's value; returns the continued total (`rose` and `reset` tell what happened). Allocates nothing. */
+  feed(raw: number): number {
     const prev = this.last;
     this.last = raw;
-    if (prev === undefined) return { total: raw, rose: false, reset: false };
+    if (prev === undefined) {
+      this.rose = this.reset = false;
+      return raw;
+    }
     if (raw < prev) {
       this.offset += prev;
-      return { total: this.offset + raw, rose: raw > 0, reset: true };
+      this.rose = raw > 0;
+      this.reset = true;
+    } else {
+      this.rose = raw > prev;
+      this.reset = false;
     }
-    return { total: this.offset + raw, rose: raw > prev, reset: false };
+    return this.offset + raw;
+  }
+  /** Feeds the driver's value; returns the continued total, whether it rose, and whether it went backwards. */
+  update(raw: number): { total: number; rose: boolean; reset: boolean } {
+    const total = this.feed(raw);
+    return { total, rose: this.rose, reset: this.reset };
   }
 }
 
-interface GpuHealthState {
-  readonly nvlink: Map<string, CounterFollower>;
-  readonly pcie: CounterFollower;
-  readonly ecc: CounterFollower;
+const NVLINK_TYPES: readonly NvlinkErrorType[] = ['crc', 'replay', 'recovery'];
+const NVLINK_TYPE_INDEX: Readonly<Record<NvlinkErrorType, number>> = { crc: 0, replay: 1, recovery: 2 };
+/** Links per GPU the tracker follows (NVML's NVML_NVLINK_MAX_LINKS is 18; room for more). */
+const NVLINK_SLOT_LINKS = 64;
+
+type L = Readonly<Record<string, string>>;
+
+/**
+ * One GPU's history and its label objects, made once: per sample, an unchanged GPU costs
+ * no allocation (the store recognises an unchanged series by its label object).
+ */
+class GpuHealthState {
+  readonly plain: L;
+  /** NVLink counters and labels by slot (link × 3 + type). */
+  readonly nvlink: Array<CounterFollower | undefined> = [];
+  readonly nvlinkLabels: Array<L | undefined> = [];
+  readonly pcie = new CounterFollower();
+  readonly ecc = new CounterFollower();
   nvlinkRoseAt?: number;
   pcieRoseAt?: number;
   eccRoseAt?: number;
-  /** XID code -> last count seen and when it last rose. */
-  readonly xids: Map<number, { count: number; roseAt?: number }>;
-  readonly labels: Map<string, Record<string, string>>;
+  /** XID code -> last count seen, when it last rose, and its labels. */
+  readonly xids = new Map<number, { count: number; roseAt?: number; readonly labels: L }>();
+  readonly recovery = new Map<string, L>();
+  readonly verdicts = new Map<string, L>();
+  readonly rowsCorrectable: L;
+  readonly rowsUncorrectable: L;
+  readonly pagesSingle: L;
+  readonly pagesDouble: L;
+  constructor(readonly gpu: string, readonly uuid: string) {
+    this.plain = { gpu, uuid };
+    this.rowsCorrectable = { gpu, uuid, cause: 'correctable' };
+    this.rowsUncorrectable = { gpu, uuid, cause: 'uncorrectable' };
+    this.pagesSingle = { gpu, uuid, cause: 'single_bit_ecc' };
+    this.pagesDouble = { gpu, uuid, cause: 'double_bit_ecc' };
+  }
+  /** `extra` added to the GPU's labels, cached in `m` by `key` (bounded). */
+  labels(m: Map<string, L>, key: string, extra: () => Record<string, string>): L {
+    let l = m.get(key);
+    if (!l) {
+      if (m.size >= 256) m.clear();
+      m.set(key, (l = { gpu: this.gpu, uuid: this.uuid, ...extra() }));
+    }
+    return l;
+  }
 }
 
 /**
@@ -179,75 +229,86 @@ export class HealthTracker {
   /** Writes the XID counters, the verdict and (for a GPU that answered) every health signal. */
   write(batch: Batch, id: { gpu: string; uuid: string }, r: GpuReading): void {
     let st = this.gpus.get(id.uuid);
-    if (!st) {
+    if (!st || st.gpu !== id.gpu) {
       if (this.gpus.size >= 1024) this.gpus.clear();
-      this.gpus.set(id.uuid, (st = { nvlink: new Map(), pcie: new CounterFollower(), ecc: new CounterFollower(), xids: new Map(), labels: new Map() }));
+      this.gpus.set(id.uuid, (st = new GpuHealthState(id.gpu, id.uuid)));
     }
     const now = this.now();
-    const L = (key: string, extra: Record<string, string>) => {
-      let l = st!.labels.get(key);
-      if (!l) {
-        if (st!.labels.size >= 4096) st!.labels.clear();
-        st!.labels.set(key, (l = { gpu: id.gpu, uuid: id.uuid, ...extra }));
+    let recentXids: number[] | undefined;
+    if (r.xidCounts) {
+      for (const [xid, n] of r.xidCounts) {
+        let seen = st.xids.get(xid);
+        if (!seen) {
+          if (st.xids.size >= 4096) st.xids.clear();
+          const action = xidAction(xid);
+          st.xids.set(xid, (seen = { count: n, roseAt: n > 0 ? now : undefined, labels: { gpu: id.gpu, uuid: id.uuid, xid: String(xid), action } }));
+          if (action === 'unknown' && n > 0) this.once(`${id.uuid}:xid:${xid}`, 'XID not in the catalog; counted with action "unknown"', { gpu: id.gpu, uuid: id.uuid, xid });
+        } else {
+          if (n > seen.count) {
+            seen.roseAt = now;
+            if (seen.labels.action === 'unknown') this.once(`${id.uuid}:xid:${xid}`, 'XID not in the catalog; counted with action "unknown"', { gpu: id.gpu, uuid: id.uuid, xid });
+          }
+          seen.count = n;
+        }
+        batch.counter('ds_gpu_xid_errors_total', seen.labels, n);
       }
-      return l;
-    };
-    for (const [xid, n] of r.xidCounts ?? []) {
-      const action = xidAction(xid);
-      batch.counter('ds_gpu_xid_errors_total', L(`xid\u0000${xid}`, { xid: String(xid), action }), n);
-      const seen = st.xids.get(xid);
-      if (!seen) st.xids.set(xid, { count: n, roseAt: n > 0 ? now : undefined });
-      else if (n > seen.count) {
-        seen.count = n;
-        seen.roseAt = now;
-      } else seen.count = n;
-      if (action === 'unknown' && n > 0) this.once(`${id.uuid}:xid:${xid}`, 'XID not in the catalog; counted with action "unknown"', { gpu: id.gpu, uuid: id.uuid, xid });
     }
+    for (const [xid, x] of st.xids) if (x.roseAt !== undefined && now - x.roseAt <= this.holdMs) (recentXids ??= []).push(xid);
     const recent = (at: number | undefined) => at !== undefined && now - at <= this.holdMs;
     const h = r.up ? r.health : undefined;
-    if (h) this.writeSignals(batch, id, h, st, now, L);
+    if (h) this.writeSignals(batch, h, st, now);
     if (r.up && r.eccUncorrected !== undefined) {
-      const e = st.ecc.update(r.eccUncorrected);
-      if (e.rose) st.eccRoseAt = now;
+      st.ecc.feed(r.eccUncorrected);
+      if (st.ecc.rose) st.eccRoseAt = now;
     }
     if (h?.recoveryAction === 'unknown') this.once(`${id.uuid}:recovery`, 'the driver reports a recovery action this exporter does not know; treating it as action required', { gpu: id.gpu, uuid: id.uuid, value: String(h.recoveryActionRaw ?? '') });
     const v = healthVerdict({
       up: r.up,
       health: h,
       throttleReasons: r.throttleReasons,
-      recentXids: [...st.xids].filter(([, x]) => recent(x.roseAt)).map(([xid]) => xid),
+      recentXids,
       nvlinkErrorsRose: recent(st.nvlinkRoseAt),
       pcieReplaysRose: recent(st.pcieRoseAt),
       eccUncorrectedRose: recent(st.eccRoseAt),
     });
-    batch.gauge('ds_gpu_health', L(`v\u0000${v.verdict}\u0000${v.action}\u0000${v.reason}`, { verdict: v.verdict, action: v.action, reason: v.reason }), 1);
+    batch.gauge('ds_gpu_health', st.labels(st.verdicts, `${v.verdict}\u0000${v.action}\u0000${v.reason}`, () => ({ verdict: v.verdict, action: v.action, reason: v.reason })), 1);
   }
 
-  private writeSignals(batch: Batch, id: { gpu: string; uuid: string }, h: GpuHealthReading, st: GpuHealthState, now: number, L: (key: string, extra: Record<string, string>) => Record<string, string>): void {
-    const plain = L('', {});
-    if (h.recoveryAction !== undefined) batch.gauge('ds_gpu_recovery_action', L(`ra\u0000${h.recoveryAction}`, { action: h.recoveryAction }), 1);
+  private writeSignals(batch: Batch, h: GpuHealthReading, st: GpuHealthState, now: number): void {
+    const plain = st.plain;
+    const ra = h.recoveryAction;
+    if (ra !== undefined) batch.gauge('ds_gpu_recovery_action', st.labels(st.recovery, ra, () => ({ action: ra })), 1);
     if (h.rowRemapPending !== undefined) batch.gauge('ds_gpu_row_remap_pending', plain, h.rowRemapPending ? 1 : 0);
     if (h.rowRemapFailed !== undefined) batch.gauge('ds_gpu_row_remap_failed', plain, h.rowRemapFailed ? 1 : 0);
-    if (h.remappedRowsCorrectable !== undefined) batch.gauge('ds_gpu_remapped_rows', L('rr\u0000c', { cause: 'correctable' }), h.remappedRowsCorrectable);
-    if (h.remappedRowsUncorrectable !== undefined) batch.gauge('ds_gpu_remapped_rows', L('rr\u0000u', { cause: 'uncorrectable' }), h.remappedRowsUncorrectable);
-    if (h.retiredPagesSingleBit !== undefined) batch.gauge('ds_gpu_retired_pages', L('rp\u0000s', { cause: 'single_bit_ecc' }), h.retiredPagesSingleBit);
-    if (h.retiredPagesDoubleBit !== undefined) batch.gauge('ds_gpu_retired_pages', L('rp\u0000d', { cause: 'double_bit_ecc' }), h.retiredPagesDoubleBit);
+    if (h.remappedRowsCorrectable !== undefined) batch.gauge('ds_gpu_remapped_rows', st.rowsCorrectable, h.remappedRowsCorrectable);
+    if (h.remappedRowsUncorrectable !== undefined) batch.gauge('ds_gpu_remapped_rows', st.rowsUncorrectable, h.remappedRowsUncorrectable);
+    if (h.retiredPagesSingleBit !== undefined) batch.gauge('ds_gpu_retired_pages', st.pagesSingle, h.retiredPagesSingleBit);
+    if (h.retiredPagesDoubleBit !== undefined) batch.gauge('ds_gpu_retired_pages', st.pagesDouble, h.retiredPagesDoubleBit);
     if (h.retiredPagesPending !== undefined) batch.gauge('ds_gpu_retired_pages_pending', plain, h.retiredPagesPending ? 1 : 0);
     if (h.thermalMarginCelsius !== undefined) batch.gauge('ds_gpu_thermal_margin_celsius', plain, h.thermalMarginCelsius);
-    for (const e of h.nvlinkErrors ?? []) {
-      const key = `${e.link}\u0000${e.type}`;
-      let f = st.nvlink.get(key);
-      if (!f) st.nvlink.set(key, (f = new CounterFollower()));
-      const u = f.update(e.value);
-      if (u.reset) this.once(`${id.uuid}:nvlink`, 'an NVLink error counter went backwards (driver reloaded?); its total continues from the new value', { gpu: id.gpu, uuid: id.uuid, link: e.link, type: e.type });
-      if (u.rose) st.nvlinkRoseAt = now;
-      batch.counter('ds_gpu_nvlink_errors_total', L(`nl\u0000${key}`, { link: String(e.link), type: e.type }), u.total);
+    const nv = h.nvlinkErrors;
+    if (nv) {
+      for (let i = 0; i < nv.length; i++) {
+        const e = nv[i];
+        const t = NVLINK_TYPE_INDEX[e.type];
+        if (t === undefined || !(e.link >= 0 && e.link < NVLINK_SLOT_LINKS && Number.isInteger(e.link))) continue;
+        const slot = e.link * NVLINK_TYPES.length + t;
+        let f = st.nvlink[slot];
+        if (!f) {
+          st.nvlink[slot] = f = new CounterFollower();
+          st.nvlinkLabels[slot] = { gpu: st.gpu, uuid: st.uuid, link: String(e.link), type: e.type };
+        }
+        const total = f.feed(e.value);
+        if (f.reset) this.once(`${st.uuid}:nvlink`, 'an NVLink error counter went backwards (driver reloaded?); its total continues from the new value', { gpu: st.gpu, uuid: st.uuid, link: e.link, type: e.type });
+        if (f.rose) st.nvlinkRoseAt = now;
+        batch.counter('ds_gpu_nvlink_errors_total', st.nvlinkLabels[slot]!, total);
+      }
     }
     if (h.pcieReplays !== undefined) {
-      const u = st.pcie.update(h.pcieReplays);
-      if (u.reset) this.once(`${id.uuid}:pcie`, 'the PCIe replay counter went backwards (driver reloaded?); its total continues from the new value', { gpu: id.gpu, uuid: id.uuid });
-      if (u.rose) st.pcieRoseAt = now;
-      batch.counter('ds_gpu_pcie_replays_total', plain, u.total);
+      const total = st.pcie.feed(h.pcieReplays);
+      if (st.pcie.reset) this.once(`${st.uuid}:pcie`, 'the PCIe replay counter went backwards (driver reloaded?); its total continues from the new value', { gpu: st.gpu, uuid: st.uuid });
+      if (st.pcie.rose) st.pcieRoseAt = now;
+      batch.counter('ds_gpu_pcie_replays_total', plain, total);
     }
   }
 

@@ -1,42 +1,88 @@
-import { SIM_SLOWDOWN_CELSIUS, type SimHost } from '../../sim/host.js';
+import { SIM_PROFILE_KEYS, SIM_SLOWDOWN_CELSIUS, type SimGpu, type SimHost } from '../../sim/host.js';
+import type { NvlinkErrorCount } from './health.js';
 import type { ProfilingDelta } from './profiling.js';
-import type { GpuReading, GpuSource } from './source.js';
+import type { GpuDevice, GpuReading, GpuSource } from './source.js';
 
-/** The difference of two profiling integrals (a missing key counts from zero). */
-function profilingDelta(now: Readonly<Record<string, number>>, before: Readonly<Record<string, number>> | undefined): Record<string, number> {
+/** Profiling keys a MIG instance does not measure (PCIe and the media engines are the whole GPU's). */
+const NOT_PER_MIG = new Set(['pcie_tx', 'pcie_rx', 'nvdec', 'nvjpg', 'nvofa']);
+
+/** The difference of two profiling integrals (by SIM_PROFILE_KEYS index); `share` of it for a MIG instance. */
+function profilingDelta(now: Float64Array, before: Float64Array, share?: number): ProfilingDelta {
   const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(now)) out[k] = Math.max(0, v - (before?.[k] ?? v));
+  for (let i = 0; i < SIM_PROFILE_KEYS.length; i++) {
+    const k = SIM_PROFILE_KEYS[i];
+    if (share === undefined) out[k] = Math.max(0, now[i] - before[i]);
+    else if (!NOT_PER_MIG.has(k)) out[k] = Math.max(0, now[i] - before[i]) * share;
+  }
   return out;
 }
 
-/** Splits a GPU's activity over its MIG instances (each instance a share of its SMs), for the simulated MIG GPU. */
-function splitMig(d: ProfilingDelta, share: number): ProfilingDelta {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(d)) if (v !== undefined && !k.startsWith('pcie_') && !/^nv(dec|jpg|ofa)$/.test(k)) out[k] = v * share;
-  return out;
+/**
+ * What the source keeps per simulated GPU between reads: the integrals of the last read, and
+ * the parts of a reading that rarely change (device, NVLink error counts, XID counts), made
+ * again only when they changed, so an unchanged GPU allocates little per read.
+ */
+interface SimGpuState {
+  lastBusy: number;
+  lastMemBusy: number;
+  readonly lastProfiling: Float64Array;
+  readonly device: GpuDevice;
+  nvlink: NvlinkErrorCount[];
+  xid: ReadonlyMap<number, number>;
+}
+
+function sameNvlink(list: readonly NvlinkErrorCount[], e: SimGpu['health']['nvlinkErrors']): boolean {
+  if (list.length !== 3 * e.crc.length) return false;
+  for (let link = 0, i = 0; link < e.crc.length; link++, i += 3) {
+    if (list[i].value !== e.crc[link] || list[i + 1].value !== e.replay[link] || list[i + 2].value !== e.recovery[link]) return false;
+  }
+  return true;
+}
+
+function sameXids(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
 }
 
 /** The GPUs of a simulated host, read like a real source. */
 export function simulatedGpuSource(host: SimHost, now: () => number): GpuSource {
-  const lastBusy = new Map<number, number>();
-  const lastMemBusy = new Map<number, number>();
-  const lastProfiling = new Map<number, Record<string, number>>();
+  const state = new Map<number, SimGpuState>();
   const mig = (index: number) => host.gpus.length > 1 && index === host.gpus.length - 1;
   return {
     kind: 'simulated',
     async read(): Promise<GpuReading[]> {
       host.advanceTo(now());
       return host.gpus.map((g) => {
-        const prev = lastBusy.get(g.index) ?? g.busySeconds;
-        lastBusy.set(g.index, g.busySeconds);
-        const prevMem = lastMemBusy.get(g.index) ?? g.memoryBusySeconds;
-        lastMemBusy.set(g.index, g.memoryBusySeconds);
-        const device = { index: g.index, uuid: g.uuid, name: g.name, pciBusId: g.pciBusId, driverVersion: '590.48.01', migMode: mig(g.index) ? 'Enabled' : 'Disabled' };
+        let st = state.get(g.index);
+        if (!st) {
+          state.set(g.index, (st = {
+            lastBusy: g.busySeconds, lastMemBusy: g.memoryBusySeconds, lastProfiling: Float64Array.from(g.profiling),
+            device: { index: g.index, uuid: g.uuid, name: g.name, pciBusId: g.pciBusId, driverVersion: '590.48.01', migMode: mig(g.index) ? 'Enabled' : 'Disabled' },
+            nvlink: [], xid: new Map(),
+          }));
+        }
+        const prev = st.lastBusy;
+        st.lastBusy = g.busySeconds;
+        const prevMem = st.lastMemBusy;
+        st.lastMemBusy = g.memoryBusySeconds;
+        const device = st.device;
+        // Readings are the caller's: a changed list is a new one, an unchanged one is shared.
+        if (!sameXids(st.xid, g.xid)) st.xid = new Map(g.xid);
+        const xidCounts = st.xid;
         const h = g.health;
         // A GPU that fell off the bus answers nothing; the XIDs counted before stay.
-        if (h.lost) return { device, up: false, xidCounts: new Map(g.xid) };
-        const profiling = profilingDelta(g.profiling, lastProfiling.get(g.index));
-        lastProfiling.set(g.index, { ...g.profiling });
+        if (h.lost) return { device, up: false, xidCounts };
+        const profiling = profilingDelta(g.profiling, st.lastProfiling);
+        const migProfiling = mig(g.index) ? profilingDelta(g.profiling, st.lastProfiling, 1) : undefined;
+        st.lastProfiling.set(g.profiling);
+        if (!sameNvlink(st.nvlink, h.nvlinkErrors)) {
+          st.nvlink = h.nvlinkErrors.crc.flatMap((crc, link) => [
+            { link, type: 'crc' as const, value: crc },
+            { link, type: 'replay' as const, value: h.nvlinkErrors.replay[link] },
+            { link, type: 'recovery' as const, value: h.nvlinkErrors.recovery[link] },
+          ]);
+        }
         return {
         device,
         up: true,
@@ -50,11 +96,7 @@ export function simulatedGpuSource(host: SimHost, now: () => number): GpuSource 
           rowRemapFailed: h.rowRemapFailed,
           remappedRowsCorrectable: h.remappedRowsCorrectable,
           remappedRowsUncorrectable: h.remappedRowsUncorrectable,
-          nvlinkErrors: h.nvlinkErrors.crc.flatMap((crc, link) => [
-            { link, type: 'crc' as const, value: crc },
-            { link, type: 'replay' as const, value: h.nvlinkErrors.replay[link] },
-            { link, type: 'recovery' as const, value: h.nvlinkErrors.recovery[link] },
-          ]),
+          nvlinkErrors: st.nvlink,
           pcieReplays: h.pcieReplays,
           thermalMarginCelsius: Math.round(SIM_SLOWDOWN_CELSIUS - g.temperatureCelsius),
         },
@@ -77,13 +119,13 @@ export function simulatedGpuSource(host: SimHost, now: () => number): GpuSource 
         nvlinkRxBytes: g.nvlinkRxBytes,
         eccCorrected: g.eccCorrected,
         eccUncorrected: g.eccUncorrected,
-        xidCounts: new Map(g.xid),
+        xidCounts,
         // The last GPU of a multi-GPU host (the notebook's) is split into two MIG 3g.40gb devices.
         migDevices: mig(g.index) ? [0, 1].map((k) => ({
           gpuInstance: k + 1, computeInstance: 0, uuid: `MIG-${g.uuid.slice(4, 12)}-0000-4000-8000-00000000000${k}`, name: `${g.name} MIG 3g.40gb`,
           memoryTotalBytes: Math.floor(g.memoryTotalBytes / 2), memoryUsedBytes: Math.floor(g.memoryUsedBytes / 2),
           // Each instance: its own SMs, as busy as the simulated GPU (in MIG mode GPM is per instance only).
-          profiling: splitMig(profiling, 1),
+          profiling: migProfiling,
         })) : undefined,
         // Simulated like everything here (ds_exporter_gpu_source_info{source="simulated"}); in MIG mode only per instance, as NVML.
         profiling: mig(g.index) ? { status: 'available' } : { status: 'available', delta: profiling },
