@@ -5,6 +5,7 @@ import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { freePortSync } from './port.js';
 import { cpuSeconds, EXPORTER_NODE_FLAGS, machine, ROOT, sleep } from './lib.js';
+import { buildFakeNvml, writeFakeNvmlConfig } from '../test/helpers/fake-nvml.js';
 
 /**
  * Where the idle CPU goes: the built exporter as the core benchmark runs it (a simulated host
@@ -12,9 +13,11 @@ import { cpuSeconds, EXPORTER_NODE_FLAGS, machine, ROOT, sleep } from './lib.js'
  * (bench/results/idle-profile.md) the idle CPU measured from /proc in a run without the profiler,
  * then the profile's top entries by self time and by the sampling code that called them.
  *
- *   npx tsx bench/idle-profile.ts [--quick] [--gpus=N] [--seconds=N] [--warmup=SECONDS] [--main=dist/main.js] [--out=FILE]
+ *   npx tsx bench/idle-profile.ts [--quick] [--source=sim|nvml] [--gpus=N] [--seconds=N] [--warmup=SECONDS] [--main=dist/main.js] [--out=FILE]
  *
  * --main points at another build of the exporter (e.g. one of an earlier commit) to compare.
+ * --source=nvml runs the GPU collector alone through the fake libnvidia-ml.so.1 of the tests
+ * (GPM on), as on a GPU host with nothing else configured, instead of the simulated host.
  */
 
 interface Node {
@@ -30,12 +33,15 @@ interface Profile {
   endTime: number;
 }
 
-const ARGS = (gpus: number) => ['--simulate', `--simulate.gpus=${gpus}`, '--simulate.peers=16', '--sample.interval=1s'];
+type Source = 'sim' | 'nvml';
+let nvmlLibrary = '';
+const ARGS = (source: Source, gpus: number) =>
+  source === 'sim' ? ['--simulate', `--simulate.gpus=${gpus}`, '--simulate.peers=16', '--sample.interval=1s'] : ['--gpu.source=nvml', `--nvml.library=${nvmlLibrary}`, '--sample.interval=1s'];
 
 /** Starts the built exporter (extra node flags first), waits until ready, idles, stops it; returns idle CPU seconds over the window. */
-async function idleRun(main: string, gpus: number, nodeFlags: string[], warmupMs: number, idleMs: number): Promise<{ cpuS: number; exit: Promise<void>; windowUs: [number, number] }> {
+async function idleRun(main: string, source: Source, gpus: number, nodeFlags: string[], warmupMs: number, idleMs: number): Promise<{ cpuS: number; exit: Promise<void>; windowUs: [number, number] }> {
   const port = freePortSync();
-  const child = spawn(process.execPath, [...EXPORTER_NODE_FLAGS, ...nodeFlags, main, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', ...ARGS(gpus)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [...EXPORTER_NODE_FLAGS, ...nodeFlags, main, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', ...ARGS(source, gpus)], { stdio: ['ignore', 'ignore', 'inherit'] });
   const exit = new Promise<void>((r) => child.once('exit', () => r()));
   for (let i = 0; i < 300; i++) {
     try {
@@ -105,14 +111,20 @@ async function main(): Promise<void> {
   const warmupMs = Number(/--warmup=(\d+)/.exec(process.argv.join(' '))?.[1] ?? (quick ? 5 : 30)) * 1000;
   const mainArg = /--main=(\S+)/.exec(process.argv.join(' '))?.[1];
   const main = mainArg ? resolve(mainArg) : join(ROOT, 'dist/main.js');
+  const source: Source = /--source=nvml/.test(process.argv.join(' ')) ? 'nvml' : 'sim';
+  if (source === 'nvml') {
+    nvmlLibrary = buildFakeNvml();
+    // The children inherit it: 8 (or --gpus) fake GPUs with GPM.
+    writeFakeNvmlConfig({ gpus });
+  }
   // 1. The figure: idle CPU without the profiler.
-  const plain = await idleRun(main, gpus, [], warmupMs, seconds * 1000);
+  const plain = await idleRun(main, source, gpus, [], warmupMs, seconds * 1000);
   await plain.exit;
   const cpuMsPerS = (plain.cpuS * 1000) / seconds;
   // 2. Where it goes: the same run under --cpu-prof (the profiler's own cost is not in the profile).
   const dir = mkdtempSync(join(tmpdir(), 'ds-idle-prof-'));
   try {
-    const prof = await idleRun(main, gpus, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=250'], warmupMs, seconds * 1000);
+    const prof = await idleRun(main, source, gpus, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=250'], warmupMs, seconds * 1000);
     await prof.exit;
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error('no .cpuprofile written');
@@ -137,7 +149,7 @@ async function main(): Promise<void> {
       `Machine: ${machine()}`,
       `Date: ${new Date().toISOString().slice(0, 10)}; command: \`npx tsx bench/idle-profile.ts ${process.argv.slice(2).join(' ')}\`; load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')} (a shared machine)`,
       '',
-      `The built exporter as the core benchmark runs it (\`node ${EXPORTER_NODE_FLAGS.join(' ')} ${relative(ROOT, main)} ${ARGS(gpus).join(' ')}\`${mainArg ? `, a build of an earlier commit` : ''}), no scrapes, ${warmupMs / 1000} s of warm-up then ${seconds} s measured.`,
+      `The built exporter as the core benchmark runs it (\`node ${EXPORTER_NODE_FLAGS.join(' ')} ${relative(ROOT, main)} ${ARGS(source, gpus).join(' ').replace(nvmlLibrary, 'test/.build/…/libnvidia-ml.so.1')}\`${source === 'nvml' ? `: the fake NVML library of the tests, ${gpus} GPUs with GPM, whose calls cost less than a driver's` : ''}${mainArg ? ', a build of an earlier commit' : ''}), no scrapes, ${warmupMs / 1000} s of warm-up then ${seconds} s measured.`,
       '',
       `**Idle CPU (from /proc, a run without the profiler): ${cpuMsPerS.toFixed(2)} ms per second = ${(cpuMsPerS / 10).toFixed(3)} % of a core.** Target: ≤ 2.5 ms per second (0.25 %).`,
       '',

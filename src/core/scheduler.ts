@@ -1,7 +1,7 @@
 import type { Collector } from './collector.js';
 import { describeError } from './errors.js';
 import type { Logger } from './logger.js';
-import type { SampleStore } from './store.js';
+import type { Batch, SampleStore } from './store.js';
 
 export interface SchedulerOptions {
   readonly store: SampleStore;
@@ -26,6 +26,13 @@ interface Running {
   controller?: AbortController;
   sampledOnce: boolean;
   lastError?: string;
+  /**
+   * The batch of its last committed sample, and of its self-metrics, cleared and written again
+   * by the next sample (a batch keeps its arrays, so an unchanged sample allocates nothing).
+   * A sample that failed or timed out may still be writing into its batch: that one is dropped.
+   */
+  batch?: Batch;
+  selfBatch?: Batch;
 }
 
 /** How often series of collectors that stopped succeeding are looked for. */
@@ -157,7 +164,9 @@ export class Scheduler {
     const controller = new AbortController();
     r.controller = controller;
     const timeoutMs = this.opts.timeoutMs ?? r.intervalMs;
-    const batch = store.batch(r.name);
+    const batch = r.batch ?? store.batch(r.name);
+    r.batch = undefined;
+    batch.clear();
     const t0 = process.hrtime.bigint();
     let ok = false;
     let timer: NodeJS.Timeout | undefined;
@@ -171,6 +180,7 @@ export class Scheduler {
       await Promise.race([r.collector.sample(batch, controller.signal), timeout]);
       if (!this.stopped) store.commit(batch);
       ok = true;
+      r.batch = batch;
       if (r.lastError !== undefined) logger.info('collector recovered', { collector: r.name });
       r.lastError = undefined;
     } catch (err) {
@@ -183,7 +193,8 @@ export class Scheduler {
     }
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     if (this.stopped) return;
-    const self = store.batch(`exporter:${r.name}`);
+    const self = (r.selfBatch ??= store.batch(`exporter:${r.name}`));
+    self.clear();
     const labels = r.labels;
     self.gauge('ds_exporter_collector_success', labels, ok ? 1 : 0);
     self.gauge('ds_exporter_collector_duration_seconds', labels, seconds);

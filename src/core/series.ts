@@ -84,32 +84,66 @@ export type Entry =
  * What one collector wrote during one sample. Nothing reaches the store until the
  * scheduler commits it after a successful sample, so a failing sample loses nothing
  * already served and half-written samples are never exposed.
+ *
+ * The writes are kept in parallel arrays, not one object each: a batch the scheduler reuses
+ * for the next sample (`clear()`) then writes thousands of series without allocating.
  */
 export class Batch {
-  /** @internal */ readonly entries: Entry[] = [];
+  /** @internal Number of writes; the arrays below may be longer (kept from an earlier sample). */
+  size = 0;
+  /** @internal */ readonly kinds: Array<Entry['kind']> = [];
+  /** @internal */ readonly names: string[] = [];
+  /** @internal */ readonly labelSets: Labels[] = [];
+  /** @internal */ readonly values: number[] = [];
+  /** @internal Cumulative bucket counts of a `hist` write, undefined for the others. */
+  readonly cumulatives: Array<readonly number[] | undefined> = [];
   constructor(readonly collector: string) {}
+
+  private push(kind: Entry['kind'], name: string, labels: Labels, value: number, cumulative?: readonly number[]): void {
+    const i = this.size++;
+    this.kinds[i] = kind;
+    this.names[i] = name;
+    this.labelSets[i] = labels;
+    this.values[i] = value;
+    this.cumulatives[i] = cumulative;
+  }
+
+  /** Forgets every write, keeping the arrays for the next sample. */
+  clear(): void {
+    this.size = 0;
+  }
+
+  /** The writes as objects (tests, post-passes). */
+  get entries(): Entry[] {
+    const out: Entry[] = [];
+    for (let i = 0; i < this.size; i++) {
+      const kind = this.kinds[i];
+      out.push(kind === 'hist' ? { kind, name: this.names[i], labels: this.labelSets[i], value: this.values[i], cumulative: this.cumulatives[i]! } : { kind, name: this.names[i], labels: this.labelSets[i], value: this.values[i] });
+    }
+    return out;
+  }
 
   /** Sets a gauge (or an info metric, whose value must be 1). NaN values are dropped. */
   gauge(name: string, labels: Labels, value: number): this {
-    if (!Number.isNaN(value)) this.entries.push({ kind: 'gauge', name, labels, value });
+    if (!Number.isNaN(value)) this.push('gauge', name, labels, value);
     return this;
   }
 
   /** Sets an info metric (value 1). */
   info(name: string, labels: Labels): this {
-    this.entries.push({ kind: 'gauge', name, labels, value: 1 });
+    this.push('gauge', name, labels, 1);
     return this;
   }
 
   /** Sets a counter to `total`, a monotonic value the collector keeps; a drop is treated as a reset. */
   counter(name: string, labels: Labels, total: number): this {
-    if (Number.isFinite(total) && total >= 0) this.entries.push({ kind: 'counter', name, labels, value: total });
+    if (Number.isFinite(total) && total >= 0) this.push('counter', name, labels, total);
     return this;
   }
 
   /** Adds one observation to a histogram. */
   observe(name: string, labels: Labels, value: number): this {
-    if (Number.isFinite(value)) this.entries.push({ kind: 'observe', name, labels, value });
+    if (Number.isFinite(value)) this.push('observe', name, labels, value);
     return this;
   }
 
@@ -125,19 +159,19 @@ export class Batch {
       const c = cumulative[i];
       if (!Number.isFinite(c) || c < 0 || (i > 0 && c < cumulative[i - 1])) return this;
     }
-    this.entries.push({ kind: 'hist', name, labels, value: sum, cumulative });
+    this.push('hist', name, labels, sum, cumulative);
     return this;
   }
 
   /** Adds entries written into another batch (e.g. rewritten by a post-pass); they passed the same checks there. */
   append(entries: readonly Entry[]): this {
-    for (const e of entries) this.entries.push(e);
+    for (const e of entries) this.push(e.kind, e.name, e.labels, e.value, e.kind === 'hist' ? e.cumulative : undefined);
     return this;
   }
 
   /** Keeps a histogram series alive without a new observation in this sample. */
   keep(name: string, labels: Labels): this {
-    this.entries.push({ kind: 'keep', name, labels, value: 0 });
+    this.push('keep', name, labels, 0);
     return this;
   }
 }
@@ -202,35 +236,39 @@ export class SeriesStore {
    * the batch names a metric or label outside the catalog.
    */
   commit(batch: Batch): void {
-    const entries = batch.entries;
+    const n = batch.size;
+    const { kinds, names, labelSets, values, cumulatives } = batch;
     const owner = this.owner(batch.collector);
     const prev = owner.order;
-    const order = new Array<Series>(entries.length);
-    // Pass 1 resolves every entry to a series and validates it; nothing changes yet, so a
+    const prevLength = prev.length;
+    // Pass 1 resolves every write to a series and validates it; nothing changes yet, so a
     // bad batch leaves the store as it was. The fast path reuses the series written at the
     // same position last time when name, kind and label values match (no key is built).
     let fresh: Map<string, Series> | undefined;
+    /** Positions whose series is not the one written there last time, and their series. */
+    let moved: Array<[number, Series]> | undefined;
     let reused = 0;
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i];
+    for (let i = 0; i < n; i++) {
+      const kind = kinds[i];
+      const name = names[i];
+      const labels = labelSets[i];
       const p = prev[i];
-      if (e.kind === 'hist') {
-        const les = (p !== undefined && p.family.def.name === e.name ? p.family : this.family(e.name, e.kind)).bucketCount;
-        if (e.cumulative.length !== les) throw new Error(`${e.name}: ${e.cumulative.length} bucket counts for ${les} buckets`);
+      if (kind === 'hist') {
+        const les = (p !== undefined && p.family.def.name === name ? p.family : this.family(name, kind)).bucketCount;
+        if (cumulatives[i]!.length !== les) throw new Error(`${name}: ${cumulatives[i]!.length} bucket counts for ${les} buckets`);
       }
-      if (p !== undefined && p.family.def.name === e.name && p.kind === e.kind && sameLabels(p, e.labels)) {
-        order[i] = p;
+      if (p !== undefined && p.family.def.name === name && p.kind === kind && sameLabels(p, labels)) {
         reused++;
         continue;
       }
-      const family = this.family(e.name, e.kind);
-      const key = this.key(e.name, e.labels);
+      const family = this.family(name, kind);
+      const key = this.key(name, labels);
       let s = owner.series.get(key) ?? fresh?.get(key);
       if (!s) {
-        s = { key, kind: e.kind, family, labels: e.labels, value: NaN, buckets: family.bucketCount ? new Float64Array(family.bucketCount) : undefined, seen: 0, count: 0, sum: 0, native: undefined, labelText: undefined, prefix: undefined, line: '', lineValue: NaN, pbLabels: undefined };
+        s = { key, kind, family, labels, value: NaN, buckets: family.bucketCount ? new Float64Array(family.bucketCount) : undefined, seen: 0, count: 0, sum: 0, native: undefined, labelText: undefined, prefix: undefined, line: '', lineValue: NaN, pbLabels: undefined };
         (fresh ??= new Map()).set(key, s);
       }
-      order[i] = s;
+      (moved ??= []).push([i, s]);
     }
     if (fresh) {
       for (const [key, s] of fresh) {
@@ -239,24 +277,32 @@ export class SeriesStore {
         s.family.version++;
       }
     }
+    // Every write where it was last time: the order of the last commit stands as it is.
+    let order = prev;
+    if (reused !== n || n !== prevLength) {
+      order = prev.slice(0, n);
+      order.length = n;
+      for (const [i, s] of moved ?? []) order[i] = s;
+    }
     owner.order = order;
     const id = ++this.commitId;
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i];
+    for (let i = 0; i < n; i++) {
       const s = order[i];
+      const kind = kinds[i];
+      const value = values[i];
       s.seen = id;
-      s.kind = e.kind;
-      switch (e.kind) {
+      s.kind = kind;
+      switch (kind) {
         case 'gauge':
-          if (s.value !== e.value) {
-            s.value = e.value;
+          if (s.value !== value) {
+            s.value = value;
             s.family.version++;
           }
           break;
         case 'counter': {
           const prev = Number.isNaN(s.value) ? 0 : s.value;
           // A total below the previous one is a reset of the source: count it as new increments.
-          const next = e.value >= prev ? e.value : prev + e.value;
+          const next = value >= prev ? value : prev + value;
           if (s.value !== next) {
             s.value = next;
             s.family.version++;
@@ -266,27 +312,28 @@ export class SeriesStore {
         case 'observe': {
           const bounds = s.family.def.buckets!;
           let b = 0;
-          while (b < bounds.length && e.value > bounds[b]) b++;
+          while (b < bounds.length && value > bounds[b]) b++;
           // Native buckets only for a series observed from its first observation on.
           if (s.count === 0) s.native ??= new ExponentialBuckets();
-          s.native?.observe(e.value);
+          s.native?.observe(value);
           s.buckets![b]++;
           s.count++;
-          s.sum += e.value;
+          s.sum += value;
           s.family.version++;
           break;
         }
         case 'hist': {
           const b = s.buckets!;
+          const cumulative = cumulatives[i]!;
           let prevCum = 0;
           for (let k = 0; k < b.length; k++) {
-            b[k] = e.cumulative[k] - prevCum;
-            prevCum = e.cumulative[k];
+            b[k] = cumulative[k] - prevCum;
+            prevCum = cumulative[k];
           }
-          if (s.count !== prevCum || s.sum !== e.value || s.native) s.family.version++;
+          if (s.count !== prevCum || s.sum !== value || s.native) s.family.version++;
           s.native = undefined;
           s.count = prevCum;
-          s.sum = e.value;
+          s.sum = value;
           break;
         }
         case 'keep':
@@ -300,7 +347,7 @@ export class SeriesStore {
     }
     // The collector's series are exactly those of its last commit. When every entry is the
     // series written at the same position last time, the set is unchanged: nothing retires.
-    if (reused !== entries.length || entries.length !== prev.length) {
+    if (reused !== n || n !== prevLength) {
       for (const s of owner.series.values()) {
         if (s.seen !== id) {
           this.retire(s);

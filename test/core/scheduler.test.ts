@@ -63,3 +63,33 @@ test('ready only after every collector finished its first sample; stop closes co
   await scheduler.stop();
   assert.equal(closed, 2);
 });
+
+test('a sample that timed out and still writes into its batch never reaches the next sample', async () => {
+  const { store, scheduler } = setup(30);
+  let round = 0;
+  let late: (() => void) | undefined;
+  scheduler.add('gpu', {
+    async sample(b) {
+      round++;
+      if (round === 1) return void b.gauge('ds_gpu_up', { gpu: '0', uuid: 'U' }, 1);
+      if (round === 2) {
+        // Times out, then writes after the scheduler gave up on it.
+        await new Promise<void>((resolve) => (late = resolve));
+        b.gauge('ds_gpu_up', { gpu: '9', uuid: 'LATE' }, 1);
+        return;
+      }
+      // Round 3: the timed-out sample writes while this one runs.
+      late!();
+      await new Promise((r) => setImmediate(r));
+      b.gauge('ds_gpu_up', { gpu: '1', uuid: 'V' }, 1);
+    },
+  });
+  await scheduler.sampleAll(); // committed: its batch is kept for the next sample
+  await scheduler.sampleAll(); // times out
+  await scheduler.sampleAll(); // round 3: a batch of its own
+  const text = (await store.render()).body.toString();
+  assert.match(text, /ds_gpu_up\{gpu="1",uuid="V"\} 1/);
+  assert.doesNotMatch(text, /LATE/);
+  assert.doesNotMatch(text, /uuid="U"/, 'the first sample\'s series went with its next commit');
+  await scheduler.stop();
+});

@@ -169,6 +169,22 @@ test('a batch in the same order as the last one, with one label changed, updates
   assert.match((await s.render()).body.toString(), /ds_gpu_up\{gpu="0",uuid="U0"\} 0/);
 });
 
+test('a batch cleared and written again commits only its new writes, whatever the old ones were', async () => {
+  const s = new SampleStore();
+  const b = s.batch('gpu');
+  b.gauge('ds_gpu_up', { gpu: '0', uuid: 'A' }, 1).gauge('ds_gpu_up', { gpu: '1', uuid: 'B' }, 1).counter('ds_gpu_energy_joules_total', { gpu: '0', uuid: 'A' }, 5);
+  s.commit(b);
+  b.clear();
+  // Fewer writes, a different kind at the first position: nothing of the longer earlier sample remains.
+  b.counter('ds_gpu_energy_joules_total', { gpu: '0', uuid: 'A' }, 7);
+  s.commit(b);
+  const text = (await s.render('text')).body.toString();
+  assert.match(text, /^ds_gpu_energy_joules_total\{gpu="0",uuid="A"\} 7$/m);
+  assert.doesNotMatch(text, /^ds_gpu_up/m);
+  assert.equal(b.entries.length, 1);
+  assert.equal(s.seriesCount, 1);
+});
+
 test('series that went stale come back as new series', async () => {
   let now = 0;
   const s = new SampleStore({ now: () => now });

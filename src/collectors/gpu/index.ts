@@ -196,7 +196,9 @@ export class GpuMetrics {
       gauge(batch, 'ds_gpu_memory_temperature_celsius', id, r.memoryTemperatureCelsius);
       gauge(batch, 'ds_gpu_sm_clock_hertz', id, r.smClockHz);
       gauge(batch, 'ds_gpu_memory_clock_hertz', id, r.memoryClockHz);
-      for (const [reason, active] of Object.entries(r.throttleReasons ?? {})) {
+      const reasons = r.throttleReasons;
+      for (const reason in reasons) {
+        const active = reasons[reason];
         batch.gauge('ds_gpu_clock_throttle_active', L.with('reason', reason), active ? 1 : 0);
         // Without a driver counter, integrate the active flag over the interval.
         if (r.throttleSeconds?.[reason] === undefined) {
@@ -205,9 +207,8 @@ export class GpuMetrics {
           batch.counter('ds_gpu_throttle_seconds_total', L.with('reason', reason), t);
         }
       }
-      for (const [reason, seconds] of Object.entries(r.throttleSeconds ?? {})) {
-        batch.counter('ds_gpu_throttle_seconds_total', L.with('reason', reason), seconds);
-      }
+      const throttleSeconds = r.throttleSeconds;
+      for (const reason in throttleSeconds) batch.counter('ds_gpu_throttle_seconds_total', L.with('reason', reason), throttleSeconds[reason]);
       if (r.pcieTxBytesPerSecond !== undefined) batch.gauge('ds_gpu_pcie_throughput_bytes_per_second', L.with('direction', 'tx'), r.pcieTxBytesPerSecond);
       if (r.pcieRxBytesPerSecond !== undefined) batch.gauge('ds_gpu_pcie_throughput_bytes_per_second', L.with('direction', 'rx'), r.pcieRxBytesPerSecond);
       if (r.nvlinkTxBytes !== undefined) batch.counter('ds_gpu_nvlink_bytes_total', L.with('direction', 'tx'), r.nvlinkTxBytes);

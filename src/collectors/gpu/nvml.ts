@@ -60,7 +60,11 @@ const PCI = S.pciInfo;
 const EVENT = S.eventData;
 const UUID_LEN = K.NVML_DEVICE_UUID_V2_BUFFER_SIZE;
 const NAME_LEN = K.NVML_DEVICE_NAME_V2_BUFFER_SIZE;
-const EVENT_WAIT_MS = 250;
+/**
+ * How long one wait for XID events lasts. An event ends the wait at once; each timeout wakes
+ * the process (and a worker thread), and shutdown waits for the wait in progress to return.
+ */
+const EVENT_WAIT_MS = 1000;
 
 /** Thrown inside a device read when NVML says the GPU is gone. */
 class GpuLost extends Error {}

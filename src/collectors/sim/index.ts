@@ -19,11 +19,19 @@ function simHex(seed: number, text: string, digits: number): string {
   return out.slice(0, digits);
 }
 
-/** A pod UID and container ID as the cgroup of the simulated serving process would show them. */
+/** A pod UID and container ID as the cgroup of the simulated serving process would show them (made once per seed and pod). */
 function simCgroupIds(seed: number, pod: { namespace: string; pod: string; container: string }): { pod_uid: string; container_id: string } {
-  const u = simHex(seed, `${pod.namespace}/${pod.pod}`, 32);
-  return { pod_uid: `${u.slice(0, 8)}-${u.slice(8, 12)}-4${u.slice(13, 16)}-8${u.slice(17, 20)}-${u.slice(20)}`, container_id: simHex(seed, `${pod.namespace}/${pod.pod}/${pod.container}`, 64) };
+  const key = `${seed}/${pod.namespace}/${pod.pod}/${pod.container}`;
+  let ids = CGROUP_IDS.get(key);
+  if (!ids) {
+    const u = simHex(seed, `${pod.namespace}/${pod.pod}`, 32);
+    ids = { pod_uid: `${u.slice(0, 8)}-${u.slice(8, 12)}-4${u.slice(13, 16)}-8${u.slice(17, 20)}-${u.slice(20)}`, container_id: simHex(seed, `${pod.namespace}/${pod.pod}/${pod.container}`, 64) };
+    if (CGROUP_IDS.size >= 1024) CGROUP_IDS.clear();
+    CGROUP_IDS.set(key, ids);
+  }
+  return ids;
 }
+const CGROUP_IDS = new Map<string, { pod_uid: string; container_id: string }>();
 
 /** Everything but the GPUs of a simulated host: engine, allocator, training, peers, collectives, pods; less what `opts` leaves to real sources. */
 export function writeSimHost(batch: Batch, host: SimHost, opts: SimHostOptions = {}): void {
