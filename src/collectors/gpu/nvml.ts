@@ -171,6 +171,13 @@ class NvmlSource implements GpuSource {
   private eventsRunning?: Promise<void>;
   private closed = false;
   private readonly warned = new Set<string>();
+  /** Output buffers of the per-device calls, reused by every read (see readDevice). */
+  private readonly scratch = {
+    u32: Buffer.alloc(4), u64: Buffer.alloc(8), util: Buffer.alloc(S.utilization.size),
+    mem1: Buffer.alloc(MEM1.size), mem2: Buffer.alloc(MEM2.size), viol: Buffer.alloc(S.violationTime.size),
+  };
+  /** The field-value array of nvmlDeviceGetFieldValues, grown to the largest request. */
+  private fieldScratch = Buffer.alloc(0);
   private readonly gpm: GpmSampler;
 
   constructor(private readonly nvml: NvmlLib, count: number, private readonly opts: NvmlSourceOptions) {
@@ -260,12 +267,11 @@ class NvmlSource implements GpuSource {
   private readDevice(s: DeviceSlot): GpuReading {
     const h = s.handle!;
     const f = this.f;
-    const u32 = Buffer.alloc(4);
-    const u64 = Buffer.alloc(8);
+    // Output buffers shared by every device: reads are synchronous, one device after another.
+    const { u32, u64, util, mem1, viol } = this.scratch;
     const one = (fn: Fn | undefined, name: string, ...args: unknown[]): boolean => fn !== undefined && this.check(this.call(fn, h, ...args), name);
     const r: { -readonly [K in keyof GpuReading]: GpuReading[K] } = { device: s.device!, up: true };
 
-    const util = Buffer.alloc(S.utilization.size);
     if (one(f.utilization, 'nvmlDeviceGetUtilizationRates', util)) {
       r.utilization = util.readUInt32LE(S.utilization.off.gpu) / 100;
       r.memoryControllerUtilization = util.readUInt32LE(S.utilization.off.memory) / 100;
@@ -279,8 +285,8 @@ class NvmlSource implements GpuSource {
     const memBusy = this.samples(s, s.memBusy, MEMORY_UTILIZATION_SAMPLES);
     if (memBusy !== undefined) r.memoryBusySecondsDelta = memBusy;
 
-    const mem2 = memoryV2Buffer();
-    const mem1 = Buffer.alloc(MEM1.size);
+    const mem2 = this.scratch.mem2;
+    mem2.fill(0).writeUInt32LE(K.nvmlMemory_v2, MEM2.off.version);
     if (one(f.memoryV2, 'nvmlDeviceGetMemoryInfo_v2', mem2)) {
       r.memoryTotalBytes = Number(mem2.readBigUInt64LE(MEM2.off.total));
       r.memoryFreeBytes = Number(mem2.readBigUInt64LE(MEM2.off.free));
@@ -298,7 +304,6 @@ class NvmlSource implements GpuSource {
     if (one(f.clock, 'nvmlDeviceGetClockInfo', K.NVML_CLOCK_MEM, u32)) r.memoryClockHz = u32.readUInt32LE(0) * 1e6;
     if (one(f.reasons, 'nvmlDeviceGetCurrentClocksEventReasons', u64)) r.throttleReasons = throttleReasonsFromMask(u64.readBigUInt64LE(0));
     const throttleSeconds: Record<string, number> = {};
-    const viol = Buffer.alloc(S.violationTime.size);
     const violAt = S.violationTime.off.violationTime;
     // Nanoseconds the clocks were held down by the power and thermal policies, since driver load.
     if (one(f.violation, 'nvmlDeviceGetViolationStatus', K.NVML_PERF_POLICY_POWER, viol)) throttleSeconds.sw_power_cap = Number(viol.readBigUInt64LE(violAt)) / 1e9;
@@ -439,7 +444,9 @@ class NvmlSource implements GpuSource {
   /** Reads field values; each entry undefined where that field is not available. */
   private fieldValues(h: bigint, ids: ReadonlyArray<readonly [number, number]>): Array<number | undefined> | undefined {
     if (!this.f.fields) return undefined;
-    const buf = Buffer.alloc(ids.length * FIELD.size);
+    const size = ids.length * FIELD.size;
+    if (this.fieldScratch.length < size) this.fieldScratch = Buffer.alloc(size);
+    const buf = this.fieldScratch.fill(0, 0, size);
     ids.forEach(([id, scope], i) => {
       buf.writeUInt32LE(id, i * FIELD.size + FIELD.off.fieldId);
       buf.writeUInt32LE(scope, i * FIELD.size + FIELD.off.scopeId);
