@@ -4,7 +4,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { freePortSync } from './port.js';
-import { cpuSeconds, EXPORTER_NODE_FLAGS, machine, ROOT, sleep } from './lib.js';
+import { cpuSeconds, EXPORTER_NODE_FLAGS, machine, mainThreadCpu, ROOT, sleep } from './lib.js';
 import { buildFakeNvml, writeFakeNvmlConfig } from '../test/helpers/fake-nvml.js';
 
 /**
@@ -39,7 +39,7 @@ const ARGS = (source: Source, gpus: number) =>
   source === 'sim' ? ['--simulate', `--simulate.gpus=${gpus}`, '--simulate.peers=16', '--sample.interval=1s'] : ['--gpu.source=nvml', `--nvml.library=${nvmlLibrary}`, '--sample.interval=1s'];
 
 /** Starts the built exporter (extra node flags first), waits until ready, idles, stops it; returns idle CPU seconds over the window. */
-async function idleRun(main: string, source: Source, gpus: number, nodeFlags: string[], warmupMs: number, idleMs: number): Promise<{ cpuS: number; exit: Promise<void>; windowUs: [number, number] }> {
+async function idleRun(main: string, source: Source, gpus: number, nodeFlags: string[], warmupMs: number, idleMs: number): Promise<{ cpuS: number; mainS: number; wakeups: number; exit: Promise<void>; windowUs: [number, number] }> {
   const port = freePortSync();
   const child = spawn(process.execPath, [...EXPORTER_NODE_FLAGS, ...nodeFlags, main, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', ...ARGS(source, gpus)], { stdio: ['ignore', 'ignore', 'inherit'] });
   const exit = new Promise<void>((r) => child.once('exit', () => r()));
@@ -55,11 +55,13 @@ async function idleRun(main: string, source: Source, gpus: number, nodeFlags: st
   // The window on the monotonic clock, which is also the clock of V8's profile timestamps (µs).
   const w0 = Number(process.hrtime.bigint() / 1000n);
   const c0 = cpuSeconds(child.pid!);
+  const m0 = mainThreadCpu(child.pid!);
   await sleep(idleMs);
   const cpuS = cpuSeconds(child.pid!) - c0;
+  const m1 = mainThreadCpu(child.pid!);
   const w1 = Number(process.hrtime.bigint() / 1000n);
   child.kill('SIGTERM');
-  return { cpuS, exit, windowUs: [w0, w1] };
+  return { cpuS, mainS: m1.cpuS - m0.cpuS, wakeups: (m1.wakeups - m0.wakeups) / (idleMs / 1000), exit, windowUs: [w0, w1] };
 }
 
 /** Self time per function, and total (self + callees) time per function, in ms, from a .cpuprofile. */
@@ -121,6 +123,7 @@ async function main(): Promise<void> {
   const plain = await idleRun(main, source, gpus, [], warmupMs, seconds * 1000);
   await plain.exit;
   const cpuMsPerS = (plain.cpuS * 1000) / seconds;
+  const mainMsPerS = (plain.mainS * 1000) / seconds;
   // 2. Where it goes: the same run under --cpu-prof (the profiler's own cost is not in the profile).
   const dir = mkdtempSync(join(tmpdir(), 'ds-idle-prof-'));
   try {
@@ -149,9 +152,11 @@ async function main(): Promise<void> {
       `Machine: ${machine()}`,
       `Date: ${new Date().toISOString().slice(0, 10)}; command: \`npx tsx bench/idle-profile.ts ${process.argv.slice(2).join(' ')}\`; load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')} (a shared machine)`,
       '',
-      `The built exporter as the core benchmark runs it (\`node ${EXPORTER_NODE_FLAGS.join(' ')} ${relative(ROOT, main)} ${ARGS(source, gpus).join(' ').replace(nvmlLibrary, 'test/.build/…/libnvidia-ml.so.1')}\`${source === 'nvml' ? `: the fake NVML library of the tests, ${gpus} GPUs with GPM, whose calls cost less than a driver's` : ''}${mainArg ? ', a build of an earlier commit' : ''}), no scrapes, ${warmupMs / 1000} s of warm-up then ${seconds} s measured.`,
+      `The built exporter as the core benchmark runs it (\`node ${EXPORTER_NODE_FLAGS.join(' ')} ${relative(ROOT, main)} ${ARGS(source, gpus).join(' ').replace(nvmlLibrary || '\u0000', 'test/.build/…/libnvidia-ml.so.1')}\`${source === 'nvml' ? `: the fake NVML library of the tests, ${gpus} GPUs with GPM, whose calls cost less than a driver's` : ''}${mainArg ? ', a build of an earlier commit' : ''}), no scrapes, ${warmupMs / 1000} s of warm-up then ${seconds} s measured.`,
       '',
       `**Idle CPU (from /proc, a run without the profiler): ${cpuMsPerS.toFixed(2)} ms per second = ${(cpuMsPerS / 10).toFixed(3)} % of a core.** Target: ≤ 2.5 ms per second (0.25 %).`,
+      '',
+      `Of it, the main thread (the event loop: sampling, timers, garbage collection's main part) ${mainMsPerS.toFixed(2)} ms/s, woken ${plain.wakeups.toFixed(1)} times a second; the other ${(cpuMsPerS - mainMsPerS).toFixed(2)} ms/s ran on V8's and libuv's worker threads (optimizing compiler, concurrent GC, NVML's event wait). /proc counts in 10 ms ticks: ±0.2 ms/s over ${seconds} s.`,
       '',
       `Under \`--cpu-prof\` (250 µs sampling) the profiled window holds ${s.profiledMs.toFixed(2)} ms of samples per second outside \`(idle)\`; the profiler's own thread is not in it. Figures below are ms per second of idle.`,
       '',

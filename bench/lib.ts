@@ -19,6 +19,14 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
+/** CPU seconds of a process's main thread (the event loop; the thread whose id is the pid), and its voluntary context switches (wake-ups). */
+export function mainThreadCpu(pid: number): { cpuS: number; wakeups: number } {
+  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'));
+  return { cpuS: (Number(fields[11]) + Number(fields[12])) / 100, wakeups: m ? Number(m[1]) : NaN };
+}
+
 /** Resident set size of a process in bytes. */
 export function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
