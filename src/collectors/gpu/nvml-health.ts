@@ -88,7 +88,7 @@ export interface NvmlHealthPort {
 
 /** How a GPU answers NVLink error counters, found on the first read. */
 interface HealthState {
-  nvlink?: { mode: 'fields' | 'function' | 'none'; links: number };
+  nvlink?: NvlinkState;
 }
 const states = new WeakMap<object, HealthState>();
 
@@ -166,16 +166,39 @@ export function readNvmlHealth(port: NvmlHealthPort, slot: object): GpuHealthRea
   return out;
 }
 
-function nvlinkErrors(port: NvmlHealthPort, nv: { mode: 'fields' | 'function' | 'none'; links: number }): NvlinkErrorCount[] | undefined {
+/** How NVLink errors are read on one GPU, and (fields) the request and the last answer, kept between samples. */
+interface NvlinkState {
+  mode: 'fields' | 'function' | 'none';
+  links: number;
+  ids?: Array<[number, number]>;
+  /** The last list returned, and for each entry its index in the field request. */
+  last?: NvlinkErrorCount[];
+  lastAt?: number[];
+}
+
+function nvlinkErrors(port: NvmlHealthPort, nv: NvlinkState): NvlinkErrorCount[] | undefined {
   const out: NvlinkErrorCount[] = [];
   if (nv.mode === 'fields') {
-    const ids: Array<[number, number]> = [];
-    for (let link = 0; link < nv.links; link++) for (const [, id] of NVLINK_FIELDS) ids.push([id, link]);
+    if (!nv.ids) {
+      nv.ids = [];
+      for (let link = 0; link < nv.links; link++) for (const [, id] of NVLINK_FIELDS) nv.ids.push([id, link]);
+    }
+    const ids = nv.ids;
     const vals = port.fieldValues(ids);
+    // Unchanged counters (the usual case): the last list again, nothing made per counter.
+    if (vals && nv.last && nv.lastAt && sameAnswers(vals, nv.last, nv.lastAt)) return nv.last;
+    const at: number[] = [];
     vals?.forEach((v, i) => {
-      if (v !== undefined) out.push({ link: ids[i][1], type: NVLINK_FIELDS[i % NVLINK_FIELDS.length][0], value: v });
+      if (v === undefined) return;
+      out.push({ link: ids[i][1], type: NVLINK_FIELDS[i % NVLINK_FIELDS.length][0], value: v });
+      at.push(i);
     });
-    if (out.length > 0) return out;
+    if (out.length > 0) {
+      nv.last = out;
+      nv.lastAt = at;
+      return out;
+    }
+    nv.last = nv.lastAt = undefined;
     // The fields are not answered (newer or older driver): try the per-counter call once.
     nv.mode = port.fn('nvlinkErrorCounter') ? 'function' : 'none';
     if (nv.mode === 'none') return undefined;
@@ -189,4 +212,13 @@ function nvlinkErrors(port: NvmlHealthPort, nv: { mode: 'fields' | 'function' | 
   }
   if (out.length === 0) nv.mode = 'none';
   return out.length ? out : undefined;
+}
+
+/** True when the field answers hold exactly the values of `last` (at `at`), and nothing else. */
+function sameAnswers(vals: ReadonlyArray<number | undefined>, last: readonly NvlinkErrorCount[], at: readonly number[]): boolean {
+  let defined = 0;
+  for (let i = 0; i < vals.length; i++) if (vals[i] !== undefined) defined++;
+  if (defined !== last.length) return false;
+  for (let k = 0; k < last.length; k++) if (vals[at[k]] !== last[k].value) return false;
+  return true;
 }
