@@ -53,7 +53,7 @@ test('recovery action values: nvml.h 13.3 defines 0-5; anything else (negative, 
 
 test('CounterFollower: totals never go backwards across driver reloads; the first read sets the baseline', () => {
   const f = new CounterFollower();
-  const seq = [10, 10, 12, 3, 3, 0, 5].map((raw) => f.update(raw));
+  const seq = [10, 10, 12, 3, 3, 0, 5].map((raw) => ({ total: f.feed(raw), rose: f.rose, reset: f.reset }));
   assert.deepEqual(seq.map((s) => s.total), [10, 10, 12, 15, 15, 15, 20]);
   assert.deepEqual(seq.map((s) => s.rose), [false, false, true, true, false, false, true]);
   assert.deepEqual(seq.map((s) => s.reset), [false, false, false, true, false, true, false]);

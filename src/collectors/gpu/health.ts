@@ -161,16 +161,11 @@ export class CounterFollower {
     }
     return this.offset + raw;
   }
-  /** Feeds the driver's value; returns the continued total, whether it rose, and whether it went backwards. */
-  update(raw: number): { total: number; rose: boolean; reset: boolean } {
-    const total = this.feed(raw);
-    return { total, rose: this.rose, reset: this.reset };
-  }
 }
 
-const NVLINK_TYPES: readonly NvlinkErrorType[] = ['crc', 'replay', 'recovery'];
+/** Slot of each NVLink error type within a link's three. */
 const NVLINK_TYPE_INDEX: Readonly<Record<NvlinkErrorType, number>> = { crc: 0, replay: 1, recovery: 2 };
-/** Links per GPU the tracker follows (NVML's NVML_NVLINK_MAX_LINKS is 18; room for more). */
+/** Links per GPU the tracker follows (NVML_NVLINK_MAX_LINKS is 36 in nvml.h 13.3; room for more). */
 const NVLINK_SLOT_LINKS = 64;
 
 type L = Readonly<Record<string, string>>;
@@ -242,14 +237,11 @@ export class HealthTracker {
           if (st.xids.size >= 4096) st.xids.clear();
           const action = xidAction(xid);
           st.xids.set(xid, (seen = { count: n, roseAt: n > 0 ? now : undefined, labels: { gpu: id.gpu, uuid: id.uuid, xid: String(xid), action } }));
-          if (action === 'unknown' && n > 0) this.once(`${id.uuid}:xid:${xid}`, 'XID not in the catalog; counted with action "unknown"', { gpu: id.gpu, uuid: id.uuid, xid });
         } else {
-          if (n > seen.count) {
-            seen.roseAt = now;
-            if (seen.labels.action === 'unknown') this.once(`${id.uuid}:xid:${xid}`, 'XID not in the catalog; counted with action "unknown"', { gpu: id.gpu, uuid: id.uuid, xid });
-          }
+          if (n > seen.count) seen.roseAt = now;
           seen.count = n;
         }
+        if (seen.labels.action === 'unknown' && n > 0) this.once(`${id.uuid}:xid:${xid}`, 'XID not in the catalog; counted with action "unknown"', { gpu: id.gpu, uuid: id.uuid, xid });
         batch.counter('ds_gpu_xid_errors_total', seen.labels, n);
       }
     }
@@ -292,7 +284,7 @@ export class HealthTracker {
         const e = nv[i];
         const t = NVLINK_TYPE_INDEX[e.type];
         if (t === undefined || !(e.link >= 0 && e.link < NVLINK_SLOT_LINKS && Number.isInteger(e.link))) continue;
-        const slot = e.link * NVLINK_TYPES.length + t;
+        const slot = e.link * 3 + t;
         let f = st.nvlink[slot];
         if (!f) {
           st.nvlink[slot] = f = new CounterFollower();

@@ -285,8 +285,7 @@ class NvmlSource implements GpuSource {
     const memBusy = this.samples(s, s.memBusy, MEMORY_UTILIZATION_SAMPLES);
     if (memBusy !== undefined) r.memoryBusySecondsDelta = memBusy;
 
-    const mem2 = this.scratch.mem2;
-    mem2.fill(0).writeUInt32LE(K.nvmlMemory_v2, MEM2.off.version);
+    const mem2 = memoryV2Buffer(this.scratch.mem2);
     if (one(f.memoryV2, 'nvmlDeviceGetMemoryInfo_v2', mem2)) {
       r.memoryTotalBytes = Number(mem2.readBigUInt64LE(MEM2.off.total));
       r.memoryFreeBytes = Number(mem2.readBigUInt64LE(MEM2.off.free));
@@ -540,9 +539,9 @@ class NvmlSource implements GpuSource {
 }
 
 /** An nvmlMemory_v2_t with its version set. */
-function memoryV2Buffer(): Buffer {
-  const b = Buffer.alloc(MEM2.size);
-  b.writeUInt32LE(K.nvmlMemory_v2, MEM2.off.version);
+/** An nvmlMemory_v2_t with its version set: `b` cleared for reuse, or a new one. */
+function memoryV2Buffer(b = Buffer.alloc(MEM2.size)): Buffer {
+  b.fill(0).writeUInt32LE(K.nvmlMemory_v2, MEM2.off.version);
   return b;
 }
 
