@@ -6,21 +6,32 @@ import type { SimFault } from './faults.js';
 /** A simulated latency histogram: observation mass per catalog bucket (+Inf last), cumulative form on read. */
 export class SimHistogram {
   private readonly mass: Float64Array;
+  /** Share of the observations per bucket (+Inf last) for `shareMedian`/`shareSigma`: the spread is worked out again only when they change. */
+  private readonly share: Float64Array;
+  private shareMedian = NaN;
+  private shareSigma = NaN;
   sum = 0;
   constructor(readonly bounds: readonly number[]) {
     this.mass = new Float64Array(bounds.length + 1);
+    this.share = new Float64Array(bounds.length + 1);
   }
 
   /** Adds `count` observations log-normally spread around `median` (sigma in natural-log units). */
   add(count: number, median: number, sigma: number): void {
     if (!(count > 0)) return;
-    let prev = 0;
-    for (let i = 0; i < this.bounds.length; i++) {
-      const cdf = 0.5 * (1 + erf(Math.log(this.bounds[i] / median) / (sigma * Math.SQRT2)));
-      this.mass[i] += count * (cdf - prev);
-      prev = cdf;
+    const share = this.share;
+    if (median !== this.shareMedian || sigma !== this.shareSigma) {
+      let prev = 0;
+      for (let i = 0; i < this.bounds.length; i++) {
+        const cdf = 0.5 * (1 + erf(Math.log(this.bounds[i] / median) / (sigma * Math.SQRT2)));
+        share[i] = cdf - prev;
+        prev = cdf;
+      }
+      share[this.bounds.length] = 1 - prev;
+      this.shareMedian = median;
+      this.shareSigma = sigma;
     }
-    this.mass[this.bounds.length] += count * (1 - prev);
+    for (let i = 0; i < share.length; i++) this.mass[i] += count * share[i];
     this.sum += count * median * Math.exp((sigma * sigma) / 2);
   }
 

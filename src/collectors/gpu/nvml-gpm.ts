@@ -85,42 +85,54 @@ const MIN_INTERVAL_MS = 100;
 const MAX_MIB_PER_S = 1e7;
 const BIB = 1024 * 1024;
 
+/** The keys the metrics feed, in GPM_METRICS order of first use; several metrics feed one key (media engines of one kind). */
+const KEYS: readonly string[] = [...new Set(GPM_METRICS.map((m) => m.key))];
+/** Per GPM_METRICS position: the index of its key in KEYS. */
+const KEY_OF = Int32Array.from(GPM_METRICS, (m) => KEYS.indexOf(m.key));
+const NOTHING_REFUSED: readonly string[] = Object.freeze([]);
+
 /**
  * Converts the driver's metrics over `dtS` seconds into profiling values: percent → seconds
  * active, MiB/s → bytes. NaN, infinite, negative and absurd values are refused (left out, and
  * named in `refused`); percentages a rounding step above 100 count as 100. Several engines of one
- * kind (NVDEC 0–7) give their mean. Pure.
+ * kind (NVDEC 0–7) give their mean. Pure: a metric id not in GPM_METRICS is ignored.
  */
-export function gpmDelta(values: ReadonlyMap<number, number>, dtS: number): { delta: Record<string, number>; refused: string[] } {
-  const delta: Record<string, number> = {};
-  const refused: string[] = [];
-  /** Keys several metrics feed (media engines of one kind): how many contributed, to take their mean. */
-  const shared = new Map<string, number>();
-  if (!(dtS > 0) || !Number.isFinite(dtS)) return { delta, refused };
-  for (const m of GPM_METRICS) {
+export function gpmDelta(values: ReadonlyMap<number, number>, dtS: number): { delta: Record<string, number>; refused: readonly string[] } {
+  const answered = new Uint8Array(GPM_METRICS.length);
+  const byPosition = new Float64Array(GPM_METRICS.length);
+  GPM_METRICS.forEach((m, i) => {
     const v = values.get(m.id);
-    if (v === undefined) continue;
-    if (!Number.isFinite(v) || v < 0) {
-      refused.push(`${m.cname}=${v}`);
+    if (v === undefined) return;
+    answered[i] = 1;
+    byPosition[i] = v;
+  });
+  return convert(byPosition, answered, dtS, new Float64Array(KEYS.length), new Uint8Array(KEYS.length));
+}
+
+/**
+ * gpmDelta on the driver's answers by GPM_METRICS position (`answered[i]` 0: left out), with
+ * scratch arrays of KEYS' length, so that a sample allocates only what it returns.
+ */
+function convert(values: Float64Array, answered: Uint8Array, dtS: number, sums: Float64Array, counts: Uint8Array): { delta: Record<string, number>; refused: readonly string[] } {
+  const delta: Record<string, number> = {};
+  if (!(dtS > 0) || !Number.isFinite(dtS)) return { delta, refused: NOTHING_REFUSED };
+  let refused: string[] | undefined;
+  sums.fill(0);
+  counts.fill(0);
+  for (let i = 0; i < GPM_METRICS.length; i++) {
+    if (answered[i] === 0) continue;
+    const m = GPM_METRICS[i];
+    const v = values[i];
+    if (!Number.isFinite(v) || v < 0 || v > (m.unit === 'percent' ? 100.5 : MAX_MIB_PER_S)) {
+      (refused ??= []).push(`${m.cname}=${v}`);
       continue;
     }
-    if (m.unit === 'percent') {
-      if (v > 100.5) {
-        refused.push(`${m.cname}=${v}`);
-        continue;
-      }
-      delta[m.key] = (delta[m.key] ?? 0) + (Math.min(v, 100) / 100) * dtS;
-      shared.set(m.key, (shared.get(m.key) ?? 0) + 1);
-    } else {
-      if (v > MAX_MIB_PER_S) {
-        refused.push(`${m.cname}=${v}`);
-        continue;
-      }
-      delta[m.key] = v * BIB * dtS;
-    }
+    const k = KEY_OF[i];
+    sums[k] += m.unit === 'percent' ? (Math.min(v, 100) / 100) * dtS : v * BIB * dtS;
+    counts[k]++;
   }
-  for (const [key, n] of shared) if (n > 1) delta[key] /= n;
-  return { delta, refused };
+  for (let k = 0; k < KEYS.length; k++) if (counts[k] > 0) delta[KEYS[k]] = sums[k] / counts[k];
+  return { delta, refused: refused ?? NOTHING_REFUSED };
 }
 
 /** The backoff after `in_use`, `no_permission` or an error: from 10 s, doubling, up to 5 minutes. */
@@ -162,6 +174,11 @@ export class GpmSampler {
   private readonly said = new Set<string>();
   /** The nvmlGpmMetricsGet_t, its version, count and metric ids written once; each call sets the samples. */
   private readonly metricsBuf = Buffer.alloc(S.metricsGet.size);
+  /** The answers of one nvmlGpmMetricsGet by GPM_METRICS position, and conversion scratch: reused by every sample. */
+  private readonly values = new Float64Array(GPM_METRICS.length);
+  private readonly answered = new Uint8Array(GPM_METRICS.length);
+  private readonly sums = new Float64Array(KEYS.length);
+  private readonly counts = new Uint8Array(KEYS.length);
   private readonly ok: boolean;
 
   constructor(private readonly f: Partial<Record<string, Fn>>, private readonly opts: GpmOptions) {
@@ -309,15 +326,15 @@ export class GpmSampler {
       }
       return undefined;
     }
-    const values = new Map<number, number>();
+    const { values, answered } = this;
     for (let i = 0; i < MAX_ASKED; i++) {
       const o = S.metricsGet.off.metrics + i * S.metric.size;
       // The driver answers each metric on its own: a metric this GPU lacks (or an id it does not know) is left out.
-      if (m.readInt32LE(o + S.metric.off.nvmlReturn) !== NVML.SUCCESS) continue;
+      answered[i] = m.readInt32LE(o + S.metric.off.nvmlReturn) === NVML.SUCCESS ? 1 : 0;
       // Read back by position: the id is the one asked for, whatever the driver left in the field.
-      values.set(GPM_METRICS[i].id, m.readDoubleLE(o + S.metric.off.value));
+      if (answered[i]) values[i] = m.readDoubleLE(o + S.metric.off.value);
     }
-    const { delta, refused } = gpmDelta(values, dtS);
+    const { delta, refused } = convert(values, answered, dtS, this.sums, this.counts);
     if (refused.length) this.once(`refused:${refused.map((r) => r.split('=')[0]).join(',')}`, 'GPM returned values outside their range; they are not counted', { device: printable(key), values: refused.join(' ') });
     return delta;
   }

@@ -86,6 +86,15 @@ export interface NvmlHealthPort {
   warnOnce?(key: string, msg: string, fields: Record<string, unknown>): void;
 }
 
+/** The fields read first: the recovery action, and how many NVLink links the GPU has. */
+const HEAD_FIELDS: ReadonlyArray<readonly [number, number]> = [[FI_DEV_GET_GPU_RECOVERY_ACTION, 0], [FI_DEV_NVLINK_LINK_COUNT, 0]];
+/**
+ * Output buffers of the calls, shared by every GPU: the reads are synchronous and each value is
+ * taken out of its buffer before the next call writes into it.
+ */
+const SCRATCH = [Buffer.alloc(4), Buffer.alloc(4), Buffer.alloc(4), Buffer.alloc(4)] as const;
+const MARGIN = Buffer.alloc(MARGIN_TEMPERATURE_V1_SIZE);
+
 /** How a GPU answers NVLink error counters, found on the first read. */
 interface HealthState {
   nvlink?: NvlinkState;
@@ -102,9 +111,9 @@ export function readNvmlHealth(port: NvmlHealthPort, slot: object): GpuHealthRea
   if (!st) states.set(slot, (st = {}));
   const h = port.handle;
   const out: { -readonly [K in keyof GpuHealthReading]: GpuHealthReading[K] } = {};
-  const u32 = () => Buffer.alloc(4);
+  const [b0, b1, b2, b3] = SCRATCH;
 
-  const head = port.fieldValues([[FI_DEV_GET_GPU_RECOVERY_ACTION, 0], [FI_DEV_NVLINK_LINK_COUNT, 0]]);
+  const head = port.fieldValues(HEAD_FIELDS);
   const raw = head?.[0];
   if (raw !== undefined) {
     out.recoveryAction = recoveryActionOf(raw);
@@ -113,7 +122,7 @@ export function readNvmlHealth(port: NvmlHealthPort, slot: object): GpuHealthRea
 
   const remapped = port.fn('remappedRows');
   if (remapped) {
-    const [c, u, p, f] = [u32(), u32(), u32(), u32()];
+    const [c, u, p, f] = [b0.fill(0), b1.fill(0), b2.fill(0), b3.fill(0)];
     if (port.check(remapped(h, c, u, p, f), 'nvmlDeviceGetRemappedRows')) {
       out.remappedRowsCorrectable = c.readUInt32LE(0);
       out.remappedRowsUncorrectable = u.readUInt32LE(0);
@@ -125,7 +134,7 @@ export function readNvmlHealth(port: NvmlHealthPort, slot: object): GpuHealthRea
   const retired = port.fn('retiredPages');
   if (retired) {
     const count = (cause: number): number | undefined => {
-      const n = u32(); // 0: ask for the count only
+      const n = b0.fill(0); // 0: ask for the count only
       const rc = retired(h, cause, n, null);
       if (rc === NVML.SUCCESS || rc === NVML.ERROR_INSUFFICIENT_SIZE) return n.readUInt32LE(0);
       port.check(rc, 'nvmlDeviceGetRetiredPages');
@@ -136,7 +145,7 @@ export function readNvmlHealth(port: NvmlHealthPort, slot: object): GpuHealthRea
   }
   const pending = port.fn('retiredPending');
   if (pending) {
-    const b = u32();
+    const b = b0.fill(0);
     if (port.check(pending(h, b), 'nvmlDeviceGetRetiredPagesPendingStatus')) {
       // nvmlEnableState_t is DISABLED (0) or ENABLED (1); anything else is not believed.
       const v = b.readUInt32LE(0);
@@ -147,13 +156,13 @@ export function readNvmlHealth(port: NvmlHealthPort, slot: object): GpuHealthRea
 
   const replays = port.fn('pcieReplays');
   if (replays) {
-    const b = u32();
+    const b = b0.fill(0);
     if (port.check(replays(h, b), 'nvmlDeviceGetPcieReplayCounter')) out.pcieReplays = b.readUInt32LE(0);
   }
 
   const margin = port.fn('marginTemperature');
   if (margin) {
-    const b = Buffer.alloc(MARGIN_TEMPERATURE_V1_SIZE);
+    const b = MARGIN.fill(0);
     b.writeUInt32LE(MARGIN_TEMPERATURE_V1, 0);
     if (port.check(margin(h, b), 'nvmlDeviceGetMarginTemperature')) out.thermalMarginCelsius = b.readInt32LE(4);
   }

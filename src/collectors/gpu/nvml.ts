@@ -3,7 +3,7 @@ import type { Logger } from '../../core/logger.js';
 import { NVML_CONSTS as K, NVML_STRUCTS as S } from './nvml-abi.js';
 import { GPM_PROTOS, GpmSampler } from './nvml-gpm.js';
 import { integrateSamples, isAbsent, isLost, NVML, nextBackoffMs, readNvmlValue, throttleReasonsFromMask, type UtilSample } from './nvml-helpers.js';
-import { NVML_HEALTH_PROTOS, readNvmlHealth } from './nvml-health.js';
+import { NVML_HEALTH_PROTOS, readNvmlHealth, type NvmlHealthPort } from './nvml-health.js';
 import type { GpuDevice, GpuReading, GpuSource, MigReading } from './source.js';
 
 type Fn = ((...args: unknown[]) => number) & { async: (...args: unknown[]) => void };
@@ -131,6 +131,10 @@ interface DeviceSlot {
   memBusy: SampleState;
   lostSeconds: number;
   xid?: Map<number, number>;
+  /** The copy of `xid` last handed out in a reading: handed out again while the counts are the same. */
+  xidOut?: ReadonlyMap<number, number>;
+  /** What the health reads use of this source for this GPU, made once (it reads `handle` when called). */
+  healthPort?: NvmlHealthPort;
 }
 
 export interface NvmlSourceOptions {
@@ -173,7 +177,7 @@ class NvmlSource implements GpuSource {
   private readonly warned = new Set<string>();
   /** Output buffers of the per-device calls, reused by every read (see readDevice). */
   private readonly scratch = {
-    u32: Buffer.alloc(4), u64: Buffer.alloc(8), util: Buffer.alloc(S.utilization.size),
+    u32: Buffer.alloc(4), u64: Buffer.alloc(8), util: Buffer.alloc(S.utilization.size), sampleType: Buffer.alloc(4), sampleCount: Buffer.alloc(4),
     mem1: Buffer.alloc(MEM1.size), mem2: Buffer.alloc(MEM2.size), viol: Buffer.alloc(S.violationTime.size),
   };
   /** The field-value array of nvmlDeviceGetFieldValues, grown to the largest request. */
@@ -319,19 +323,41 @@ class NvmlSource implements GpuSource {
       if (fields[1] !== undefined) r.nvlinkTxBytes = fields[1] * 1024; // KiB counters
       if (fields[2] !== undefined) r.nvlinkRxBytes = fields[2] * 1024;
     }
-    r.health = readNvmlHealth({
-      fn: (k) => f[k], handle: h, check: (rc, what) => this.check(rc, what), fieldValues: (ids) => this.fieldValues(h, ids),
+    r.health = readNvmlHealth((s.healthPort ??= this.healthPort(s)), s);
+    if (s.xid) r.xidCounts = this.xidCounts(s);
+    if (this.opts.processMemory) r.processMemoryBytes = this.processes(h);
+    if (s.device!.migMode === 'Enabled') r.migDevices = this.migDevices(h);
+    this.profile(s, r);
+    return r;
+  }
+
+  private healthPort(s: DeviceSlot): NvmlHealthPort {
+    const f = this.f;
+    return {
+      fn: (k) => f[k],
+      get handle() {
+        return s.handle!;
+      },
+      check: (rc, what) => this.check(rc, what),
+      fieldValues: (ids) => this.fieldValues(s.handle!, ids),
       warnOnce: (key, msg, fields) => {
         if (this.warned.has(`${key}:${s.index}`)) return;
         this.warned.add(`${key}:${s.index}`);
         this.opts.logger.warn(msg, { gpu: s.index, uuid: s.device?.uuid, ...fields });
       },
-    }, s);
-    if (s.xid) r.xidCounts = new Map(s.xid);
-    if (this.opts.processMemory) r.processMemoryBytes = this.processes(h);
-    if (s.device!.migMode === 'Enabled') r.migDevices = this.migDevices(h);
-    this.profile(s, r);
-    return r;
+    };
+  }
+
+  /** The XID counts of a reading: a copy (events keep counting into `s.xid`), made again only when they changed. */
+  private xidCounts(s: DeviceSlot): ReadonlyMap<number, number> {
+    const live = s.xid!;
+    const out = s.xidOut;
+    if (out && out.size === live.size) {
+      let same = true;
+      for (const [k, v] of live) if (out.get(k) !== v) same = false;
+      if (same) return out;
+    }
+    return (s.xidOut = new Map(live));
   }
 
   /** GPM: per GPU, or per GPU instance in MIG mode (an empty MIG list samples nothing rather than the whole GPU). */
@@ -347,8 +373,7 @@ class NvmlSource implements GpuSource {
     const fn = this.f.samples;
     if (!fn || !st.supported) return undefined;
     const h = s.handle!;
-    const vt = Buffer.alloc(4);
-    const cnt = Buffer.alloc(4);
+    const { sampleType: vt, sampleCount: cnt } = this.scratch;
     const last = st.lastSeenUs ?? 0;
     if (!st.buf) {
       const rc = this.call(fn, h, type, last, vt, cnt, null);
