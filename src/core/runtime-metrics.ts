@@ -1,14 +1,24 @@
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { createHistogram, PerformanceObserver } from 'node:perf_hooks';
 import { GCProfiler } from 'node:v8';
 import client from 'prom-client';
 
 /**
- * How often the event loop is sampled: once a second, as often as the scheduler wakes at the
- * default sampling interval. Each sample wakes the process (about 0.07–0.1 ms of CPU on the
- * benchmark machine); every 200 ms cost 0.35 ms per second, every 10 ms (prom-client's
- * default) about 1 % of a core.
+ * How often, at least, the event loop's delay is sampled: the scheduler's timer wakes at least
+ * once a second (its staleness check) and records how late each wake-up came (see
+ * recordTimerDelay). A monitor of its own would wake the process once more each time (about
+ * 0.07–0.1 ms of CPU on the benchmark machine); every 10 ms (prom-client's default) it cost
+ * about 1 % of a core.
  */
 export const EVENT_LOOP_RESOLUTION_MS = 1000;
+
+/** How late the scheduler's wake-ups came, in ns (the event loop's delay at those moments). */
+const timerDelay = createHistogram();
+
+/** Records that a timer due `lateMs` ago has just run: the event loop was busy (or blocked) that long. */
+export function recordTimerDelay(lateMs: number): void {
+  // The histogram takes integers of at least 1 (ns).
+  timerDelay.record(Math.max(1, Math.round(lateMs * 1e6)));
+}
 
 /**
  * prom-client's own event-loop monitor, whose statistics are all replaced here: sampled once an
@@ -86,11 +96,9 @@ function registerGcDuration(registry: client.Registry): void {
 
 /**
  * prom-client's process and Node.js metrics under their usual names, in `registry`, with
- * the event-loop delay statistics measured here instead: node's monitor records the whole
- * interval between its timer's runs (resolution + delay), which prom-client reports as is,
- * so at a coarse resolution every reading would be the resolution itself. These report
- * the delay beyond the schedule. prom-client's own monitor is left at a resolution where it
- * never runs, and its statistics are replaced.
+ * the event-loop delay statistics taken from the scheduler's wake-ups (recordTimerDelay):
+ * how late each came, beyond its schedule. prom-client's own monitor is left at a resolution
+ * where it never runs, and its statistics are replaced.
  */
 export function registerRuntimeMetrics(registry: client.Registry): void {
   // prom-client's GC observer is disconnected and replaced (see registerGcDuration).
@@ -108,10 +116,8 @@ export function registerRuntimeMetrics(registry: client.Registry): void {
   for (const o of observers) o.disconnect();
   registerGcDuration(registry);
   for (const name of DROPPED_TOTAL_GAUGES) registry.removeSingleMetric(name);
-  const h = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });
-  h.enable();
-  const resolutionS = EVENT_LOOP_RESOLUTION_MS / 1000;
-  const beyond = (ns: number) => (Number.isFinite(ns) ? Math.max(0, ns / 1e9 - resolutionS) : 0);
+  const h = timerDelay;
+  const beyond = (ns: number) => (Number.isFinite(ns) ? Math.max(0, ns / 1e9) : 0);
   // The first statistic's collect (prom-client collects in registration order) takes the
   // window's values and starts a new window; the others read what it took.
   let taken: Record<(typeof STATS)[number][2], number> | undefined;

@@ -1,6 +1,7 @@
 import type { Collector } from './collector.js';
 import { describeError } from './errors.js';
 import type { Logger } from './logger.js';
+import { EVENT_LOOP_RESOLUTION_MS, recordTimerDelay } from './runtime-metrics.js';
 import type { Batch, SampleStore } from './store.js';
 
 export interface SchedulerOptions {
@@ -35,8 +36,11 @@ interface Running {
   selfBatch?: Batch;
 }
 
-/** How often series of collectors that stopped succeeding are looked for. */
-const EXPIRE_EVERY_MS = 1000;
+/**
+ * How often series of collectors that stopped succeeding are looked for. It also bounds how
+ * rarely the event loop's delay is sampled: every wake-up records how late it came.
+ */
+const EXPIRE_EVERY_MS = EVENT_LOOP_RESOLUTION_MS;
 
 /**
  * Work due within this much of a wake-up runs in it: collectors started a few ms apart, and
@@ -57,6 +61,8 @@ export class Scheduler {
   private timer?: NodeJS.Timeout;
   /** When the timer fires (monotonic clock). */
   private timerAt = Infinity;
+  /** When the timer should run at the earliest: its due time, or when it was set if that was later. */
+  private timerExpected = Infinity;
   private nextExpire = Infinity;
   private started = false;
   private stopped = false;
@@ -116,11 +122,14 @@ export class Scheduler {
 
   /** Runs what is due (collectors, the expiry check) and sets the timer for what is due next. */
   private wake(): void {
-    this.timer = undefined;
-    this.timerAt = Infinity;
-    if (this.stopped) return;
     // Scheduling runs on the monotonic clock: the injected `now` (timestamps, staleness) may be a test's frozen clock.
     const now = performance.now();
+    // How late this wake-up came is the event loop's delay (nodejs_eventloop_lag_*): no monitor of its own wakes the process.
+    recordTimerDelay(now - this.timerExpected);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    this.timerExpected = Infinity;
+    if (this.stopped) return;
     const horizon = now + COALESCE_MS;
     if (this.nextExpire <= horizon) {
       this.opts.store.expire();
@@ -141,8 +150,10 @@ export class Scheduler {
     }
     if (!this.timer || next < this.timerAt - COALESCE_MS) {
       clearTimeout(this.timer);
+      const now = performance.now();
       this.timerAt = next;
-      this.timer = setTimeout(() => this.wake(), Math.max(0, next - performance.now()));
+      this.timerExpected = Math.max(next, now);
+      this.timer = setTimeout(() => this.wake(), Math.max(0, next - now));
     }
     // A pending sample keeps the process alive, as its own timer did; the expiry check does not.
     if (collectorDue) this.timer.ref();

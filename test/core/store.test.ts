@@ -3,6 +3,8 @@ import { gunzipSync } from 'node:zlib';
 import { test } from 'node:test';
 import { SampleStore } from '../../src/core/store.js';
 import { EVENT_LOOP_RESOLUTION_MS } from '../../src/core/runtime-metrics.js';
+import { Scheduler } from '../../src/core/scheduler.js';
+import { silentLogger } from '../../src/core/logger.js';
 import { snapshotOf } from '../../src/http/snapshot.js';
 
 const id = { gpu: '0', uuid: 'GPU-0' };
@@ -220,13 +222,17 @@ test('the runtime metrics are one set, served in both formats', async () => {
   assert.equal(Object.getPrototypeOf(s.omRegistry.getSingleMetric('process_cpu_seconds_total')), s.textRegistry.getSingleMetric('process_cpu_seconds_total'));
 });
 
-test('event-loop delay is reported beyond the schedule, and a stall shows', async () => {
+test('event-loop delay is how late the scheduler\'s wake-ups come, and a stall shows', async () => {
   const s = new SampleStore({ processMetrics: true });
+  // No collector: the scheduler still wakes once a second for its staleness check, and each wake-up is a sample.
+  const scheduler = new Scheduler({ store: s, logger: silentLogger, intervalMs: 1000, staleAfterMs: 10_000 });
+  scheduler.start();
   const read = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec((await s.render('text')).body.toString())![1]);
   await s.render('text');
   await new Promise((r) => setTimeout(r, 2 * EVENT_LOOP_RESOLUTION_MS + 200));
-  // An idle loop: well under the sampling interval that node's monitor includes in each reading.
+  // An idle loop: the delay beyond the schedule, not the interval between samples.
   assert.ok((await read('nodejs_eventloop_lag_p99_seconds')) < 0.1, 'idle p99 is not the sampling interval');
+  assert.ok((await read('nodejs_eventloop_lag_min_seconds')) >= 0);
   // Reading starts a new window, whose first sample only sets its start.
   await new Promise((r) => setTimeout(r, EVENT_LOOP_RESOLUTION_MS + 200));
   const until = Date.now() + EVENT_LOOP_RESOLUTION_MS + 600;
@@ -235,6 +241,7 @@ test('event-loop delay is reported beyond the schedule, and a stall shows', asyn
   }
   await new Promise((r) => setTimeout(r, 300));
   assert.ok((await read('nodejs_eventloop_lag_max_seconds')) > 0.5, 'the stall is in the window');
+  await scheduler.stop();
 });
 
 test('GC durations are counted by kind in both formats', async () => {
