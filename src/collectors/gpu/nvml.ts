@@ -273,10 +273,11 @@ class NvmlSource implements GpuSource {
     const f = this.f;
     // Output buffers shared by every device: reads are synchronous, one device after another.
     const { u32, u64, util, mem1, viol } = this.scratch;
-    const one = (fn: Fn | undefined, name: string, ...args: unknown[]): boolean => fn !== undefined && this.check(this.call(fn, h, ...args), name);
+    // `ok(f.x?.(h, …), name)`: the call's code, undefined when the library lacks it (no array made per call).
+    const ok = (rc: number | undefined, name: string): boolean => rc !== undefined && this.check(rc, name);
     const r: { -readonly [K in keyof GpuReading]: GpuReading[K] } = { device: s.device!, up: true };
 
-    if (one(f.utilization, 'nvmlDeviceGetUtilizationRates', util)) {
+    if (ok(f.utilization?.(h, util), 'nvmlDeviceGetUtilizationRates')) {
       r.utilization = util.readUInt32LE(S.utilization.off.gpu) / 100;
       r.memoryControllerUtilization = util.readUInt32LE(S.utilization.off.memory) / 100;
     }
@@ -290,32 +291,32 @@ class NvmlSource implements GpuSource {
     if (memBusy !== undefined) r.memoryBusySecondsDelta = memBusy;
 
     const mem2 = memoryV2Buffer(this.scratch.mem2);
-    if (one(f.memoryV2, 'nvmlDeviceGetMemoryInfo_v2', mem2)) {
+    if (ok(f.memoryV2?.(h, mem2), 'nvmlDeviceGetMemoryInfo_v2')) {
       r.memoryTotalBytes = Number(mem2.readBigUInt64LE(MEM2.off.total));
       r.memoryFreeBytes = Number(mem2.readBigUInt64LE(MEM2.off.free));
       r.memoryUsedBytes = Number(mem2.readBigUInt64LE(MEM2.off.used));
-    } else if (one(f.memoryV1, 'nvmlDeviceGetMemoryInfo', mem1)) {
+    } else if (ok(f.memoryV1?.(h, mem1), 'nvmlDeviceGetMemoryInfo')) {
       r.memoryTotalBytes = Number(mem1.readBigUInt64LE(MEM1.off.total));
       r.memoryFreeBytes = Number(mem1.readBigUInt64LE(MEM1.off.free));
       r.memoryUsedBytes = Number(mem1.readBigUInt64LE(MEM1.off.used));
     }
-    if (one(f.power, 'nvmlDeviceGetPowerUsage', u32)) r.powerWatts = u32.readUInt32LE(0) / 1000;
-    if (one(f.powerLimit, 'nvmlDeviceGetEnforcedPowerLimit', u32)) r.powerLimitWatts = u32.readUInt32LE(0) / 1000;
-    if (one(f.energy, 'nvmlDeviceGetTotalEnergyConsumption', u64)) r.energyJoules = Number(u64.readBigUInt64LE(0)) / 1000;
-    if (one(f.temperature, 'nvmlDeviceGetTemperature', K.NVML_TEMPERATURE_GPU, u32)) r.temperatureCelsius = u32.readUInt32LE(0);
-    if (one(f.clock, 'nvmlDeviceGetClockInfo', K.NVML_CLOCK_SM, u32)) r.smClockHz = u32.readUInt32LE(0) * 1e6;
-    if (one(f.clock, 'nvmlDeviceGetClockInfo', K.NVML_CLOCK_MEM, u32)) r.memoryClockHz = u32.readUInt32LE(0) * 1e6;
-    if (one(f.reasons, 'nvmlDeviceGetCurrentClocksEventReasons', u64)) r.throttleReasons = throttleReasonsFromMask(u64.readBigUInt64LE(0));
+    if (ok(f.power?.(h, u32), 'nvmlDeviceGetPowerUsage')) r.powerWatts = u32.readUInt32LE(0) / 1000;
+    if (ok(f.powerLimit?.(h, u32), 'nvmlDeviceGetEnforcedPowerLimit')) r.powerLimitWatts = u32.readUInt32LE(0) / 1000;
+    if (ok(f.energy?.(h, u64), 'nvmlDeviceGetTotalEnergyConsumption')) r.energyJoules = Number(u64.readBigUInt64LE(0)) / 1000;
+    if (ok(f.temperature?.(h, K.NVML_TEMPERATURE_GPU, u32), 'nvmlDeviceGetTemperature')) r.temperatureCelsius = u32.readUInt32LE(0);
+    if (ok(f.clock?.(h, K.NVML_CLOCK_SM, u32), 'nvmlDeviceGetClockInfo')) r.smClockHz = u32.readUInt32LE(0) * 1e6;
+    if (ok(f.clock?.(h, K.NVML_CLOCK_MEM, u32), 'nvmlDeviceGetClockInfo')) r.memoryClockHz = u32.readUInt32LE(0) * 1e6;
+    if (ok(f.reasons?.(h, u64), 'nvmlDeviceGetCurrentClocksEventReasons')) r.throttleReasons = throttleReasonsFromMask(u64.readBigUInt64LE(0));
     const throttleSeconds: Record<string, number> = {};
     const violAt = S.violationTime.off.violationTime;
     // Nanoseconds the clocks were held down by the power and thermal policies, since driver load.
-    if (one(f.violation, 'nvmlDeviceGetViolationStatus', K.NVML_PERF_POLICY_POWER, viol)) throttleSeconds.sw_power_cap = Number(viol.readBigUInt64LE(violAt)) / 1e9;
-    if (one(f.violation, 'nvmlDeviceGetViolationStatus', K.NVML_PERF_POLICY_THERMAL, viol)) throttleSeconds.sw_thermal_slowdown = Number(viol.readBigUInt64LE(violAt)) / 1e9;
+    if (ok(f.violation?.(h, K.NVML_PERF_POLICY_POWER, viol), 'nvmlDeviceGetViolationStatus')) throttleSeconds.sw_power_cap = Number(viol.readBigUInt64LE(violAt)) / 1e9;
+    if (ok(f.violation?.(h, K.NVML_PERF_POLICY_THERMAL, viol), 'nvmlDeviceGetViolationStatus')) throttleSeconds.sw_thermal_slowdown = Number(viol.readBigUInt64LE(violAt)) / 1e9;
     if (Object.keys(throttleSeconds).length) r.throttleSeconds = throttleSeconds;
-    if (one(f.pcie, 'nvmlDeviceGetPcieThroughput', K.NVML_PCIE_UTIL_TX_BYTES, u32)) r.pcieTxBytesPerSecond = u32.readUInt32LE(0) * 1024;
-    if (one(f.pcie, 'nvmlDeviceGetPcieThroughput', K.NVML_PCIE_UTIL_RX_BYTES, u32)) r.pcieRxBytesPerSecond = u32.readUInt32LE(0) * 1024;
-    if (one(f.ecc, 'nvmlDeviceGetTotalEccErrors', K.NVML_MEMORY_ERROR_TYPE_CORRECTED, K.NVML_VOLATILE_ECC, u64)) r.eccCorrected = Number(u64.readBigUInt64LE(0));
-    if (one(f.ecc, 'nvmlDeviceGetTotalEccErrors', K.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, K.NVML_VOLATILE_ECC, u64)) r.eccUncorrected = Number(u64.readBigUInt64LE(0));
+    if (ok(f.pcie?.(h, K.NVML_PCIE_UTIL_TX_BYTES, u32), 'nvmlDeviceGetPcieThroughput')) r.pcieTxBytesPerSecond = u32.readUInt32LE(0) * 1024;
+    if (ok(f.pcie?.(h, K.NVML_PCIE_UTIL_RX_BYTES, u32), 'nvmlDeviceGetPcieThroughput')) r.pcieRxBytesPerSecond = u32.readUInt32LE(0) * 1024;
+    if (ok(f.ecc?.(h, K.NVML_MEMORY_ERROR_TYPE_CORRECTED, K.NVML_VOLATILE_ECC, u64), 'nvmlDeviceGetTotalEccErrors')) r.eccCorrected = Number(u64.readBigUInt64LE(0));
+    if (ok(f.ecc?.(h, K.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, K.NVML_VOLATILE_ECC, u64), 'nvmlDeviceGetTotalEccErrors')) r.eccUncorrected = Number(u64.readBigUInt64LE(0));
 
     const fields = this.fieldValues(h, [[K.NVML_FI_DEV_MEMORY_TEMP, 0], [K.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, K.UINT_MAX], [K.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX, K.UINT_MAX]]);
     if (fields) {
