@@ -90,7 +90,15 @@ export interface Integration {
  * or before `lastSeenUs` are ignored, so none is ever counted twice.
  */
 export function integrateSamples(lastSeenUs: number | undefined, samples: readonly UtilSample[], capacity: number): Integration {
-  const fresh = samples.filter((s) => lastSeenUs === undefined || s.ts > lastSeenUs).sort((a, b) => a.ts - b.ts);
+  // The driver answers oldest first and only after lastSeenUs; anything else (re-delivered, out of order) is sorted out here.
+  let inOrder = true;
+  for (let i = 0; i < samples.length; i++) {
+    if ((lastSeenUs !== undefined && samples[i].ts <= lastSeenUs) || (i > 0 && samples[i].ts <= samples[i - 1].ts)) {
+      inOrder = false;
+      break;
+    }
+  }
+  const fresh = inOrder ? samples : samples.filter((s) => lastSeenUs === undefined || s.ts > lastSeenUs).sort((a, b) => a.ts - b.ts);
   if (fresh.length === 0) return { busySeconds: 0, lostSeconds: 0, lastSeenUs };
   const newest = fresh[fresh.length - 1].ts;
   if (lastSeenUs === undefined) return { busySeconds: 0, lostSeconds: 0, lastSeenUs: newest };
@@ -98,7 +106,8 @@ export function integrateSamples(lastSeenUs: number | undefined, samples: readon
   let busy = 0;
   let lost = 0;
   let prev = lastSeenUs;
-  fresh.forEach((s, i) => {
+  for (let i = 0; i < fresh.length; i++) {
+    const s = fresh[i];
     let dt = s.ts - prev;
     if (i === 0 && period !== undefined && samples.length >= capacity && dt > 1.5 * period) {
       lost += (dt - period) / 1e6;
@@ -106,16 +115,16 @@ export function integrateSamples(lastSeenUs: number | undefined, samples: readon
     }
     busy += (Math.min(100, Math.max(0, s.value)) / 100) * (dt / 1e6);
     prev = s.ts;
-  });
+  }
   return { busySeconds: busy, lostSeconds: lost, lastSeenUs: newest };
 }
 
 /** Median spacing of consecutive samples, or undefined with fewer than two. */
 function typicalPeriod(sorted: readonly UtilSample[]): number | undefined {
   if (sorted.length < 2) return undefined;
-  const d: number[] = [];
-  for (let i = 1; i < sorted.length; i++) d.push(sorted[i].ts - sorted[i - 1].ts);
-  d.sort((a, b) => a - b);
+  const d = new Float64Array(sorted.length - 1);
+  for (let i = 1; i < sorted.length; i++) d[i - 1] = sorted[i].ts - sorted[i - 1].ts;
+  d.sort();
   return d[Math.floor(d.length / 2)];
 }
 
