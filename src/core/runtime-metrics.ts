@@ -79,6 +79,9 @@ function registerGcDuration(registry: client.Registry): void {
     },
   });
   const labels = new Map(Object.entries(GC_KINDS).map(([type, kind]) => [type, { kind }]));
+  // Every kind is served from the start, at zero: a process that has not collected yet (or never
+  // needs a major collection) still has the series, so rate() and alerts see 0, not nothing.
+  for (const kind of new Set(Object.values(GC_KINDS))) histogram.zero({ kind });
   let profiler = new GCProfiler();
   profiler.start();
   const drain = () => {

@@ -247,6 +247,10 @@ test('event-loop delay is how late the scheduler\'s wake-ups come, and a stall s
 test('GC durations are counted by kind in both formats', async () => {
   const s = new SampleStore({ processMetrics: true });
   const count = (body: string, kind: string) => Number(new RegExp(`^nodejs_gc_duration_seconds_count\\{kind="${kind}"\\} (\\S+)$`, 'm').exec(body)?.[1] ?? 0);
+  // Every kind is served from the start, before it has happened (at zero until then). Another
+  // store: a second rendering of `s` this soon would be served from its render cache.
+  const first = (await new SampleStore({ processMetrics: true }).render('text')).body.toString();
+  for (const kind of ['minor', 'major', 'incremental', 'weakcb']) assert.match(first, new RegExp(`^nodejs_gc_duration_seconds_count\\{kind="${kind}"\\} \\d+$`, 'm'), kind);
   // Garbage enough for several young-generation collections.
   let keep: object[] = [];
   for (let i = 0; i < 2_000_000; i++) {

@@ -18,7 +18,14 @@ after(async () => {
 });
 
 async function metrics(url: string): Promise<Map<string, number>> {
-  const res = await fetch(`${url}/metrics`);
+  let res: Response;
+  try {
+    res = await fetch(`${url}/metrics`);
+  } catch (err) {
+    // The server may close an idle keep-alive connection just as the next request reuses it: once more, on a new one.
+    if ((err as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET') throw err;
+    res = await fetch(`${url}/metrics`);
+  }
   assert.equal(res.status, 200);
   const out = new Map<string, number>();
   for (const line of (await res.text()).split('\n')) {
