@@ -1,8 +1,9 @@
 // Builds dist/ without ever leaving it half-written: tsc writes a fresh tree beside it,
-// which then replaces dist/ by rename. A start that runs meanwhile loads either the old
-// tree or the new one; concurrent builds each replace dist/ whole.
+// which then replaces dist/ by rename; concurrent builds each replace dist/ whole. The fresh
+// tree's directory exists from the start of the build: `npm start` waits while it does (a
+// start that were loading dist/ during the renames would find files missing).
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,6 +14,7 @@ const old = join(root, `dist.old-${process.pid}`);
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 
 rmSync(tmp, { recursive: true, force: true });
+mkdirSync(tmp);
 const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', tmp], { stdio: 'inherit' });
 if (r.status !== 0) {
   rmSync(tmp, { recursive: true, force: true });

@@ -124,3 +124,26 @@ test('starts while dist/ is being rebuilt load a whole tree, never a half-writte
   assert.equal(results.at(-1)!.code, 0, 'a start after the build runs');
   assert.deepEqual(readdirSync(ROOT).filter((n) => n.startsWith('dist.')), [], 'no temporary build trees left behind');
 });
+
+test('a start waits while a build of the checkout is in progress; a build that was killed does not hold it', { timeout: 60_000 }, async () => {
+  const dir = checkout('building', { 'dist/main.js': 'process.stdout.write("started\\n");\n' });
+  // A build in progress: its fresh tree, named by its live process.
+  const builder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
+  mkdirSync(join(dir, `dist.tmp-${builder.pid}`));
+  const start = run(npmStart(dir));
+  await new Promise((r) => setTimeout(r, 1500));
+  let exited = false;
+  void start.then(() => (exited = true));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(exited, false, 'the start waits for the build');
+  builder.kill();
+  await new Promise((r) => builder.once('exit', r));
+  // The build was killed: its tree stays behind, and no longer holds a start.
+  const r = await start;
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, 'started\n');
+  assert.equal(r.err.trim(), 'ds-exporter: waiting for the build in progress to replace dist/');
+  const again = await run(npmStart(dir));
+  assert.equal(again.code, 0, again.err);
+  assert.equal(again.err, '', 'a dead build\'s tree is not waited for');
+});
