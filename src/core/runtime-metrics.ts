@@ -120,13 +120,13 @@ export function registerRuntimeMetrics(registry: client.Registry): void {
   registerGcDuration(registry);
   for (const name of DROPPED_TOTAL_GAUGES) registry.removeSingleMetric(name);
   const h = timerDelay;
-  const beyond = (ns: number) => (Number.isFinite(ns) ? Math.max(0, ns / 1e9) : 0);
+  const seconds = (ns: number) => (Number.isFinite(ns) ? Math.max(0, ns / 1e9) : 0);
   // The first statistic's collect (prom-client collects in registration order) takes the
   // window's values and starts a new window; the others read what it took.
   let taken: Record<(typeof STATS)[number][2], number> | undefined;
   const take = () => {
     const empty = h.count === 0;
-    taken = { min: empty ? 0 : beyond(h.min), max: empty ? 0 : beyond(h.max), mean: empty ? 0 : beyond(h.mean), stddev: empty ? 0 : h.stddev / 1e9, 50: empty ? 0 : beyond(h.percentile(50)), 90: empty ? 0 : beyond(h.percentile(90)), 99: empty ? 0 : beyond(h.percentile(99)) };
+    taken = { min: empty ? 0 : seconds(h.min), max: empty ? 0 : seconds(h.max), mean: empty ? 0 : seconds(h.mean), stddev: empty ? 0 : h.stddev / 1e9, 50: empty ? 0 : seconds(h.percentile(50)), 90: empty ? 0 : seconds(h.percentile(90)), 99: empty ? 0 : seconds(h.percentile(99)) };
     h.reset();
     return taken;
   };

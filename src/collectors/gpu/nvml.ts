@@ -4,7 +4,7 @@ import { NVML_CONSTS as K, NVML_STRUCTS as S } from './nvml-abi.js';
 import { GPM_PROTOS, GpmSampler } from './nvml-gpm.js';
 import { integrateSamples, isAbsent, isLost, NVML, nextBackoffMs, readNvmlValue, throttleReasonsFromMask, type UtilSample } from './nvml-helpers.js';
 import { NVML_HEALTH_PROTOS, readNvmlHealth, type NvmlHealthPort } from './nvml-health.js';
-import type { GpuDevice, GpuReading, GpuSource, MigReading } from './source.js';
+import { type GpuDevice, type GpuReading, type GpuSource, type MigReading, xidCountsOf } from './source.js';
 
 type Fn = ((...args: unknown[]) => number) & { async: (...args: unknown[]) => void };
 
@@ -325,7 +325,8 @@ class NvmlSource implements GpuSource {
       if (fields[2] !== undefined) r.nvlinkRxBytes = fields[2] * 1024;
     }
     r.health = readNvmlHealth((s.healthPort ??= this.healthPort(s)), s);
-    if (s.xid) r.xidCounts = this.xidCounts(s);
+    // A copy: events keep counting into `s.xid`.
+    if (s.xid) r.xidCounts = s.xidOut = xidCountsOf(s.xid, s.xidOut);
     if (this.opts.processMemory) r.processMemoryBytes = this.processes(h);
     if (s.device!.migMode === 'Enabled') r.migDevices = this.migDevices(h);
     this.profile(s, r);
@@ -347,18 +348,6 @@ class NvmlSource implements GpuSource {
         this.opts.logger.warn(msg, { gpu: s.index, uuid: s.device?.uuid, ...fields });
       },
     };
-  }
-
-  /** The XID counts of a reading: a copy (events keep counting into `s.xid`), made again only when they changed. */
-  private xidCounts(s: DeviceSlot): ReadonlyMap<number, number> {
-    const live = s.xid!;
-    const out = s.xidOut;
-    if (out && out.size === live.size) {
-      let same = true;
-      for (const [k, v] of live) if (out.get(k) !== v) same = false;
-      if (same) return out;
-    }
-    return (s.xidOut = new Map(live));
   }
 
   /** GPM: per GPU, or per GPU instance in MIG mode (an empty MIG list samples nothing rather than the whole GPU). */
@@ -564,7 +553,6 @@ class NvmlSource implements GpuSource {
   }
 }
 
-/** An nvmlMemory_v2_t with its version set. */
 /** An nvmlMemory_v2_t with its version set: `b` cleared for reuse, or a new one. */
 function memoryV2Buffer(b = Buffer.alloc(MEM2.size)): Buffer {
   b.fill(0).writeUInt32LE(K.nvmlMemory_v2, MEM2.off.version);

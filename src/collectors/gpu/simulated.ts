@@ -1,7 +1,7 @@
 import { SIM_PROFILE_KEYS, SIM_SLOWDOWN_CELSIUS, type SimGpu, type SimHost } from '../../sim/host.js';
 import type { NvlinkErrorCount } from './health.js';
 import type { ProfilingDelta } from './profiling.js';
-import type { GpuDevice, GpuReading, GpuSource } from './source.js';
+import { type GpuDevice, type GpuReading, type GpuSource, xidCountsOf } from './source.js';
 
 /** Profiling keys a MIG instance does not measure (PCIe and the media engines are the whole GPU's). */
 const NOT_PER_MIG = new Set(['pcie_tx', 'pcie_rx', 'nvdec', 'nvjpg', 'nvofa']);
@@ -39,12 +39,6 @@ function sameNvlink(list: readonly NvlinkErrorCount[], e: SimGpu['health']['nvli
   return true;
 }
 
-function sameXids(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): boolean {
-  if (a.size !== b.size) return false;
-  for (const [k, v] of a) if (b.get(k) !== v) return false;
-  return true;
-}
-
 /** The GPUs of a simulated host, read like a real source. */
 export function simulatedGpuSource(host: SimHost, now: () => number): GpuSource {
   const state = new Map<number, SimGpuState>();
@@ -68,8 +62,7 @@ export function simulatedGpuSource(host: SimHost, now: () => number): GpuSource 
         st.lastMemBusy = g.memoryBusySeconds;
         const device = st.device;
         // Readings are the caller's: a changed list is a new one, an unchanged one is shared.
-        if (!sameXids(st.xid, g.xid)) st.xid = new Map(g.xid);
-        const xidCounts = st.xid;
+        const xidCounts = (st.xid = xidCountsOf(g.xid, st.xid));
         const h = g.health;
         // A GPU that fell off the bus answers nothing; the XIDs counted before stay.
         if (h.lost) return { device, up: false, xidCounts };

@@ -84,3 +84,21 @@ export interface GpuSource {
   read(signal: AbortSignal): Promise<GpuReading[]>;
   close(): Promise<void>;
 }
+
+/**
+ * The XID counts a reading hands out: `last` (the copy handed out before) while `live` holds the
+ * same counts, else a new copy. Readings are the caller's: a changed map is a new one.
+ */
+export function xidCountsOf(live: ReadonlyMap<number, number>, last: ReadonlyMap<number, number> | undefined): ReadonlyMap<number, number> {
+  if (last && last.size === live.size) {
+    let same = true;
+    for (const [k, v] of live) {
+      if (last.get(k) !== v) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return last;
+  }
+  return new Map(live);
+}
